@@ -1,0 +1,143 @@
+// Package observers is the domain of fraiseql-observers: change events read
+// from the change log, the observer configuration, condition matching,
+// templates and the actions an event triggers.
+package observers
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// Kind is the kind of change an event records. The change log's
+// modification_type column holds it.
+type Kind string
+
+const (
+	KindInsert Kind = "INSERT"
+	KindUpdate Kind = "UPDATE"
+	KindDelete Kind = "DELETE"
+	KindCustom Kind = "CUSTOM"
+)
+
+// ParseKind maps a modification_type (or a config `events:` entry) to a Kind.
+// It is case-insensitive and accepts FraiseQL's created/updated/deleted
+// spellings. ok is false for anything else.
+func ParseKind(s string) (k Kind, ok bool) {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "INSERT", "CREATED", "CREATE":
+		return KindInsert, true
+	case "UPDATE", "UPDATED":
+		return KindUpdate, true
+	case "DELETE", "DELETED":
+		return KindDelete, true
+	case "CUSTOM":
+		return KindCustom, true
+	}
+	return "", false
+}
+
+// Event is one row of the change log, decoded.
+type Event struct {
+	Seq           int64          // pk_entity_change_log: position in the log
+	TxID          uint64         // writing transaction (xid8); 0 for rows older than the txid column
+	ID            string         // id (uuid) of the change
+	Kind          Kind           // parsed modification_type; "" when unknown
+	RawKind       string         // modification_type as stored
+	EntityType    string         // object_type
+	EntityID      string         // object_id, read as text
+	Data          map[string]any // object_data (after image)
+	Before        map[string]any // object_data_before (before image), nil when absent
+	UpdatedFields []string       // updated_fields
+	Metadata      map[string]any // extra_metadata
+	UserID        string         // fk_contact, as text
+	TenantID      string         // tenant_id (or fk_customer_org when tenant_id is empty), as text
+	CreatedAt     time.Time      // created_at
+}
+
+// FieldChange is one entry of an event's `changes` map.
+type FieldChange struct {
+	Old any `json:"old"`
+	New any `json:"new"`
+}
+
+// Changes returns the fields whose values differ between the before and after
+// images. When updated_fields is set it limits the result to those fields.
+// For an INSERT every field is "changed" from nil; for a DELETE every field of
+// the before image changes to nil.
+func (e *Event) Changes() map[string]FieldChange {
+	out := map[string]FieldChange{}
+	consider := func(k string) {
+		oldV, hadOld := e.Before[k]
+		newV, hasNew := e.Data[k]
+		if !hadOld && !hasNew {
+			return
+		}
+		if hadOld && hasNew && jsonEqual(oldV, newV) {
+			return
+		}
+		out[k] = FieldChange{Old: oldV, New: newV}
+	}
+	if len(e.UpdatedFields) > 0 {
+		for _, f := range e.UpdatedFields {
+			consider(f)
+		}
+		return out
+	}
+	for k := range e.Data {
+		consider(k)
+	}
+	for k := range e.Before {
+		if _, ok := e.Data[k]; !ok {
+			consider(k)
+		}
+	}
+	return out
+}
+
+func jsonEqual(a, b any) bool {
+	ab, err1 := json.Marshal(a)
+	bb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ab) == string(bb)
+}
+
+// Envelope is the default JSON body of a delivery. Field names follow
+// FraiseQL's EntityEvent.
+type Envelope struct {
+	ID         string                 `json:"id"`
+	EventType  Kind                   `json:"event_type"`
+	EntityType string                 `json:"entity_type"`
+	EntityID   string                 `json:"entity_id"`
+	Data       map[string]any         `json:"data"`
+	Changes    map[string]FieldChange `json:"changes,omitempty"`
+	UserID     *string                `json:"user_id"`
+	TenantID   *string                `json:"tenant_id"`
+	Timestamp  time.Time              `json:"timestamp"`
+	Observer   string                 `json:"observer"`
+}
+
+// Envelope builds the delivery envelope of the event for one observer.
+func (e *Event) Envelope(observer string) Envelope {
+	env := Envelope{
+		ID:         e.ID,
+		EventType:  e.Kind,
+		EntityType: e.EntityType,
+		EntityID:   e.EntityID,
+		Data:       e.Data,
+		Timestamp:  e.CreatedAt.UTC(),
+		Observer:   observer,
+	}
+	if env.Data == nil {
+		env.Data = map[string]any{}
+	}
+	if e.Kind == KindUpdate || e.Before != nil {
+		env.Changes = e.Changes()
+	}
+	if e.UserID != "" {
+		env.UserID = &e.UserID
+	}
+	if e.TenantID != "" {
+		env.TenantID = &e.TenantID
+	}
+	return env
+}
