@@ -46,7 +46,8 @@ type Event struct {
 	RawKind       string         // modification_type as stored
 	EntityType    string         // object_type
 	EntityID      string         // object_id, read as text
-	Data          map[string]any // object_data (after image)
+	Data          map[string]any // object_data (after image), numbers as float64 for conditions
+	RawData       []byte         // object_data as stored, for bodies: keeps big integers exact
 	Before        map[string]any // object_data_before (before image), nil when absent
 	UpdatedFields []string       // updated_fields
 	Metadata      map[string]any // extra_metadata
@@ -108,7 +109,7 @@ type Envelope struct {
 	EventType  Kind                   `json:"event_type"`
 	EntityType string                 `json:"entity_type"`
 	EntityID   string                 `json:"entity_id"`
-	Data       map[string]any         `json:"data"`
+	Data       json.RawMessage        `json:"data"`
 	Changes    map[string]FieldChange `json:"changes,omitempty"`
 	UserID     *string                `json:"user_id"`
 	TenantID   *string                `json:"tenant_id"`
@@ -123,12 +124,12 @@ func (e *Event) Envelope(observer string) Envelope {
 		EventType:  e.Kind,
 		EntityType: e.EntityType,
 		EntityID:   e.EntityID,
-		Data:       e.Data,
+		Data:       json.RawMessage(e.RawData),
 		Timestamp:  e.CreatedAt.UTC(),
 		Observer:   observer,
 	}
-	if env.Data == nil {
-		env.Data = map[string]any{}
+	if len(env.Data) == 0 || e.Data == nil {
+		env.Data = json.RawMessage("{}")
 	}
 	if e.Kind == KindUpdate || e.Before != nil {
 		env.Changes = e.Changes()

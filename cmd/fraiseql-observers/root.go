@@ -34,7 +34,7 @@ func withExitCode(code int, err error) error {
 }
 
 // defaultDatabaseURL is used when neither --database-url nor DATABASE_URL is set.
-const defaultDatabaseURL = "postgres:///postgres?host=/var/run/postgresql"
+const defaultDatabaseURL = "postgres:///postgres"
 
 // databaseURLFlag registers --database-url on cmd, defaulting to $DATABASE_URL.
 func databaseURLFlag(cmd *cobra.Command, dst *string) {

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"github.com/spf13/cobra"
+
+	obsql "github.com/fraiseql/fraiseql-observers/sql"
+)
+
+type migrateOpts struct {
+	DatabaseURL string
+	Format      string
+	// Status lists the migrations and whether each is applied, applying none.
+	Status bool
+}
+
+func (o *migrateOpts) Validate() error {
+	if o.DatabaseURL == "" {
+		return errors.WithHint(errors.New("--database-url is empty"), "pass --database-url or set DATABASE_URL")
+	}
+	return validateFormat(o.Format)
+}
+
+func newMigrateCmd() *cobra.Command {
+	opts := &migrateOpts{}
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Create or upgrade the observer's schema (River's tables included)",
+		Long: `Apply River's migrations and then the observer's to the database. Safe to
+run at every deploy and from several instances at once: applied migrations
+are skipped and concurrent runs wait for each other.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.Validate(); err != nil {
+				return withExitCode(exitUsage, err)
+			}
+			return runMigrate(cmd.Context(), opts, cmd.OutOrStdout())
+		},
+	}
+	databaseURLFlag(cmd, &opts.DatabaseURL)
+	formatFlag(cmd, &opts.Format)
+	cmd.Flags().BoolVar(&opts.Status, "status", false, "list migrations and whether each is applied; apply nothing")
+	return cmd
+}
+
+// migrateReport is the --format json output of migrate.
+type migrateReport struct {
+	// Applied lists the migrations this run applied (empty with --status).
+	Applied []obsql.MigrationInfo `json:"applied"`
+	// Migrations lists every migration with its state (--status only).
+	Migrations []obsql.MigrationInfo `json:"migrations,omitempty"`
+	UpToDate   bool                  `json:"up_to_date"`
+}
+
+func runMigrate(ctx context.Context, opts *migrateOpts, w io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	pool, err := connectPool(ctx, opts.DatabaseURL)
+	if err != nil {
+		return withExitCode(exitUsage, err)
+	}
+	defer pool.Close()
+
+	report := migrateReport{Applied: []obsql.MigrationInfo{}}
+	if opts.Status {
+		report.Migrations, err = obsql.Status(ctx, pool)
+		if err != nil {
+			return withExitCode(exitFailure, errors.Wrap(err, "migration status"))
+		}
+		report.UpToDate = true
+		for _, m := range report.Migrations {
+			report.UpToDate = report.UpToDate && m.Applied
+		}
+	} else {
+		res, err := obsql.Migrate(ctx, pool, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return withExitCode(exitFailure, errors.WithHint(err,
+				"the failed migration was rolled back; fix the cause and run migrate again"))
+		}
+		report.Applied = res.Applied()
+		report.UpToDate = true
+	}
+
+	if opts.Format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return errors.Wrap(enc.Encode(report), "write output")
+	}
+	return writeMigrateText(w, opts, report)
+}
+
+func writeMigrateText(w io.Writer, opts *migrateOpts, report migrateReport) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if opts.Status {
+		fmt.Fprintln(tw, "COMPONENT\tVERSION\tNAME\tSTATE")
+		pending := 0
+		for _, m := range report.Migrations {
+			state := "applied"
+			if !m.Applied {
+				state = "pending"
+				pending++
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", m.Component, m.Version, m.Name, state)
+		}
+		if err := tw.Flush(); err != nil {
+			return errors.Wrap(err, "write output")
+		}
+		if pending == 0 {
+			_, err := fmt.Fprintln(w, "schema is up to date")
+			return errors.Wrap(err, "write output")
+		}
+		_, err := fmt.Fprintf(w, "%d pending; run `fraiseql-observers migrate` to apply\n", pending)
+		return errors.Wrap(err, "write output")
+	}
+
+	if len(report.Applied) == 0 {
+		_, err := fmt.Fprintln(w, "applied 0 migrations; schema is up to date")
+		return errors.Wrap(err, "write output")
+	}
+	for _, m := range report.Applied {
+		fmt.Fprintf(tw, "applied\t%s\t%d\t%s\t(%s)\n", m.Component, m.Version, m.Name, m.Duration.Round(100*time.Microsecond))
+	}
+	if err := tw.Flush(); err != nil {
+		return errors.Wrap(err, "write output")
+	}
+	_, err := fmt.Fprintf(w, "applied %d migrations; schema is up to date\n", len(report.Applied))
+	return errors.Wrap(err, "write output")
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+	obsriver "github.com/fraiseql/fraiseql-observers/river"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// drainTimeoutDefault bounds how long shutdown waits for in-flight jobs.
+const drainTimeoutDefault = 30 * time.Second
+
+type runOpts struct {
+	ConfigPath   string
+	DatabaseURL  string
+	HTTPAddr     string
+	LogLevel     string
+	LogFormat    string
+	DrainTimeout time.Duration
+}
+
+func (o *runOpts) Validate() error {
+	if o.ConfigPath == "" {
+		return errors.WithHint(errors.New("--config is required"), "pass --config observers.yaml")
+	}
+	if _, err := parseLogLevel(o.LogLevel); err != nil {
+		return err
+	}
+	if o.LogFormat != "text" && o.LogFormat != "json" {
+		return errors.WithHint(errors.Newf("--log-format %q is not supported", o.LogFormat), "use text or json")
+	}
+	return nil
+}
+
+func newRunCmd() *cobra.Command {
+	opts := &runOpts{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the listener and the action workers until SIGINT/SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.Validate(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDaemon(ctx, opts, cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVarP(&opts.ConfigPath, "config", "c", "observers.yaml", "observer configuration file")
+	databaseURLFlag(cmd, &opts.DatabaseURL)
+	cmd.Flags().StringVar(&opts.HTTPAddr, "http-addr", "127.0.0.1:8000", "admin HTTP address (/healthz, /readyz, /metrics); empty disables it")
+	cmd.Flags().StringVar(&opts.LogLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&opts.LogFormat, "log-format", "text", "text or json")
+	cmd.Flags().DurationVar(&opts.DrainTimeout, "drain-timeout", drainTimeoutDefault, "how long shutdown waits for in-flight jobs before cancelling them")
+	return cmd
+}
+
+func parseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, errors.WithHint(errors.Newf("--log-level %q is not a level", s), "use debug, info, warn or error")
+	}
+	return l, nil
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	lvl, _ := parseLogLevel(level)
+	ho := &slog.HandlerOptions{Level: lvl}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// runDaemon wires the process: config, pool, River client, listener, admin
+// HTTP. It returns nil after a clean shutdown.
+func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
+	logger := newLogger(logOut, o.LogLevel, o.LogFormat)
+
+	cfg, diags, err := observers.Load(o.ConfigPath)
+	for _, d := range diags {
+		logger.Warn("config: " + d.String())
+	}
+	if err != nil {
+		return withExitCode(exitFailure, err)
+	}
+	if err := cfg.Resolve(os.LookupEnv); err != nil {
+		return withExitCode(exitFailure, err)
+	}
+
+	pool, err := connectPool(ctx, o.DatabaseURL)
+	if err != nil {
+		return withExitCode(exitUsage, err)
+	}
+	defer pool.Close()
+	if err := checkSchema(ctx, pool); err != nil {
+		return withExitCode(exitFailure, err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := observers.NewMetrics(reg)
+
+	configs := obsriver.NewConfigStore(pool)
+	ver, err := configs.Register(ctx, cfg)
+	if err != nil {
+		return withExitCode(exitFailure, err)
+	}
+	webhooks := observers.NewWebhookClient(observers.WebhookClientConfig{
+		AllowPrivateTargets: cfg.AllowPrivateTargets,
+		UserAgent:           "fraiseql-observers/" + version,
+	})
+	client, err := obsriver.NewClient(obsriver.ClientParams{
+		Pool: pool, Config: cfg, Configs: configs, Webhooks: webhooks, Metrics: metrics, Logger: logger,
+	})
+	if err != nil {
+		return withExitCode(exitFailure, err)
+	}
+
+	var ready atomic.Bool
+	var srv *http.Server
+	httpAddr := ""
+	if o.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", o.HTTPAddr)
+		if err != nil {
+			return withExitCode(exitUsage, errors.WithHint(errors.Wrapf(err, "listen on --http-addr %s", o.HTTPAddr),
+				"another process uses that port; pick another with --http-addr, or --http-addr '' to disable"))
+		}
+		httpAddr = ln.Addr().String()
+		srv = &http.Server{Handler: adminMux(reg, pool, &ready), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("admin: HTTP server stopped", slog.String("error", err.Error()))
+			}
+		}()
+	}
+
+	listener, err := observers.NewListener(observers.ListenerParams{
+		Pool: pool, Config: cfg, ConfigVersion: ver.ID, Enqueuer: obsriver.NewEnqueuer(client),
+		Logger: logger, Metrics: metrics, HTTPAddr: httpAddr, Version: version,
+		BeforeCommit: faultBeforeCommit(),
+	})
+	if err != nil {
+		return withExitCode(exitFailure, err)
+	}
+
+	// Work jobs with a context that outlives the signal, so a shutdown drains
+	// in-flight jobs instead of cancelling them.
+	workCtx := context.WithoutCancel(ctx)
+	if err := client.Start(workCtx); err != nil {
+		return withExitCode(exitFailure, errors.Wrap(err, "start river client"))
+	}
+	if err := listener.Start(workCtx); err != nil {
+		return withExitCode(exitFailure, err)
+	}
+	ready.Store(true)
+	logger.Info("run: started", slog.String("instance_id", listener.InstanceID()),
+		slog.String("listener_id", cfg.Listener.ID), slog.Int("observers", len(cfg.Observers)),
+		slog.Int64("config_version", ver.ID), slog.String("http_addr", httpAddr), slog.String("version", version))
+
+	<-ctx.Done()
+	ready.Store(false)
+	logger.Info("run: shutting down; draining in-flight jobs", slog.Duration("drain_timeout", o.DrainTimeout))
+	listener.Stop()
+	drainCtx, cancel := context.WithTimeout(context.Background(), o.DrainTimeout)
+	defer cancel()
+	if err := client.Stop(drainCtx); err != nil {
+		logger.Warn("run: drain timed out; cancelling the remaining jobs (they will be retried)")
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = client.StopAndCancel(cctx)
+		ccancel()
+	}
+	if srv != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Shutdown(sctx)
+		scancel()
+	}
+	logger.Info("run: stopped")
+	return nil
+}

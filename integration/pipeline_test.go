@@ -1,0 +1,274 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
+)
+
+func orderObserver(url string) map[string]string {
+	return map[string]string{"order_created": fmt.Sprintf(`entity: Order
+events: [INSERT]
+actions:
+  - type: webhook
+    url: %s/orders
+    signing_secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+retry: {max_attempts: 5, initial_delay: 50ms, max_delay: 200ms}
+`, url)}
+}
+
+// The seed's checkpoint scenario: delivered once, checkpoint recorded, not
+// delivered again after a restart; changes made while down arrive after it.
+func TestCheckpointSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, nil)
+	cfg := webhookConfig("", orderObserver(recv.URL))
+	ctx := context.Background()
+
+	p := startRun(t, url, cfg)
+	_, err := pool.Exec(ctx, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data) VALUES ('Order', 'test-123', 'INSERT', '{"status": "new"}');`)
+	require.NoError(t, err)
+	d := recv.waitN(t, 1, 30*time.Second)[0]
+	var env map[string]any
+	require.NoError(t, json.Unmarshal(d.Body, &env))
+	require.Equal(t, "Order", env["entity_type"])
+	require.Equal(t, "test-123", env["entity_id"])
+	require.Equal(t, "INSERT", env["event_type"])
+	require.Equal(t, "order_created", env["observer"])
+	require.Equal(t, map[string]any{"status": "new"}, env["data"])
+
+	var eventID int64
+	require.Eventually(t, func() bool {
+		return pool.QueryRow(ctx, `SELECT event_id FROM observer_checkpoints WHERE listener_id = 'it'`).Scan(&eventID) == nil && eventID > 0
+	}, 10*time.Second, 20*time.Millisecond)
+	p.Stop()
+
+	second := insertChange(t, pool, "Order", "while-down", "INSERT", `{"status":"new"}`)
+	require.Greater(t, second, eventID)
+	startRun(t, url, cfg)
+	d2 := recv.waitN(t, 1, 30*time.Second)[0]
+	require.Contains(t, string(d2.Body), "while-down")
+	recv.quiet(t, 500*time.Millisecond)
+	require.Len(t, recv.All(), 2, "the first event must not be delivered again")
+	require.Equal(t, map[int64]int{eventID: 1, second: 1}, jobCounts(t, pool))
+}
+
+// A bigserial is not commit order: B takes a later pk but commits first, A
+// commits last. Both are delivered, each exactly once; the open transaction
+// delays delivery of B, it does not lose A.
+func TestCommitOrderNeverLosesAnEvent(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, nil)
+	startRun(t, url, webhookConfig("", orderObserver(recv.URL)))
+	ctx := context.Background()
+
+	txA, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer txA.Rollback(ctx)
+	var pkA, pkB int64
+	require.NoError(t, txA.QueryRow(ctx, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data)
+		VALUES ('Order', 'A', 'INSERT', '{}') RETURNING pk_entity_change_log`).Scan(&pkA))
+	pkB = insertChange(t, pool, "Order", "B", "INSERT", `{}`)
+	require.Greater(t, pkB, pkA)
+
+	// While A is open, B is held back by the horizon (not delivered, not skipped).
+	recv.quiet(t, 700*time.Millisecond)
+	var cp int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT event_id FROM observer_checkpoints WHERE listener_id = 'it'`).Scan(&cp))
+	require.Less(t, cp, pkA, "the checkpoint must not pass an open transaction's row")
+
+	require.NoError(t, txA.Commit(ctx))
+	got := recv.waitN(t, 2, 30*time.Second)
+	ids := map[string]bool{}
+	for _, d := range got {
+		var env map[string]any
+		require.NoError(t, json.Unmarshal(d.Body, &env))
+		ids[env["entity_id"].(string)] = true
+	}
+	require.Equal(t, map[string]bool{"A": true, "B": true}, ids)
+	recv.quiet(t, 300*time.Millisecond)
+	require.Equal(t, map[int64]int{pkA: 1, pkB: 1}, jobCounts(t, pool))
+}
+
+// A crash between the job insert and the commit replays the batch: after a
+// restart every event has exactly one job per action.
+func TestCrashInsideEnqueueTransaction(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, nil)
+	obs := orderObserver(recv.URL)
+	obs["order_audit"] = fmt.Sprintf("entity: \"*\"\nevents: [INSERT, UPDATE]\nactions:\n  - type: webhook\n    url: %s/audit\n", recv.URL)
+	cfg := webhookConfig("", obs)
+
+	var pks []int64
+	for i := range 5 {
+		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("o", i), "INSERT", `{}`))
+	}
+	crashing := spawnRun(t, url, cfg, "FRAISEQL_OBSERVERS_CRASH_IN_BATCH=1")
+	select {
+	case <-crashing.Exited():
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the fault was not injected\n%s", crashing.Log())
+	}
+	require.Contains(t, crashing.Log(), "fault injection: exiting inside enqueue transaction 1")
+	require.Empty(t, jobCounts(t, pool), "the crashed transaction must leave no jobs")
+	var cp int64
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT event_id FROM observer_checkpoints WHERE listener_id = 'it'`).Scan(&cp))
+	require.Zero(t, cp, "the crashed transaction must not move the checkpoint")
+
+	startRun(t, url, cfg)
+	recv.waitN(t, 10, 30*time.Second)
+	want := map[int64]int{}
+	for _, pk := range pks {
+		want[pk] = 2 // two observers match each event
+	}
+	require.Equal(t, want, jobCounts(t, pool))
+	ids := map[string]int{}
+	for _, d := range recv.All() {
+		ids[d.ID]++
+	}
+	require.Len(t, ids, 10, "each (event, observer, action) has its own webhook-id")
+}
+
+// Two processes share a listener id: one leads; SIGKILL it and the other takes
+// over, with nothing lost or enqueued twice.
+func TestFailoverAfterSIGKILL(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, nil)
+	cfg := webhookConfig("", orderObserver(recv.URL))
+	ctx := context.Background()
+
+	a := startRun(t, url, cfg)
+	b := startRun(t, url, cfg)
+	leaders := func() []int {
+		rows, err := pool.Query(ctx, `SELECT pid FROM observer_listeners WHERE listener_id = 'it' AND role = 'leader'`)
+		require.NoError(t, err)
+		defer rows.Close()
+		var pids []int
+		for rows.Next() {
+			var pid int
+			require.NoError(t, rows.Scan(&pid))
+			pids = append(pids, pid)
+		}
+		return pids
+	}
+	require.Eventually(t, func() bool { return len(leaders()) == 1 }, 20*time.Second, 50*time.Millisecond)
+	var held int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`).Scan(&held))
+	require.Equal(t, 1, held, "exactly one instance holds the listener lock")
+
+	var pks []int64
+	for i := range 20 {
+		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("before-", i), "INSERT", `{}`))
+	}
+	recv.waitN(t, 20, 30*time.Second)
+
+	leader, standby := a, b
+	if leaders()[0] == b.cmd.Process.Pid {
+		leader, standby = b, a
+	}
+	leader.Kill()
+	for i := range 20 {
+		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("after-", i), "INSERT", `{}`))
+	}
+	recv.waitN(t, 20, 30*time.Second)
+	require.Contains(t, standby.Log(), "listener: became leader")
+
+	counts := jobCounts(t, pool)
+	require.Len(t, counts, 40)
+	for _, pk := range pks {
+		require.Equal(t, 1, counts[pk], "change %d", pk)
+	}
+}
+
+// Webhook delivery through River: same webhook-id on retry, 4xx not retried,
+// a hanging receiver times out, and the SSRF guard refuses loopback by default.
+func TestWebhookRetriesAndDeadLetters(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	ctx := context.Background()
+
+	flaky := newReceiver(t, func(_ delivery, n int) int {
+		if n == 1 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	rejecting := newReceiver(t, func(delivery, int) int { return http.StatusBadRequest })
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	hanging := newReceiver(t, func(delivery, int) int { <-hang; return http.StatusOK })
+
+	cfg := webhookConfig("", map[string]string{
+		"flaky": fmt.Sprintf("entity: Flaky\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\nretry: {max_attempts: 3, initial_delay: 50ms, max_delay: 100ms}\n", flaky.URL),
+		"rejected": fmt.Sprintf("entity: Rejected\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\nretry: {max_attempts: 5, initial_delay: 50ms}\n", rejecting.URL),
+		"hanging": fmt.Sprintf("entity: Hanging\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\n    timeout: 300ms\nretry: {max_attempts: 2, initial_delay: 50ms, max_delay: 50ms}\n", hanging.URL),
+	})
+	startRun(t, url, cfg)
+	flakyPK := insertChange(t, pool, "Flaky", "1", "INSERT", `{}`)
+	rejectedPK := insertChange(t, pool, "Rejected", "1", "INSERT", `{}`)
+	hangingPK := insertChange(t, pool, "Hanging", "1", "INSERT", `{}`)
+
+	flaky.waitN(t, 1, 30*time.Second)
+	all := flaky.All()
+	require.Len(t, all, 2)
+	require.Equal(t, all[0].ID, all[1].ID, "a retry carries the same webhook-id")
+
+	jobState := func(pk int64) (state string, attempt int, errs []string) {
+		var raw []byte
+		require.NoError(t, pool.QueryRow(ctx, `SELECT state::text, attempt, to_jsonb(errors) FROM river_job WHERE (args->>'seq')::bigint = $1`, pk).Scan(&state, &attempt, &raw))
+		var es []map[string]any
+		_ = json.Unmarshal(raw, &es)
+		for _, e := range es {
+			errs = append(errs, fmt.Sprint(e["error"]))
+		}
+		return
+	}
+	require.Eventually(t, func() bool { s, _, _ := jobState(flakyPK); return s == "completed" }, 20*time.Second, 50*time.Millisecond)
+
+	require.Eventually(t, func() bool { s, _, _ := jobState(rejectedPK); return s == "cancelled" }, 20*time.Second, 50*time.Millisecond)
+	_, attempt, errs := jobState(rejectedPK)
+	require.Equal(t, 1, attempt, "a 400 is not retried")
+	require.Len(t, rejecting.All(), 1)
+	require.Contains(t, errs[len(errs)-1], "400")
+
+	require.Eventually(t, func() bool { s, _, _ := jobState(hangingPK); return s == "discarded" }, 30*time.Second, 50*time.Millisecond)
+	_, attempt, errs = jobState(hangingPK)
+	require.Equal(t, 2, attempt, "a timeout is retried until attempts run out")
+	require.Contains(t, errs[len(errs)-1], "timeout")
+}
+
+func TestSSRFGuardRefusesLoopbackByDefault(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	ctx := context.Background()
+	recv := newReceiver(t, nil)
+	cfg := fmt.Sprintf(`listener: {id: it, poll_interval: 200ms}
+observers:
+  o:
+    entity: Order
+    events: [INSERT]
+    actions:
+      - type: webhook
+        url: %s
+`, recv.URL)
+	startRun(t, url, cfg)
+	pk := insertChange(t, pool, "Order", "1", "INSERT", `{}`)
+	var state string
+	var errText string
+	require.Eventually(t, func() bool {
+		return pool.QueryRow(ctx, `SELECT state::text, coalesce(errors[array_length(errors,1)]->>'error','') FROM river_job WHERE (args->>'seq')::bigint = $1`, pk).Scan(&state, &errText) == nil && state == "cancelled"
+	}, 20*time.Second, 50*time.Millisecond)
+	require.Contains(t, errText, "loopback")
+	require.Empty(t, recv.All(), "no request may reach a loopback target")
+}

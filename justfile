@@ -1,0 +1,42 @@
+# fraiseql-observers — every routine task. `just` is on npm as rust-just:
+# `npx --yes rust-just <recipe>` runs any of these without installing it.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+export DATABASE_URL := env_var_or_default("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+
+# List the recipes.
+default:
+    @just --list
+
+# Build the binary into bin/.
+build:
+    go build -o bin/fraiseql-observers ./cmd/fraiseql-observers
+
+# Run the whole pipeline end to end on the local Postgres: migrate, a local
+# receiver, the observer with examples/observers.yaml, a few changes.
+demo: build
+    go run ./examples/demo --bin bin/fraiseql-observers --config examples/observers.yaml
+
+# Every test, against the real Postgres (and Redis where used).
+test:
+    scripts/ensure-services.sh
+    go vet ./...
+    go test -race -count=1 -timeout 15m ./...
+
+# Run the observer with a config file (default examples/observers.yaml).
+run config="examples/observers.yaml": build
+    bin/fraiseql-observers run --config {{config}}
+
+# Create or update the schema in $DATABASE_URL.
+migrate: build
+    bin/fraiseql-observers migrate
+
+# Regenerate sqlc code (committed) from sql/queries and sql/migrations.
+generate:
+    go run github.com/sqlc-dev/sqlc/cmd/sqlc@v1.31.1 generate
+
+# gofmt and go vet.
+lint:
+    test -z "$(gofmt -l $(git ls-files '*.go'))" || (gofmt -l $(git ls-files '*.go'); exit 1)
+    go vet ./...

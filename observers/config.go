@@ -1,0 +1,298 @@
+package observers
+
+import (
+	"cmp"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/errors"
+)
+
+// Defaults of the configuration file.
+const (
+	ListenerIDDefault           = "default"
+	ListenerTableDefault        = "core.tb_entity_change_log"
+	ListenerBatchSizeDefault    = 500
+	ListenerPollIntervalDefault = time.Second
+
+	WorkersMaxWorkersDefault        = 100
+	WorkersFetchCooldownDefault     = 10 * time.Millisecond
+	WorkersFetchPollIntervalDefault = time.Second
+
+	// WebhookTimeoutDefault and WebhookMethodDefault live in webhook.go.
+
+	RetryMaxAttemptsDefault  = 5
+	RetryInitialDelayDefault = time.Second
+	RetryMaxDelayDefault     = 5 * time.Minute
+)
+
+// Action types.
+const (
+	ActionTypeWebhook = "webhook"
+)
+
+// actionTypes lists every action type, for hints.
+var actionTypes = []string{ActionTypeWebhook}
+
+// Backoff strategies of a retry policy.
+const (
+	BackoffExponential = "exponential"
+	BackoffLinear      = "linear"
+	BackoffFixed       = "fixed"
+)
+
+var backoffStrategies = []string{BackoffExponential, BackoffLinear, BackoffFixed}
+
+// webhookMethods are the HTTP methods a webhook may use.
+var webhookMethods = []string{"POST", "PUT", "PATCH", "GET", "DELETE"}
+
+// Config is a loaded observer configuration file. It is immutable once
+// loaded: a reload builds a new Config.
+type Config struct {
+	Listener ListenerConfig
+	// AllowPrivateTargets lets webhooks reach private and loopback addresses
+	// (SSRF guard). Default false.
+	AllowPrivateTargets bool
+	Workers             WorkersConfig
+	Observers           []*Observer // sorted by Name
+	Source              []byte      // the raw file bytes as loaded
+	Hash                string      // hex sha256 of Source: the config version identity
+	Filename            string
+}
+
+// ListenerConfig configures the change-log listener.
+type ListenerConfig struct {
+	ID           string        // checkpoint and leader group name; default "default"
+	Table        string        // change-log table; default core.tb_entity_change_log
+	BatchSize    int           // rows read per batch; default 500
+	PollInterval time.Duration // poll when no NOTIFY arrives; default 1s
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c ListenerConfig) WithDefaults() ListenerConfig {
+	c.ID = cmp.Or(c.ID, ListenerIDDefault)
+	c.Table = cmp.Or(c.Table, ListenerTableDefault)
+	c.BatchSize = cmp.Or(c.BatchSize, ListenerBatchSizeDefault)
+	c.PollInterval = cmp.Or(c.PollInterval, ListenerPollIntervalDefault)
+	return c
+}
+
+// WorkersConfig configures the River workers that run actions.
+type WorkersConfig struct {
+	MaxWorkers        int           // concurrent jobs; default 100
+	FetchCooldown     time.Duration // minimum time between fetches; default 10ms
+	FetchPollInterval time.Duration // fetch poll when no notification arrives; default 1s
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c WorkersConfig) WithDefaults() WorkersConfig {
+	c.MaxWorkers = cmp.Or(c.MaxWorkers, WorkersMaxWorkersDefault)
+	c.FetchCooldown = cmp.Or(c.FetchCooldown, WorkersFetchCooldownDefault)
+	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, WorkersFetchPollIntervalDefault)
+	return c
+}
+
+// Observer reacts to the changes of one entity type (or every one, "*").
+type Observer struct {
+	Name      string
+	Entity    string     // entity type, or "*" for every entity
+	Events    []Kind     // kinds that trigger the observer, never empty
+	Condition *Condition // nil when no condition
+	Actions   []Action   // never empty
+	Retry     RetryPolicy
+}
+
+// MatchesEntity reports whether the observer watches entity type t.
+func (o *Observer) MatchesEntity(t string) bool {
+	return o.Entity == "*" || o.Entity == t
+}
+
+// MatchesKind reports whether the observer watches events of kind k.
+func (o *Observer) MatchesKind(k Kind) bool {
+	if k == "" {
+		return false
+	}
+	for _, e := range o.Events {
+		if e == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Action is one side effect of an observer. Exactly one of the typed fields
+// is set, the one named by Type.
+type Action struct {
+	Type    string // "webhook"
+	Webhook *WebhookAction
+}
+
+// WebhookAction posts the event to a URL.
+type WebhookAction struct {
+	URL              string            // target URL; exactly one of URL and URLEnv is set
+	URLEnv           string            // environment variable holding the target URL
+	SigningSecret    string            // literal signing secret (never logged or printed)
+	SigningSecretEnv string            // environment variable holding the signing secret
+	Headers          map[string]string // extra request headers
+	BodyTemplate     string            // body template source; empty for the default envelope
+	Timeout          time.Duration     // per request; default 30s
+	Method           string            // default POST
+	Signature        string            // "standard" (default) or "fraiseql"
+
+	body *Template // compiled BodyTemplate, set by the loader
+}
+
+// Body returns the compiled body template, or nil when the webhook sends the
+// default envelope. A WebhookAction built by hand (not loaded) compiles its
+// BodyTemplate on each call; nil if it does not compile.
+func (w *WebhookAction) Body() *Template {
+	if w.body != nil || w.BodyTemplate == "" {
+		return w.body
+	}
+	t, err := CompileTemplate(w.BodyTemplate)
+	if err != nil {
+		return nil
+	}
+	return t
+}
+
+// ResolvedURL returns the target URL, reading URLEnv with getenv at call
+// time. The error never contains the URL itself.
+func (w *WebhookAction) ResolvedURL(getenv func(string) (string, bool)) (string, error) {
+	if w.URL != "" {
+		return w.URL, nil
+	}
+	if w.URLEnv == "" {
+		return "", errors.WithHint(errors.New("webhook has neither url nor url_env"), "set url or url_env on the action")
+	}
+	v, ok := getenv(w.URLEnv)
+	if !ok || v == "" {
+		return "", errors.WithHint(errors.Newf("environment variable %s (url_env) is not set", w.URLEnv),
+			fmt.Sprintf("export %s=https://… before starting the observer", w.URLEnv))
+	}
+	if err := checkWebhookURL(v); err != nil {
+		return "", errors.WithHint(errors.Newf("environment variable %s (url_env) is not a valid webhook URL: %s", w.URLEnv, err),
+			"the value must be an absolute http or https URL")
+	}
+	return v, nil
+}
+
+// ResolvedSecret returns the signing secret, reading SigningSecretEnv with
+// getenv at call time; "" when the webhook is not signed. The error never
+// contains the secret.
+func (w *WebhookAction) ResolvedSecret(getenv func(string) (string, bool)) (string, error) {
+	if w.SigningSecret != "" {
+		return w.SigningSecret, nil
+	}
+	if w.SigningSecretEnv == "" {
+		return "", nil
+	}
+	v, ok := getenv(w.SigningSecretEnv)
+	if !ok || v == "" {
+		return "", errors.WithHint(errors.Newf("environment variable %s (signing_secret_env) is not set", w.SigningSecretEnv),
+			fmt.Sprintf("export %s=whsec_… before starting the observer", w.SigningSecretEnv))
+	}
+	return v, nil
+}
+
+// checkWebhookURL returns a message (without the URL) when s is not an
+// absolute http(s) URL.
+func checkWebhookURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return errors.New("scheme must be http or https")
+	}
+	if u.Host == "" {
+		return errors.New("host is missing")
+	}
+	return nil
+}
+
+// RetryPolicy says how often and how fast a failed action is retried.
+type RetryPolicy struct {
+	MaxAttempts     int           // attempts in all, the first included; default 5
+	InitialDelay    time.Duration // default 1s
+	MaxDelay        time.Duration // cap of any delay; default 5m; 0 means no cap
+	BackoffStrategy string        // exponential (default), linear or fixed
+}
+
+// WithDefaults returns p with zero fields set to their defaults.
+func (p RetryPolicy) WithDefaults() RetryPolicy {
+	p.MaxAttempts = cmp.Or(p.MaxAttempts, RetryMaxAttemptsDefault)
+	p.InitialDelay = cmp.Or(p.InitialDelay, RetryInitialDelayDefault)
+	p.MaxDelay = cmp.Or(p.MaxDelay, RetryMaxDelayDefault)
+	p.BackoffStrategy = cmp.Or(p.BackoffStrategy, BackoffExponential)
+	return p
+}
+
+// Delay returns the wait after the attempt-th failure (attempt is 1-based):
+// exponential initial*2^(n-1), linear initial*n, fixed initial; capped by
+// MaxDelay.
+func (p RetryPolicy) Delay(attempt int) time.Duration {
+	n := max(attempt, 1)
+	var d time.Duration
+	switch p.BackoffStrategy {
+	case BackoffFixed:
+		d = p.InitialDelay
+	case BackoffLinear:
+		if p.InitialDelay > 0 && time.Duration(n) > time.Duration(1<<62)/p.InitialDelay {
+			d = time.Duration(1<<63 - 1)
+		} else {
+			d = p.InitialDelay * time.Duration(n)
+		}
+	default: // exponential
+		d = p.InitialDelay
+		for i := 1; i < n; i++ {
+			if d > time.Duration(1<<62) {
+				d = time.Duration(1<<63 - 1)
+				break
+			}
+			d *= 2
+		}
+	}
+	if p.MaxDelay > 0 && d > p.MaxDelay {
+		d = p.MaxDelay
+	}
+	return d
+}
+
+// Observer returns the observer named name, or nil.
+func (c *Config) Observer(name string) *Observer {
+	i := sort.Search(len(c.Observers), func(i int) bool { return c.Observers[i].Name >= name })
+	if i < len(c.Observers) && c.Observers[i].Name == name {
+		return c.Observers[i]
+	}
+	return nil
+}
+
+// Resolve checks that every environment variable the configuration names
+// (url_env, signing_secret_env) is set. Parse only warns about them; `run`
+// calls Resolve and refuses to start. The error names the observer, the
+// action and the variable, never a value.
+func (c *Config) Resolve(getenv func(string) (string, bool)) error {
+	var problems []string
+	for _, o := range c.Observers {
+		for i, a := range o.Actions {
+			if a.Webhook == nil {
+				continue
+			}
+			if _, err := a.Webhook.ResolvedURL(getenv); err != nil {
+				problems = append(problems, fmt.Sprintf("observer %q actions[%d] (webhook): %s", o.Name, i, err))
+			}
+			if _, err := a.Webhook.ResolvedSecret(getenv); err != nil {
+				problems = append(problems, fmt.Sprintf("observer %q actions[%d] (webhook): %s", o.Name, i, err))
+			}
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return errors.WithHint(errors.Newf("%s: %s", cmp.Or(c.Filename, "config"), strings.Join(problems, "; ")),
+		"set the environment variables named above; `validate-config` lists every one as a warning")
+}

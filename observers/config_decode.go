@@ -1,0 +1,499 @@
+package observers
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+// Valid keys at each level of the file.
+var (
+	topKeys      = []string{"listener", "allow_private_targets", "workers", "observers"}
+	listenerKeys = []string{"id", "table", "batch_size", "poll_interval"}
+	workersKeys  = []string{"max_workers", "fetch_cooldown", "fetch_poll_interval"}
+	observerKeys = []string{"entity", "events", "condition", "actions", "retry"}
+	webhookKeys  = []string{"type", "url", "url_env", "signing_secret", "signing_secret_env", "headers",
+		"body_template", "timeout", "method", "signature"}
+	retryKeys = []string{"max_attempts", "initial_delay", "max_delay", "backoff_strategy"}
+)
+
+const durationHint = "use a duration with a unit, such as 500ms, 30s, 5m or 1h"
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (l *loader) config(root ast.Node) *Config {
+	cfg := &Config{}
+	entries, ok := l.mapping(root, root, "the configuration", topKeys)
+	if !ok {
+		return cfg
+	}
+	warnEmpty := true
+	workersAt := root
+	for _, e := range entries {
+		switch e.key {
+		case "listener":
+			cfg.Listener = l.listener(e)
+		case "allow_private_targets":
+			cfg.AllowPrivateTargets = l.boolean(e, "allow_private_targets")
+		case "workers":
+			workersAt = e.keyN
+			cfg.Workers = l.workers(e)
+		case "observers":
+			cfg.Observers, warnEmpty = l.observers(e)
+		}
+	}
+	cfg.Listener = cfg.Listener.WithDefaults()
+	cfg.Workers = cfg.Workers.WithDefaults()
+	if cfg.Workers.FetchPollInterval < cfg.Workers.FetchCooldown {
+		l.errorf(workersAt, fmt.Sprintf("workers.fetch_poll_interval (%s) is shorter than workers.fetch_cooldown (%s)",
+			cfg.Workers.FetchPollInterval, cfg.Workers.FetchCooldown), "fetch_poll_interval must be at least fetch_cooldown")
+	}
+	if warnEmpty && len(cfg.Observers) == 0 {
+		l.warnf(root, "no observers are defined", "add an observers: map; without it no event triggers anything")
+	}
+	return cfg
+}
+
+func (l *loader) listener(e entry) ListenerConfig {
+	var c ListenerConfig
+	fields, _ := l.mapping(e.value, e.keyN, "listener", listenerKeys)
+	for _, f := range fields {
+		switch f.key {
+		case "id":
+			c.ID = l.str(f, "listener.id")
+		case "table":
+			c.Table = l.str(f, "listener.table")
+		case "batch_size":
+			c.BatchSize = l.positiveInt(f, "listener.batch_size")
+		case "poll_interval":
+			c.PollInterval = l.duration(f, "listener.poll_interval")
+		}
+	}
+	return c
+}
+
+func (l *loader) workers(e entry) WorkersConfig {
+	var c WorkersConfig
+	fields, _ := l.mapping(e.value, e.keyN, "workers", workersKeys)
+	for _, f := range fields {
+		switch f.key {
+		case "max_workers":
+			c.MaxWorkers = l.positiveInt(f, "workers.max_workers")
+		case "fetch_cooldown":
+			c.FetchCooldown = l.duration(f, "workers.fetch_cooldown")
+		case "fetch_poll_interval":
+			c.FetchPollInterval = l.duration(f, "workers.fetch_poll_interval")
+		}
+	}
+	return c
+}
+
+// observers decodes the observers map; ok is false when it is not a map.
+func (l *loader) observers(e entry) (out []*Observer, ok bool) {
+	entries, ok := l.mapping(e.value, e.keyN, "observers", nil)
+	for _, oe := range entries {
+		if o := l.observer(oe); o != nil {
+			out = append(out, o)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, ok
+}
+
+func (l *loader) observer(e entry) *Observer {
+	o := &Observer{Name: e.key}
+	where := "observers." + e.key
+	if strings.TrimSpace(e.key) == "" {
+		l.errorf(e.keyN, "observer name is empty", "name each observer, e.g. order_created:")
+	}
+	fields, ok := l.mapping(e.value, e.keyN, fmt.Sprintf("observer %q", e.key), observerKeys)
+	if !ok {
+		return nil
+	}
+	var haveEntity, haveEvents, haveActions bool
+	retryAt := e.keyN
+	for _, f := range fields {
+		switch f.key {
+		case "entity":
+			o.Entity = strings.TrimSpace(l.str(f, where+".entity"))
+			v := l.resolve(f.value)
+			haveEntity = o.Entity != "" || (!isNull(v) && !isScalar(v)) // a type error is already reported
+		case "events":
+			haveEvents = true
+			o.Events = l.events(f, where+".events")
+		case "condition":
+			o.Condition = l.condition(f)
+		case "actions":
+			haveActions = true
+			o.Actions = l.actions(f, where+".actions")
+		case "retry":
+			retryAt = f.keyN
+			o.Retry = l.retry(f, where+".retry")
+		}
+	}
+	if !haveEntity {
+		l.errorf(e.keyN, fmt.Sprintf("observer %q has no entity", e.key),
+			`add entity: <entity type> (the change log's object_type), or entity: "*" for every entity`)
+	}
+	if !haveEvents {
+		l.errorf(e.keyN, fmt.Sprintf("observer %q has no events", e.key), "add events: [INSERT, UPDATE, DELETE] (or a subset)")
+	}
+	if !haveActions {
+		l.errorf(e.keyN, fmt.Sprintf("observer %q has no actions", e.key),
+			"add actions: with at least one item, e.g. - type: webhook")
+	}
+	o.Retry = o.Retry.WithDefaults()
+	if o.Retry.MaxDelay < o.Retry.InitialDelay {
+		l.errorf(retryAt, fmt.Sprintf("observer %q: retry.max_delay (%s) is shorter than retry.initial_delay (%s)",
+			e.key, o.Retry.MaxDelay, o.Retry.InitialDelay), "raise max_delay or lower initial_delay")
+	}
+	return o
+}
+
+func (l *loader) events(e entry, where string) []Kind {
+	seq, ok := l.resolve(e.value).(*ast.SequenceNode)
+	if !ok {
+		l.errorf(cmpNode(e.value, e.keyN), fmt.Sprintf("%s must be a list, got %s", where, typeName(l.resolve(e.value))),
+			"write events: [INSERT] or events: [INSERT, UPDATE]")
+		return nil
+	}
+	if len(seq.Values) == 0 {
+		l.errorf(seq, where+" is empty", "list at least one of INSERT, UPDATE, DELETE, CUSTOM")
+		return nil
+	}
+	var out []Kind
+	for _, item := range seq.Values {
+		v := l.resolve(item)
+		if !isScalar(v) || isNull(v) {
+			l.errorf(item, fmt.Sprintf("%s: an event kind must be a string, got %s", where, typeName(v)), kindHint)
+			continue
+		}
+		k, ok := ParseKind(scalarText(v))
+		if !ok {
+			l.errorf(item, fmt.Sprintf("unknown event kind %q", scalarText(v)), kindHint)
+			continue
+		}
+		if !containsKind(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+const kindHint = "use INSERT, UPDATE, DELETE or CUSTOM (created, updated and deleted are accepted too)"
+
+func containsKind(ks []Kind, k Kind) bool {
+	for _, x := range ks {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loader) condition(e entry) *Condition {
+	v := l.resolve(e.value)
+	if isNull(v) {
+		return nil
+	}
+	if !isScalar(v) {
+		l.errorf(e.value, fmt.Sprintf("condition must be a string, got %s", typeName(v)),
+			`quote the expression: condition: "status == 'new'"`)
+		return nil
+	}
+	c, msg := compileCondition(scalarText(v))
+	if c == nil {
+		l.errorf(e.value, "invalid condition: "+msg, conditionHint)
+	}
+	return c
+}
+
+func (l *loader) actions(e entry, where string) []Action {
+	v := l.resolve(e.value)
+	seq, ok := v.(*ast.SequenceNode)
+	if !ok {
+		l.errorf(cmpNode(e.value, e.keyN), fmt.Sprintf("%s must be a list, got %s", where, typeName(v)),
+			"write each action as a list item: - type: webhook")
+		return nil
+	}
+	if len(seq.Values) == 0 {
+		l.errorf(seq, where+" is empty", "add at least one action, e.g. - type: webhook")
+		return nil
+	}
+	var out []Action
+	for i, item := range seq.Values {
+		at := item
+		if i < len(seq.Entries) && seq.Entries[i] != nil && seq.Entries[i].Start != nil {
+			at = seq.Entries[i]
+		}
+		if a, ok := l.action(item, at, fmt.Sprintf("%s[%d]", where, i)); ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (l *loader) action(item, at ast.Node, where string) (Action, bool) {
+	fields, ok := l.mapping(item, at, where, nil)
+	if !ok {
+		return Action{}, false
+	}
+	var typ *entry
+	for i := range fields {
+		if fields[i].key == "type" {
+			typ = &fields[i]
+		}
+	}
+	if typ == nil {
+		l.errorf(at, where+" has no type", "add type: "+strings.Join(actionTypes, " | "))
+		return Action{}, false
+	}
+	t := l.str(*typ, where+".type")
+	switch strings.ToLower(t) {
+	case ActionTypeWebhook:
+		w, ok := l.webhook(fields, at, where)
+		return Action{Type: ActionTypeWebhook, Webhook: w}, ok
+	default:
+		hint := "valid action types: " + strings.Join(actionTypes, ", ")
+		if s := suggest(t, actionTypes); s != "" {
+			hint = fmt.Sprintf("did you mean %q? %s", s, hint)
+		}
+		l.errorf(typ.value, fmt.Sprintf("unknown action type %q", t), hint)
+		return Action{}, false
+	}
+}
+
+func (l *loader) webhook(fields []entry, at ast.Node, where string) (*WebhookAction, bool) {
+	w := &WebhookAction{}
+	var urlE, urlEnvE, secretE, secretEnvE *entry
+	for i := range fields {
+		f := &fields[i]
+		if !contains(webhookKeys, f.key) {
+			l.errorf(f.keyN, fmt.Sprintf("unknown key %q in %s", f.key, where), keyHint(f.key, webhookKeys))
+			continue
+		}
+		switch f.key {
+		case "url":
+			urlE, w.URL = f, l.str(*f, where+".url")
+		case "url_env":
+			urlEnvE, w.URLEnv = f, l.envName(*f, where+".url_env")
+		case "signing_secret":
+			secretE, w.SigningSecret = f, l.str(*f, where+".signing_secret")
+		case "signing_secret_env":
+			secretEnvE, w.SigningSecretEnv = f, l.envName(*f, where+".signing_secret_env")
+		case "headers":
+			w.Headers = l.headers(*f, where+".headers")
+		case "body_template":
+			w.BodyTemplate = l.str(*f, where+".body_template")
+			if w.BodyTemplate != "" {
+				t, err := CompileTemplate(w.BodyTemplate)
+				if err != nil {
+					l.errorf(f.value, "invalid body_template: "+err.Error(),
+						`placeholders look like {{ field }} or {{ customer.name }}; every "{{" needs a "}}"`)
+				}
+				w.body = t
+			}
+		case "timeout":
+			w.Timeout = l.duration(*f, where+".timeout")
+		case "method":
+			w.Method = strings.ToUpper(l.str(*f, where+".method"))
+			if w.Method != "" && !contains(webhookMethods, w.Method) {
+				l.errorf(f.value, fmt.Sprintf("unsupported method %q", w.Method), "use one of "+strings.Join(webhookMethods, ", "))
+			}
+		case "signature":
+			w.Signature = strings.ToLower(l.str(*f, where+".signature"))
+			if w.Signature != "" && w.Signature != WebhookSignatureStandard && w.Signature != WebhookSignatureFraiseQL {
+				l.errorf(f.value, fmt.Sprintf("unknown signature scheme %q", w.Signature),
+					"use standard (Standard Webhooks headers) or fraiseql (X-FraiseQL-Signature-256)")
+			}
+		}
+	}
+	ok := true
+	switch {
+	case w.URL == "" && w.URLEnv == "":
+		l.errorf(at, where+": webhook needs url or url_env", "set url: https://… or url_env: NAME_OF_VARIABLE")
+		ok = false
+	case urlE != nil && urlEnvE != nil:
+		l.errorf(urlEnvE.keyN, where+": url and url_env are both set", "keep one of them")
+		ok = false
+	case w.URL != "":
+		if err := checkWebhookURL(w.URL); err != nil {
+			l.errorf(urlE.value, fmt.Sprintf("%s.url is not a valid webhook URL: %s", where, err),
+				"use an absolute URL such as https://example.com/hooks/orders")
+			ok = false
+		}
+	}
+	if secretE != nil && secretEnvE != nil {
+		l.errorf(secretEnvE.keyN, where+": signing_secret and signing_secret_env are both set",
+			"keep signing_secret_env, so the secret stays out of the file")
+		ok = false
+	}
+	for _, ev := range []struct {
+		e    *entry
+		name string
+		key  string
+	}{{urlEnvE, w.URLEnv, "url_env"}, {secretEnvE, w.SigningSecretEnv, "signing_secret_env"}} {
+		if ev.e == nil || ev.name == "" {
+			continue
+		}
+		if l.warnedEnv[ev.name] {
+			continue // one warning per variable is enough
+		}
+		if v, set := l.getenv(ev.name); !set || v == "" {
+			l.warnedEnv[ev.name] = true
+			l.warnf(ev.e.value, fmt.Sprintf("environment variable %s (%s) is not set", ev.name, ev.key),
+				fmt.Sprintf("export %s before `run`, which refuses to start without it", ev.name))
+		}
+	}
+	w.Timeout = cmpDuration(w.Timeout, WebhookTimeoutDefault)
+	if w.Method == "" {
+		w.Method = WebhookMethodDefault
+	}
+	if w.Signature == "" {
+		w.Signature = WebhookSignatureStandard
+	}
+	return w, ok
+}
+
+func cmpDuration(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+func (l *loader) headers(e entry, where string) map[string]string {
+	fields, ok := l.mapping(e.value, e.keyN, where, nil)
+	if !ok || len(fields) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(fields))
+	for _, f := range fields {
+		if f.key == "" || strings.ContainsAny(f.key, " \t:\r\n") {
+			l.errorf(f.keyN, fmt.Sprintf("invalid header name %q", f.key), "header names are single words such as X-Source")
+			continue
+		}
+		out[f.key] = l.str(f, where+"."+f.key)
+	}
+	return out
+}
+
+func (l *loader) retry(e entry, where string) RetryPolicy {
+	var p RetryPolicy
+	fields, _ := l.mapping(e.value, e.keyN, where, retryKeys)
+	for _, f := range fields {
+		switch f.key {
+		case "max_attempts":
+			p.MaxAttempts = l.positiveInt(f, where+".max_attempts")
+		case "initial_delay":
+			p.InitialDelay = l.duration(f, where+".initial_delay")
+		case "max_delay":
+			p.MaxDelay = l.duration(f, where+".max_delay")
+		case "backoff_strategy":
+			p.BackoffStrategy = strings.ToLower(l.str(f, where+".backoff_strategy"))
+			if p.BackoffStrategy != "" && !contains(backoffStrategies, p.BackoffStrategy) {
+				l.errorf(f.value, fmt.Sprintf("unknown backoff_strategy %q", p.BackoffStrategy),
+					"use one of "+strings.Join(backoffStrategies, ", "))
+				p.BackoffStrategy = ""
+			}
+		}
+	}
+	return p
+}
+
+// str reads a scalar as a string; numbers and booleans give their text.
+func (l *loader) str(e entry, where string) string {
+	v := l.resolve(e.value)
+	if isNull(v) {
+		return ""
+	}
+	if !isScalar(v) {
+		l.errorf(e.value, fmt.Sprintf("%s must be a string, got %s", where, typeName(v)), "write a single value after the colon")
+		return ""
+	}
+	return scalarText(v)
+}
+
+func (l *loader) envName(e entry, where string) string {
+	s := l.str(e, where)
+	if s != "" && !envNameRE.MatchString(s) {
+		l.errorf(e.value, fmt.Sprintf("%s must name an environment variable, got %q", where, s),
+			"write the variable's name (WEBHOOK_URL), not its value; put a literal value in the key without _env")
+		return ""
+	}
+	return s
+}
+
+func (l *loader) boolean(e entry, where string) bool {
+	v := l.resolve(e.value)
+	b, ok := v.(*ast.BoolNode)
+	if !ok {
+		l.errorf(cmpNode(e.value, e.keyN), fmt.Sprintf("%s must be true or false, got %s", where, typeName(v)), "")
+		return false
+	}
+	return b.Value
+}
+
+func (l *loader) positiveInt(e entry, where string) int {
+	v := l.resolve(e.value)
+	in, ok := v.(*ast.IntegerNode)
+	if !ok {
+		l.errorf(cmpNode(e.value, e.keyN), fmt.Sprintf("%s must be an integer, got %s", where, typeName(v)), "")
+		return 0
+	}
+	var n int64
+	switch x := in.Value.(type) {
+	case int64:
+		n = x
+	case uint64:
+		if x > math.MaxInt32 {
+			n = math.MaxInt32 + 1
+		} else {
+			n = int64(x)
+		}
+	default:
+		n, _ = strconv.ParseInt(in.GetToken().Value, 0, 64)
+	}
+	if n <= 0 {
+		l.errorf(e.value, fmt.Sprintf("%s must be positive, got %d", where, n), "")
+		return 0
+	}
+	if n > math.MaxInt32 {
+		l.errorf(e.value, fmt.Sprintf("%s is too large: %d", where, n), "")
+		return 0
+	}
+	return int(n)
+}
+
+func (l *loader) duration(e entry, where string) time.Duration {
+	v := l.resolve(e.value)
+	if _, isNum := v.(*ast.IntegerNode); isNum {
+		l.errorf(e.value, fmt.Sprintf("%s: %s has no unit", where, scalarText(v)), durationHint)
+		return 0
+	}
+	if _, isNum := v.(*ast.FloatNode); isNum {
+		l.errorf(e.value, fmt.Sprintf("%s: %s has no unit", where, scalarText(v)), durationHint)
+		return 0
+	}
+	if isNull(v) || !isScalar(v) {
+		l.errorf(cmpNode(e.value, e.keyN), fmt.Sprintf("%s must be a duration, got %s", where, typeName(v)), durationHint)
+		return 0
+	}
+	s := scalarText(v)
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		l.errorf(e.value, fmt.Sprintf("invalid duration %q for %s", s, where), durationHint)
+		return 0
+	}
+	if d <= 0 {
+		l.errorf(e.value, fmt.Sprintf("%s must be positive, got %s", where, s), durationHint)
+		return 0
+	}
+	return d
+}

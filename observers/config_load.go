@@ -1,0 +1,461 @@
+package observers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/cockroachdb/errors"
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// Severity of a Diagnostic.
+type Severity int
+
+const (
+	SeverityError   Severity = iota // the configuration cannot be used
+	SeverityWarning                 // usable, but something needs attention (an unset variable)
+)
+
+func (s Severity) String() string {
+	if s == SeverityWarning {
+		return "warning"
+	}
+	return "error"
+}
+
+// MarshalText renders the severity as "error" or "warning".
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Diagnostic is one problem found in a configuration file. Line and Column
+// are 1-based; 0 when unknown.
+type Diagnostic struct {
+	File     string
+	Line     int
+	Column   int
+	Severity Severity
+	Message  string
+	Hint     string
+}
+
+// String renders "file:line:col: message" (warnings as "file:line:col:
+// warning: message"), followed by "\n  hint: …" when there is a hint.
+func (d Diagnostic) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:%d:%d: ", d.File, d.Line, d.Column)
+	if d.Severity == SeverityWarning {
+		b.WriteString("warning: ")
+	}
+	b.WriteString(d.Message)
+	if d.Hint != "" {
+		b.WriteString("\n  hint: ")
+		b.WriteString(d.Hint)
+	}
+	return b.String()
+}
+
+// Diagnostics is every problem found in a configuration file, in file order.
+type Diagnostics []Diagnostic
+
+// Errors returns the diagnostics of severity error.
+func (ds Diagnostics) Errors() Diagnostics {
+	var out Diagnostics
+	for _, d := range ds {
+		if d.Severity == SeverityError {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Warnings returns the diagnostics of severity warning.
+func (ds Diagnostics) Warnings() Diagnostics {
+	var out Diagnostics
+	for _, d := range ds {
+		if d.Severity == SeverityWarning {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// HasErrors reports whether any diagnostic is an error.
+func (ds Diagnostics) HasErrors() bool {
+	for _, d := range ds {
+		if d.Severity == SeverityError {
+			return true
+		}
+	}
+	return false
+}
+
+// Load reads and parses the configuration file at path. See Parse.
+func Load(path string) (*Config, Diagnostics, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, errors.WithHint(errors.Wrapf(err, "read observer config"),
+			"pass the path of an observers YAML file; examples/observers.yaml is a starting point")
+	}
+	return Parse(path, data)
+}
+
+// Parse parses and validates a configuration. Diagnostics holds every
+// problem found, not just the first. The error is non-nil when any
+// diagnostic is an error; the Config is then nil. Unset *_env variables
+// (looked up in the process environment) are warnings.
+func Parse(filename string, data []byte) (*Config, Diagnostics, error) {
+	return ParseWithEnv(filename, data, os.LookupEnv)
+}
+
+// ParseWithEnv is Parse with the environment lookup injected.
+func ParseWithEnv(filename string, data []byte, getenv func(string) (string, bool)) (*Config, Diagnostics, error) {
+	l := &loader{file: filename, getenv: getenv, anchors: map[string]ast.Node{}, warnedEnv: map[string]bool{}}
+	cfg := l.parse(data)
+	sort.SliceStable(l.diags, func(i, j int) bool {
+		a, b := l.diags[i], l.diags[j]
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
+	})
+	if errs := l.diags.Errors(); len(errs) > 0 {
+		noun := "problem"
+		if len(errs) > 1 {
+			noun = "problems"
+		}
+		first, _, _ := strings.Cut(errs[0].String(), "\n")
+		return nil, l.diags, errors.WithHint(
+			errors.Newf("invalid observer config %s: %d %s, first: %s", filename, len(errs), noun, first),
+			fmt.Sprintf("run `fraiseql-observers validate-config %s` to list them all", filename))
+	}
+	cfg.Source = data
+	sum := sha256.Sum256(data)
+	cfg.Hash = hex.EncodeToString(sum[:])
+	cfg.Filename = filename
+	return cfg, l.diags, nil
+}
+
+// loader walks the YAML syntax tree, collecting diagnostics.
+type loader struct {
+	file    string
+	getenv  func(string) (string, bool)
+	diags   Diagnostics
+	anchors map[string]ast.Node
+
+	warnedEnv map[string]bool // variables already reported unset
+}
+
+// entry is one key/value pair of a mapping.
+type entry struct {
+	key   string
+	keyN  ast.Node
+	value ast.Node // nil for a key without a value
+}
+
+func (l *loader) parse(data []byte) *Config {
+	f, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
+	if err != nil {
+		l.syntaxError(err)
+		return nil
+	}
+	var docs []*ast.DocumentNode
+	for _, d := range f.Docs {
+		if d != nil && d.Body != nil {
+			docs = append(docs, d)
+		}
+	}
+	if len(docs) == 0 {
+		l.diag(SeverityError, 1, 1, "the configuration file is empty",
+			"start from examples/observers.yaml: a listener block and an observers map")
+		return nil
+	}
+	if len(docs) > 1 {
+		l.errorf(docs[1].Body, "only one YAML document is allowed", "remove the second document (after ---)")
+	}
+	ast.Walk(anchorCollector(l.anchors), docs[0].Body)
+	return l.config(docs[0].Body)
+}
+
+// syntaxError reports a YAML parse error at the position the parser gives.
+func (l *loader) syntaxError(err error) {
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		line, col := 0, 0
+		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+			line, col = tk.Position.Line, tk.Position.Column
+		}
+		l.diag(SeverityError, line, col, "YAML syntax error: "+ye.GetMessage(), "check indentation, quoting and the ':' after each key")
+		return
+	}
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	l.diag(SeverityError, 0, 0, "YAML syntax error: "+msg, "")
+}
+
+type anchorCollector map[string]ast.Node
+
+func (a anchorCollector) Visit(n ast.Node) ast.Visitor {
+	if an, ok := n.(*ast.AnchorNode); ok && an.Name != nil {
+		a[an.Name.GetToken().Value] = an.Value
+	}
+	return a
+}
+
+func (l *loader) diag(sev Severity, line, col int, msg, hint string) {
+	l.diags = append(l.diags, Diagnostic{File: l.file, Line: line, Column: col, Severity: sev, Message: msg, Hint: hint})
+}
+
+func (l *loader) errorf(n ast.Node, msg, hint string) {
+	line, col := nodePos(n)
+	l.diag(SeverityError, line, col, msg, hint)
+}
+
+func (l *loader) warnf(n ast.Node, msg, hint string) {
+	line, col := nodePos(n)
+	l.diag(SeverityWarning, line, col, msg, hint)
+}
+
+// nodePos is the 1-based position of a node: the first key of a block
+// mapping, the '-' of a block sequence, the token of anything else.
+func nodePos(n ast.Node) (line, col int) {
+	if n == nil {
+		return 0, 0
+	}
+	if m, ok := n.(*ast.MappingNode); ok && len(m.Values) > 0 && (m.Start == nil || !m.IsFlowStyle) {
+		return nodePos(m.Values[0].Key)
+	}
+	if mv, ok := n.(*ast.MappingValueNode); ok {
+		return nodePos(mv.Key)
+	}
+	tk := n.GetToken()
+	if tk == nil || tk.Position == nil {
+		return 0, 0
+	}
+	return tk.Position.Line, tk.Position.Column
+}
+
+// resolve strips anchors and tags and follows aliases.
+func (l *loader) resolve(n ast.Node) ast.Node {
+	for range 32 { // bounded: alias cycles are not followed forever
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			n = v.Value
+		case *ast.TagNode:
+			n = v.Value
+		case *ast.AliasNode:
+			target, ok := l.anchors[v.Value.GetToken().Value]
+			if !ok {
+				return nil
+			}
+			n = target
+		default:
+			return n
+		}
+	}
+	return nil
+}
+
+// typeName names the YAML type of a node for messages.
+func typeName(n ast.Node) string {
+	switch n.(type) {
+	case nil, *ast.NullNode:
+		return "null"
+	case *ast.MappingNode, *ast.MappingValueNode:
+		return "a mapping"
+	case *ast.SequenceNode:
+		return "a list"
+	case *ast.IntegerNode:
+		return "an integer"
+	case *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
+		return "a number"
+	case *ast.BoolNode:
+		return "a boolean"
+	default:
+		return "a string"
+	}
+}
+
+func isNull(n ast.Node) bool {
+	_, null := n.(*ast.NullNode)
+	return n == nil || null
+}
+
+// mapping returns the entries of n, which must be a mapping (null counts as
+// empty). where names the mapping in messages, valid lists its keys (nil
+// means any key). Unknown and duplicate keys are reported and dropped.
+func (l *loader) mapping(n ast.Node, at ast.Node, where string, valid []string) ([]entry, bool) {
+	v := l.resolve(n)
+	if isNull(v) {
+		return nil, true
+	}
+	if mv, ok := v.(*ast.MappingValueNode); ok { // a one-key mapping can parse as a bare pair
+		v = &ast.MappingNode{BaseNode: mv.BaseNode, Values: []*ast.MappingValueNode{mv}}
+	}
+	m, ok := v.(*ast.MappingNode)
+	if !ok {
+		l.errorf(cmpNode(n, at), fmt.Sprintf("%s must be a mapping, got %s", where, typeName(v)),
+			"write it as indented key: value lines")
+		return nil, false
+	}
+	var out []entry
+	seen := map[string]ast.Node{}
+	for _, e := range l.entries(m, 0) {
+		if valid != nil && !contains(valid, e.key) {
+			l.errorf(e.keyN, fmt.Sprintf("unknown key %q in %s", e.key, where), keyHint(e.key, valid))
+			continue
+		}
+		if first, dup := seen[e.key]; dup {
+			line, _ := nodePos(first)
+			if where == "observers" {
+				l.errorf(e.keyN, fmt.Sprintf("duplicate observer name %q (first defined at line %d)", e.key, line),
+					"observer names must be unique; rename one of them")
+			} else {
+				l.errorf(e.keyN, fmt.Sprintf("duplicate key %q in %s (first at line %d)", e.key, where, line),
+					"remove one of them")
+			}
+			continue
+		}
+		seen[e.key] = e.keyN
+		out = append(out, e)
+	}
+	return out, true
+}
+
+// entries lists the pairs of m, expanding merge keys (<<: *anchor); an
+// explicit key wins over a merged one.
+func (l *loader) entries(m *ast.MappingNode, depth int) []entry {
+	var out, merged []entry
+	for _, mv := range m.Values {
+		if mv.Key != nil && mv.Key.IsMergeKey() && depth < 8 {
+			src := l.resolve(mv.Value)
+			var maps []ast.Node
+			if seq, ok := src.(*ast.SequenceNode); ok {
+				maps = seq.Values
+			} else {
+				maps = []ast.Node{src}
+			}
+			for _, s := range maps {
+				if mm, ok := l.resolve(s).(*ast.MappingNode); ok {
+					merged = append(merged, l.entries(mm, depth+1)...)
+				} else {
+					l.errorf(mv.Key, "<< must merge a mapping", "point the alias at a mapping anchor")
+				}
+			}
+			continue
+		}
+		out = append(out, entry{key: scalarText(l.resolve(mv.Key)), keyN: mv.Key, value: mv.Value})
+	}
+	for _, e := range merged {
+		if !hasKey(out, e.key) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func hasKey(es []entry, k string) bool {
+	for _, e := range es {
+		if e.key == k {
+			return true
+		}
+	}
+	return false
+}
+
+func cmpNode(n, fallback ast.Node) ast.Node {
+	if n == nil || isNull(n) {
+		return fallback
+	}
+	return n
+}
+
+// scalarText returns the text of a scalar node: the value of a string, the
+// literal text of a number or boolean.
+func scalarText(n ast.Node) string {
+	switch v := n.(type) {
+	case nil:
+		return ""
+	case *ast.StringNode:
+		return v.Value
+	case *ast.LiteralNode:
+		if v.Value != nil {
+			return v.Value.Value
+		}
+		return ""
+	case *ast.NullNode:
+		return ""
+	default:
+		if tk := n.GetToken(); tk != nil {
+			return tk.Value
+		}
+		return ""
+	}
+}
+
+func isScalar(n ast.Node) bool {
+	switch n.(type) {
+	case *ast.MappingNode, *ast.MappingValueNode, *ast.SequenceNode, nil:
+		return false
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// keyHint suggests the closest valid key and lists them all.
+func keyHint(got string, valid []string) string {
+	list := "valid keys: " + strings.Join(valid, ", ")
+	if s := suggest(got, valid); s != "" {
+		return fmt.Sprintf("did you mean %q? %s", s, list)
+	}
+	return list
+}
+
+// suggest returns the candidate closest to got, or "" when none is close.
+func suggest(got string, candidates []string) string {
+	norm := func(s string) string {
+		return strings.NewReplacer("_", "", "-", "", " ", "").Replace(strings.ToLower(s))
+	}
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if norm(c) == norm(got) {
+			return c
+		}
+		if d := levenshtein(strings.ToLower(got), c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}

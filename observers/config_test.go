@@ -1,0 +1,260 @@
+package observers
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"github.com/stretchr/testify/require"
+)
+
+func envOf(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
+	}
+}
+
+func TestConfigParseValid(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("testdata/valid.yaml")
+	require.NoError(t, err)
+	cfg, diags, err := ParseWithEnv("valid.yaml", data, envOf(map[string]string{
+		"TEST_HOOK_URL": "https://example.com/x", "TEST_HOOK_SECRET": "s",
+	}))
+	require.NoError(t, err)
+	require.Empty(t, diags)
+
+	require.Equal(t, ListenerConfig{ID: "orders", Table: ListenerTableDefault, BatchSize: 100, PollInterval: time.Second}, cfg.Listener)
+	require.True(t, cfg.AllowPrivateTargets)
+	require.Equal(t, WorkersConfig{MaxWorkers: 100, FetchCooldown: 10 * time.Millisecond, FetchPollInterval: time.Second}, cfg.Workers)
+	require.Equal(t, data, cfg.Source)
+	require.Len(t, cfg.Hash, 64)
+	require.Equal(t, "valid.yaml", cfg.Filename)
+
+	var names []string
+	for _, o := range cfg.Observers {
+		names = append(names, o.Name)
+	}
+	require.Equal(t, []string{"all_changes", "order_created", "user_deleted"}, names, "sorted by name")
+
+	o := cfg.Observer("order_created")
+	require.NotNil(t, o)
+	require.Nil(t, cfg.Observer("nope"))
+	require.Equal(t, "Order", o.Entity)
+	require.Equal(t, []Kind{KindInsert}, o.Events, "insert and created are one kind")
+	require.Equal(t, "status == 'new' && total > 100", o.Condition.Source())
+	require.Equal(t, RetryPolicy{MaxAttempts: 3, InitialDelay: 2 * time.Second, MaxDelay: time.Minute, BackoffStrategy: BackoffLinear}, o.Retry)
+	require.Len(t, o.Actions, 2)
+
+	w := o.Actions[0].Webhook
+	require.Equal(t, ActionTypeWebhook, o.Actions[0].Type)
+	require.Equal(t, "https://example.com/hooks/orders", w.URL)
+	require.Equal(t, map[string]string{"X-Source": "fraiseql", "Authorization": "Bearer top-secret-token"}, w.Headers)
+	require.Equal(t, "POST", w.Method)
+	require.Equal(t, 30*time.Second, w.Timeout)
+	require.Equal(t, WebhookSignatureStandard, w.Signature)
+	require.NotNil(t, w.Body())
+	require.Equal(t, `{"id": "7", "status": "new"}`, w.Body().Render(map[string]any{"id": 7.0, "status": "new"}, true))
+
+	w2 := o.Actions[1].Webhook
+	require.Equal(t, "TEST_HOOK_URL", w2.URLEnv)
+	require.Equal(t, "PUT", w2.Method)
+	require.Equal(t, 5*time.Second, w2.Timeout)
+	require.Equal(t, WebhookSignatureFraiseQL, w2.Signature)
+	require.Nil(t, w2.Body())
+
+	all := cfg.Observer("all_changes")
+	require.Nil(t, all.Condition)
+	require.Equal(t, RetryPolicy{MaxAttempts: 5, InitialDelay: time.Second, MaxDelay: 5 * time.Minute, BackoffStrategy: BackoffExponential}, all.Retry)
+}
+
+func TestConfigHashIsContentIdentity(t *testing.T) {
+	t.Parallel()
+	src := []byte("observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhook, url: 'https://a.example/'}]\n")
+	a, _, err := Parse("a.yaml", src)
+	require.NoError(t, err)
+	b, _, err := Parse("b.yaml", src)
+	require.NoError(t, err)
+	c, _, err := Parse("a.yaml", append(src, []byte("# changed\n")...))
+	require.NoError(t, err)
+	require.Equal(t, a.Hash, b.Hash)
+	require.NotEqual(t, a.Hash, c.Hash)
+}
+
+func TestConfigUnsetEnvIsWarning(t *testing.T) {
+	t.Parallel()
+	src := []byte(`observers:
+  o:
+    entity: A
+    events: [INSERT]
+    actions:
+      - type: webhook
+        url_env: HOOK_URL
+        signing_secret_env: HOOK_SECRET
+`)
+	cfg, diags, err := ParseWithEnv("w.yaml", src, envOf(nil))
+	require.NoError(t, err)
+	require.NotNil(t, cfg)
+	require.False(t, diags.HasErrors())
+	require.Len(t, diags, 2)
+	require.Equal(t, "w.yaml:7:18: warning: environment variable HOOK_URL (url_env) is not set", firstLine(diags[0].String()))
+	require.Equal(t, "w.yaml:8:29: warning: environment variable HOOK_SECRET (signing_secret_env) is not set", firstLine(diags[1].String()))
+	require.Equal(t, SeverityWarning, diags[0].Severity)
+
+	err = cfg.Resolve(envOf(map[string]string{"HOOK_SECRET": "whsec_x"}))
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `observer "o" actions[0] (webhook)`)
+	require.Contains(t, err.Error(), "HOOK_URL")
+	require.NotContains(t, err.Error(), "whsec_x")
+	require.NotEmpty(t, errors.GetAllHints(err))
+
+	getenv := envOf(map[string]string{"HOOK_URL": "https://h.example/x", "HOOK_SECRET": "whsec_x"})
+	require.NoError(t, cfg.Resolve(getenv))
+	w := cfg.Observers[0].Actions[0].Webhook
+	u, err := w.ResolvedURL(getenv)
+	require.NoError(t, err)
+	require.Equal(t, "https://h.example/x", u)
+	s, err := w.ResolvedSecret(getenv)
+	require.NoError(t, err)
+	require.Equal(t, "whsec_x", s)
+
+	_, err = w.ResolvedURL(envOf(map[string]string{"HOOK_URL": "not a url"}))
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "not a url")
+}
+
+func TestConfigResolvedSecretNone(t *testing.T) {
+	t.Parallel()
+	w := &WebhookAction{URL: "https://x.example/"}
+	s, err := w.ResolvedSecret(envOf(nil))
+	require.NoError(t, err)
+	require.Empty(t, s)
+	w.SigningSecret = "lit"
+	s, err = w.ResolvedSecret(envOf(nil))
+	require.NoError(t, err)
+	require.Equal(t, "lit", s)
+}
+
+func TestConfigInvalidFiles(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("testdata/invalid/*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			t.Parallel()
+			wants := WantDiagnostics(t, path)
+			cfg, diags, err := Load(path)
+			require.Error(t, err)
+			require.Nil(t, cfg)
+			require.True(t, diags.HasErrors())
+			var got []string
+			for _, d := range diags.Errors() {
+				got = append(got, d.String())
+			}
+			require.Len(t, got, len(wants), "diagnostics: %s", strings.Join(got, "\n"))
+			for i, w := range wants {
+				require.True(t, strings.HasPrefix(got[i], path+":"+w), "want prefix %q, got %q", path+":"+w, got[i])
+			}
+			require.Contains(t, err.Error(), firstLine(got[0]))
+			require.NotEmpty(t, errors.GetAllHints(err))
+		})
+	}
+}
+
+// WantDiagnostics reads the "# want: line:col: message" lines at the top of
+// a testdata file.
+func WantDiagnostics(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var wants []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		if w, ok := strings.CutPrefix(sc.Text(), "# want: "); ok {
+			wants = append(wants, w)
+		}
+	}
+	require.NotEmpty(t, wants, "%s has no # want: line", path)
+	return wants
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+func TestConfigDiagnosticDetails(t *testing.T) {
+	t.Parallel()
+	_, diags, err := Parse("x.yaml", []byte("listener:\n  batchsize: 5\n"))
+	require.Error(t, err)
+	require.Equal(t, `x.yaml:2:3: unknown key "batchsize" in listener
+  hint: did you mean "batch_size"? valid keys: id, table, batch_size, poll_interval`, diags.Errors()[0].String())
+
+	_, diags, err = Parse("x.yaml", []byte("observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhok, url: 'https://a/'}]\n"))
+	require.Error(t, err)
+	require.Contains(t, diags[0].Hint, `did you mean "webhook"?`)
+
+	_, diags, err = Parse("empty.yaml", []byte("# nothing\n"))
+	require.Error(t, err)
+	require.Equal(t, "empty.yaml:1:1: the configuration file is empty", firstLine(diags[0].String()))
+}
+
+func TestConfigAnchorsAndMergeKeys(t *testing.T) {
+	t.Parallel()
+	src := []byte(`observers:
+  a:
+    entity: A
+    events: [INSERT]
+    actions:
+      - &hook
+        type: webhook
+        url: https://a.example/
+        timeout: 3s
+  b:
+    entity: B
+    events: [UPDATE]
+    actions:
+      - <<: *hook
+        url: https://b.example/
+`)
+	cfg, diags, err := Parse("m.yaml", src)
+	require.NoError(t, err, "%v", diags)
+	b := cfg.Observer("b").Actions[0].Webhook
+	require.Equal(t, "https://b.example/", b.URL)
+	require.Equal(t, 3*time.Second, b.Timeout)
+}
+
+func TestRetryPolicyDelay(t *testing.T) {
+	t.Parallel()
+	exp := RetryPolicy{InitialDelay: time.Second, MaxDelay: 10 * time.Second, BackoffStrategy: BackoffExponential}
+	lin := RetryPolicy{InitialDelay: 2 * time.Second, MaxDelay: 7 * time.Second, BackoffStrategy: BackoffLinear}
+	fix := RetryPolicy{InitialDelay: 3 * time.Second, MaxDelay: time.Minute, BackoffStrategy: BackoffFixed}
+	for _, tc := range []struct {
+		p       RetryPolicy
+		attempt int
+		want    time.Duration
+	}{
+		{exp, 0, time.Second},
+		{exp, 1, time.Second},
+		{exp, 2, 2 * time.Second},
+		{exp, 3, 4 * time.Second},
+		{exp, 4, 8 * time.Second},
+		{exp, 5, 10 * time.Second},
+		{exp, 500, 10 * time.Second},
+		{lin, 1, 2 * time.Second},
+		{lin, 3, 6 * time.Second},
+		{lin, 4, 7 * time.Second},
+		{fix, 1, 3 * time.Second},
+		{fix, 9, 3 * time.Second},
+		{RetryPolicy{InitialDelay: time.Hour, BackoffStrategy: BackoffExponential}, 100, time.Duration(1<<63 - 1)},
+	} {
+		require.Equal(t, tc.want, tc.p.Delay(tc.attempt), "%s attempt %d", tc.p.BackoffStrategy, tc.attempt)
+	}
+}

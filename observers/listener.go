@@ -1,0 +1,434 @@
+package observers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
+)
+
+// NotifyChannel is the channel the change-log trigger notifies on commit.
+const NotifyChannel = "fraiseql_observers"
+
+// Listener defaults.
+const (
+	StandbyRetryDefault      = time.Second
+	HeartbeatIntervalDefault = 2 * time.Second
+	BatchTimeoutDefault      = 30 * time.Second
+)
+
+// Role of an instance in its listener group.
+type Role string
+
+const (
+	RoleLeader  Role = "leader"
+	RoleStandby Role = "standby"
+)
+
+// ListenerParams configures a Listener.
+type ListenerParams struct {
+	Pool          *pgxpool.Pool
+	Config        *Config
+	ConfigVersion int64 // id of Config in observer_config_versions
+	Enqueuer      Enqueuer
+	Logger        *slog.Logger
+	Metrics       *Metrics
+
+	InstanceID string // unique per process; default host-pid-start
+	HTTPAddr   string // shown in observer_listeners
+	Version    string // build version, shown in observer_listeners
+
+	StandbyRetry      time.Duration // how often a standby tries to take the lock; default 1s
+	HeartbeatInterval time.Duration // default 2s
+
+	// BeforeCommit, when set, runs inside every enqueue transaction after the
+	// jobs are inserted and before the checkpoint commits. Fault-injection
+	// tests use it; an error rolls the batch back.
+	BeforeCommit func(ctx context.Context, batch int) error
+}
+
+// Listener is the reading half of the pipeline. Every instance runs one; the
+// one holding the listener group's advisory lock leads: it reads the change
+// log and enqueues jobs in the transaction that advances the checkpoint.
+type Listener struct {
+	p       ListenerParams
+	log     *ChangeLog
+	lockKey string
+	logger  *slog.Logger
+
+	mu         sync.Mutex
+	role       Role
+	leaderFrom time.Time
+	startedAt  time.Time
+	batches    int
+
+	cancel   context.CancelFunc
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// NewListener validates params and prepares a Listener; Start runs it.
+func NewListener(p ListenerParams) (*Listener, error) {
+	if p.Pool == nil || p.Config == nil || p.Enqueuer == nil {
+		return nil, errors.New("listener: Pool, Config and Enqueuer are required")
+	}
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.DiscardHandler)
+	}
+	if p.Metrics == nil {
+		p.Metrics = NewMetrics(nil)
+	}
+	if p.InstanceID == "" {
+		host, _ := os.Hostname()
+		p.InstanceID = fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%1_000_000)
+	}
+	if p.StandbyRetry <= 0 {
+		p.StandbyRetry = StandbyRetryDefault
+	}
+	if p.HeartbeatInterval <= 0 {
+		p.HeartbeatInterval = HeartbeatIntervalDefault
+	}
+	cl, err := NewChangeLog(p.Config.Listener.Table)
+	if err != nil {
+		return nil, err
+	}
+	return &Listener{
+		p:       p,
+		log:     cl,
+		lockKey: "fraiseql-observers/listener/" + p.Config.Listener.ID,
+		logger:  p.Logger.With(slog.String("listener_id", p.Config.Listener.ID), slog.String("instance_id", p.InstanceID)),
+		role:    RoleStandby,
+	}, nil
+}
+
+// InstanceID identifies this process in observer_listeners.
+func (l *Listener) InstanceID() string { return l.p.InstanceID }
+
+// Role reports whether this instance currently leads.
+func (l *Listener) Role() Role {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.role
+}
+
+// Start runs the listener in the background until Stop or ctx ends.
+func (l *Listener) Start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	l.cancel = cancel
+	l.done = make(chan struct{})
+	l.startedAt = time.Now()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); l.heartbeatLoop(ctx) }()
+	go func() { defer wg.Done(); l.run(ctx) }()
+	go func() { wg.Wait(); close(l.done) }()
+	return nil
+}
+
+// Stop ends the listener and waits for it; the advisory lock is released so
+// a standby takes over at once. Safe to call twice.
+func (l *Listener) Stop() {
+	l.stopOnce.Do(func() {
+		if l.cancel == nil {
+			return
+		}
+		l.cancel()
+		<-l.done
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := dbsqlc.New(l.p.Pool).ListenerDelete(ctx, l.p.InstanceID); err != nil {
+			l.logger.Warn("listener: could not remove instance row", slog.String("error", err.Error()))
+		}
+	})
+}
+
+func (l *Listener) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := l.campaign(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			l.logger.Error("listener: leadership ended", slog.String("error", err.Error()))
+		}
+		sleepCtx(ctx, l.p.StandbyRetry)
+	}
+}
+
+// campaign connects a dedicated session, waits until it holds the group's
+// advisory lock, then leads until the session breaks or ctx ends. Postgres
+// frees the lock the moment the session dies, so a killed leader is replaced
+// within one StandbyRetry.
+func (l *Listener) campaign(ctx context.Context) error {
+	cc := l.p.Pool.Config().ConnConfig.Copy()
+	// Time out waits by deadline rather than a cancel request, so a timed-out
+	// WaitForNotification leaves the session (and its lock) intact.
+	cc.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: pc.Conn()}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return errors.Wrap(err, "listener: connect lock session")
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx) // closing the session releases the lock
+	}()
+	if err := dbsqlc.New(l.p.Pool).CheckpointEnsure(ctx, l.p.Config.Listener.ID); err != nil {
+		return errors.Wrap(err, "listener: ensure checkpoint row")
+	}
+	for {
+		var got bool
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := conn.QueryRow(qctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, l.lockKey).Scan(&got)
+		cancel()
+		if err != nil {
+			return errors.Wrap(err, "listener: try advisory lock")
+		}
+		if got {
+			break
+		}
+		if !sleepCtx(ctx, l.p.StandbyRetry) {
+			return nil
+		}
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+		return errors.Wrap(err, "listener: LISTEN")
+	}
+	l.setRole(ctx, RoleLeader)
+	defer l.setRole(context.WithoutCancel(ctx), RoleStandby)
+	l.logger.Info("listener: became leader", slog.String("table", l.log.Table()))
+	return l.lead(ctx, conn)
+}
+
+// lead drains the log, then sleeps until a NOTIFY or the poll interval.
+func (l *Listener) lead(ctx context.Context, conn *pgx.Conn) error {
+	cfg := l.p.Config.Listener
+	for {
+		for {
+			n, err := l.processBatch(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				l.p.Metrics.BatchErrors.Inc()
+				l.logger.Error("listener: batch failed; it will be read again", slog.String("error", err.Error()))
+				break
+			}
+			if n < cfg.BatchSize {
+				break
+			}
+			if conn.IsClosed() {
+				return errors.New("listener: lock session closed")
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, cfg.PollInterval)
+		_, err := conn.WaitForNotification(wctx)
+		timedOut := wctx.Err() != nil
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && !(timedOut || pgconn.Timeout(err)) {
+			return errors.Wrap(err, "listener: lock session lost")
+		}
+		if conn.IsClosed() {
+			return errors.New("listener: lock session closed")
+		}
+	}
+}
+
+// processBatch is the one transaction the delivery guarantee rests on: lock
+// the checkpoint row (fencing any other would-be leader), read the next batch
+// below the committed horizon, enqueue one job per matched action, advance
+// the checkpoint, commit. It returns the number of rows consumed.
+func (l *Listener) processBatch(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, BatchTimeoutDefault)
+	defer cancel()
+	start := time.Now()
+	tx, err := l.p.Pool.Begin(ctx)
+	if err != nil {
+		return 0, errors.Wrap(err, "begin enqueue transaction")
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+
+	q := dbsqlc.New(tx)
+	listenerID := l.p.Config.Listener.ID
+	cp, err := q.CheckpointLock(ctx, listenerID)
+	if err != nil {
+		return 0, errors.Wrap(err, "lock checkpoint")
+	}
+	pos := Position{TxID: uint64(cp.Txid), Seq: cp.EventID}
+	events, skipped, last, err := l.log.ReadBatch(ctx, tx, pos, l.p.Config.Listener.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	n := len(events) + len(skipped)
+	if n == 0 {
+		return 0, nil
+	}
+
+	var jobs []Job
+	matched := 0
+	for _, ev := range events {
+		ms := l.p.Config.Match(ev, func(o *Observer, err error) {
+			l.p.Metrics.ConditionErrors.WithLabelValues(o.Name).Inc()
+			l.logger.Warn("listener: condition failed; treated as no match",
+				slog.String("observer", o.Name), slog.Int64("event_seq", ev.Seq),
+				slog.String("entity_type", ev.EntityType), slog.String("error", err.Error()))
+		})
+		if len(ms) > 0 {
+			matched++
+		}
+		for _, m := range ms {
+			jobs = append(jobs, Job{Event: ev, Observer: m.Observer, ActionIndex: m.ActionIndex, ConfigVersion: l.p.ConfigVersion})
+		}
+	}
+	if len(jobs) > 0 {
+		if err := l.p.Enqueuer.EnqueueTx(ctx, tx, jobs); err != nil {
+			return 0, errors.Wrap(err, "enqueue jobs")
+		}
+	}
+	if len(skipped) > 0 {
+		pks := make([]int64, len(skipped))
+		reasons := make([]string, len(skipped))
+		for i, s := range skipped {
+			pks[i], reasons[i] = s.Seq, s.Reason
+			l.logger.Warn("listener: change skipped", slog.Int64("event_seq", s.Seq), slog.String("reason", s.Reason))
+		}
+		if _, err := q.SkippedEventInsertMany(ctx, dbsqlc.SkippedEventInsertManyParams{
+			ListenerID: listenerID, ChangePks: pks, Reasons: reasons,
+		}); err != nil {
+			return 0, errors.Wrap(err, "record skipped changes")
+		}
+	}
+	l.mu.Lock()
+	l.batches++
+	batchNo := l.batches
+	l.mu.Unlock()
+	if l.p.BeforeCommit != nil {
+		if err := l.p.BeforeCommit(ctx, batchNo); err != nil {
+			return 0, errors.Wrap(err, "before commit")
+		}
+	}
+	if _, err := q.CheckpointAdvance(ctx, dbsqlc.CheckpointAdvanceParams{
+		ListenerID: listenerID, Txid: int64(last.TxID), EventID: last.Seq, EventsProcessedDelta: int64(n),
+	}); err != nil {
+		return 0, errors.Wrap(err, "advance checkpoint")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, errors.Wrap(err, "commit enqueue transaction")
+	}
+
+	m := l.p.Metrics
+	m.Batches.Inc()
+	m.BatchDuration.Observe(time.Since(start).Seconds())
+	m.EventsProcessed.Add(float64(n))
+	m.EventsMatched.Add(float64(matched))
+	for _, s := range skipped {
+		m.EventsSkipped.WithLabelValues(skipReasonLabel(s.Reason)).Inc()
+	}
+	for _, j := range jobs {
+		m.JobsEnqueued.WithLabelValues(j.Observer.Actions[j.ActionIndex].Type).Inc()
+	}
+	m.CheckpointSeq.Set(float64(last.Seq))
+	m.CheckpointTxID.Set(float64(last.TxID))
+	l.logger.Debug("listener: batch committed", slog.Int("rows", n), slog.Int("jobs", len(jobs)),
+		slog.Int64("checkpoint_seq", last.Seq), slog.Duration("took", time.Since(start)))
+	return n, nil
+}
+
+// skipReasonLabel keeps the metric's label set small.
+func skipReasonLabel(reason string) string {
+	switch {
+	case len(reason) >= 24 && reason[:24] == "unknown modification_typ":
+		return "unknown_kind"
+	default:
+		return "bad_payload"
+	}
+}
+
+func (l *Listener) setRole(ctx context.Context, r Role) {
+	l.mu.Lock()
+	changed := l.role != r
+	l.role = r
+	if r == RoleLeader && changed {
+		l.leaderFrom = time.Now()
+	}
+	l.mu.Unlock()
+	if r == RoleLeader {
+		l.p.Metrics.IsLeader.Set(1)
+		if changed {
+			l.p.Metrics.LeaderChanges.Inc()
+		}
+	} else {
+		l.p.Metrics.IsLeader.Set(0)
+	}
+	if changed {
+		l.heartbeat(ctx)
+	}
+}
+
+func (l *Listener) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(l.p.HeartbeatInterval)
+	defer t.Stop()
+	l.heartbeat(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			l.heartbeat(ctx)
+		}
+	}
+}
+
+func (l *Listener) heartbeat(ctx context.Context) {
+	l.mu.Lock()
+	role, since := l.role, l.leaderFrom
+	l.mu.Unlock()
+	host, _ := os.Hostname()
+	params := dbsqlc.ListenerHeartbeatParams{
+		ID:         l.p.InstanceID,
+		ListenerID: l.p.Config.Listener.ID,
+		Host:       &host,
+		Pid:        ptr(int32(os.Getpid())),
+		HttpAddr:   &l.p.HTTPAddr,
+		Role:       string(role),
+		Version:    &l.p.Version,
+		StartedAt:  ptr(l.startedAt),
+	}
+	if role == RoleLeader {
+		params.LeaderSince = ptr(since)
+	}
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := dbsqlc.New(l.p.Pool).ListenerHeartbeat(hctx, params); err != nil && ctx.Err() == nil {
+		l.logger.Warn("listener: heartbeat failed", slog.String("error", err.Error()))
+	}
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether the full wait elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

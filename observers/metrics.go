@@ -1,0 +1,89 @@
+package observers
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the pipeline's Prometheus metrics. Names follow the dashboards
+// shipped in deploy/ (observer_*).
+type Metrics struct {
+	EventsProcessed  prometheus.Counter     // change-log rows read and checkpointed
+	EventsSkipped    *prometheus.CounterVec // rows recorded in observer_skipped_events, by reason
+	EventsMatched    prometheus.Counter     // rows that matched at least one observer
+	ConditionErrors  *prometheus.CounterVec // condition runtime errors, by observer
+	JobsEnqueued     *prometheus.CounterVec // jobs inserted, by action type
+	Batches          prometheus.Counter     // enqueue transactions committed
+	BatchDuration    prometheus.Histogram   // time of one enqueue transaction
+	BatchErrors      prometheus.Counter     // enqueue transactions that failed (and will be replayed)
+	ActionsExecuted  *prometheus.CounterVec // delivery attempts, by action type and observer
+	ActionsFailed    *prometheus.CounterVec // failed attempts, by action type, observer and class (transient|permanent)
+	ActionDuration   *prometheus.HistogramVec
+	IsLeader         prometheus.Gauge   // 1 while this instance leads its listener group
+	CheckpointSeq    prometheus.Gauge   // pk of the last checkpointed change
+	CheckpointTxID   prometheus.Gauge   // txid of the last checkpointed change
+	LeaderChanges    prometheus.Counter // times this instance became leader
+	HorizonLagEvents prometheus.Gauge   // rows committed after the checkpoint that the horizon still holds back (sampled)
+}
+
+// NewMetrics creates the metrics and registers them on reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		EventsProcessed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "observer_events_processed_total", Help: "Change-log rows read and checkpointed by the leader.",
+		}),
+		EventsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "observer_events_skipped_total", Help: "Change-log rows that could not be processed and were recorded in observer_skipped_events.",
+		}, []string{"reason"}),
+		EventsMatched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "observer_events_matched_total", Help: "Change-log rows that matched at least one observer.",
+		}),
+		ConditionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "observer_condition_errors_total", Help: "Conditions that failed at run time (treated as no match).",
+		}, []string{"observer"}),
+		JobsEnqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "observer_jobs_enqueued_total", Help: "Action jobs inserted into River.",
+		}, []string{"action_type"}),
+		Batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "observer_batches_total", Help: "Enqueue transactions committed.",
+		}),
+		BatchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "observer_batch_duration_seconds", Help: "Duration of one enqueue transaction.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		BatchErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "observer_batch_errors_total", Help: "Enqueue transactions that failed and will be replayed.",
+		}),
+		ActionsExecuted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "observer_actions_executed_total", Help: "Action attempts executed.",
+		}, []string{"action_type", "observer"}),
+		ActionsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "observer_actions_failed_total", Help: "Action attempts that failed.",
+		}, []string{"action_type", "observer", "class"}),
+		ActionDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "observer_action_duration_seconds", Help: "Duration of one action attempt.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"action_type"}),
+		IsLeader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "observer_listener_is_leader", Help: "1 while this instance leads its listener group.",
+		}),
+		CheckpointSeq: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "observer_checkpoint_event_id", Help: "pk_entity_change_log of the last checkpointed change.",
+		}),
+		CheckpointTxID: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "observer_checkpoint_txid", Help: "Transaction id of the last checkpointed change.",
+		}),
+		LeaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "observer_leader_acquired_total", Help: "Times this instance became the leader of its listener group.",
+		}),
+		HorizonLagEvents: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "observer_horizon_held_events", Help: "Committed change-log rows after the checkpoint that the transaction horizon still holds back (sampled when the log looks drained).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.EventsProcessed, m.EventsSkipped, m.EventsMatched, m.ConditionErrors,
+			m.JobsEnqueued, m.Batches, m.BatchDuration, m.BatchErrors, m.ActionsExecuted,
+			m.ActionsFailed, m.ActionDuration, m.IsLeader, m.CheckpointSeq, m.CheckpointTxID,
+			m.LeaderChanges, m.HorizonLagEvents)
+	}
+	return m
+}

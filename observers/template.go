@@ -1,0 +1,194 @@
+package observers
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/cockroachdb/errors"
+)
+
+// Template is a compiled body template: text with "{{ field }}" or
+// "{{ a.b.c }}" placeholders (spaces inside the braces optional). It is safe
+// for concurrent use.
+//
+// Render looks placeholders up in a data map; pass TemplateData(ev) so that
+// the event's fields and its `event` object ({{ event.kind }},
+// {{ event.entity_type }}, {{ event.entity_id }}, {{ event.id }}) are both
+// available.
+type Template struct {
+	src   string
+	parts []templatePart
+}
+
+// templatePart is literal text, or a placeholder when path is non-empty.
+type templatePart struct {
+	text string
+	name string   // placeholder as written, trimmed
+	path []string // name split on "."
+}
+
+// CompileTemplate parses a template. An unclosed "{{", an empty placeholder
+// or a malformed name is an error.
+func CompileTemplate(src string) (*Template, error) {
+	t := &Template{src: src}
+	rest, offset := src, 0
+	for {
+		i := strings.Index(rest, "{{")
+		if i < 0 {
+			if rest != "" {
+				t.parts = append(t.parts, templatePart{text: rest})
+			}
+			return t, nil
+		}
+		if i > 0 {
+			t.parts = append(t.parts, templatePart{text: rest[:i]})
+		}
+		j := strings.Index(rest[i+2:], "}}")
+		if j < 0 {
+			return nil, errors.WithHint(errors.Newf("unclosed \"{{\" at offset %d", offset+i),
+				`close the placeholder with "}}"`)
+		}
+		name := strings.TrimSpace(rest[i+2 : i+2+j])
+		if name == "" {
+			return nil, errors.WithHint(errors.Newf("empty placeholder \"{{}}\" at offset %d", offset+i),
+				"write a field name between the braces, e.g. {{ id }}")
+		}
+		path := strings.Split(name, ".")
+		for _, p := range path {
+			if p == "" || strings.ContainsAny(p, " \t\r\n{}") {
+				return nil, errors.WithHint(errors.Newf("invalid placeholder %q at offset %d", name, offset+i),
+					"a placeholder is a field name or a dotted path, e.g. {{ customer.email }}")
+			}
+		}
+		t.parts = append(t.parts, templatePart{name: name, path: path})
+		consumed := i + 2 + j + 2
+		rest, offset = rest[consumed:], offset+consumed
+	}
+}
+
+// Source returns the template as written.
+func (t *Template) Source() string { return t.src }
+
+// Fields returns the placeholder names, in order of appearance.
+func (t *Template) Fields() []string {
+	var out []string
+	for _, p := range t.parts {
+		if p.path != nil {
+			out = append(out, p.name)
+		}
+	}
+	return out
+}
+
+// Render fills the placeholders from data. A missing (or null) value renders
+// as the empty string; strings render raw; numbers as JSON numbers (100,
+// 12.5); booleans as true/false; objects and arrays as compact JSON. With
+// jsonEscape every substituted value is escaped as the inside of a JSON
+// string (without the quotes), so that "{\"note\": \"{{ note }}\"}" stays
+// valid JSON whatever the note holds.
+func (t *Template) Render(data map[string]any, jsonEscape bool) string {
+	var b strings.Builder
+	b.Grow(len(t.src))
+	for _, p := range t.parts {
+		if p.path == nil {
+			b.WriteString(p.text)
+			continue
+		}
+		v, ok := lookupTemplate(data, p)
+		if !ok {
+			continue
+		}
+		s := renderValue(v)
+		if jsonEscape {
+			s = jsonEscapeString(s)
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// lookupTemplate finds a placeholder: a literal key first (a field may have a
+// dot in its name), then the dotted path through nested objects.
+func lookupTemplate(data map[string]any, p templatePart) (any, bool) {
+	if v, ok := data[p.name]; ok {
+		return v, true
+	}
+	if len(p.path) == 1 {
+		return nil, false
+	}
+	var cur any = data
+	for _, k := range p.path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[k]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// renderValue renders one value as template text (before any escaping).
+func renderValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case json.Number:
+		return x.String()
+	case []byte:
+		return string(x)
+	}
+	b, err := marshalNoHTML(v)
+	if err != nil {
+		return ""
+	}
+	if len(b) > 0 && b[0] == '"' { // a type that marshals as a JSON string (time.Time, …)
+		var s string
+		if json.Unmarshal(b, &s) == nil {
+			return s
+		}
+	}
+	return string(b)
+}
+
+// jsonEscapeString escapes s as the inside of a JSON string literal.
+func jsonEscapeString(s string) string {
+	b, err := marshalNoHTML(s)
+	if err != nil || len(b) < 2 {
+		return ""
+	}
+	return string(b[1 : len(b)-1])
+}
+
+func marshalNoHTML(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// TemplateData returns the data a body template renders from: the event's
+// data fields plus an "event" object {id, kind, entity_type, entity_id,
+// tenant_id, user_id}, unless the data has its own "event" field. The
+// event's Data map is not modified.
+func TemplateData(ev *Event) map[string]any {
+	if _, has := ev.Data["event"]; has {
+		return ev.Data
+	}
+	out := make(map[string]any, len(ev.Data)+1)
+	for k, v := range ev.Data {
+		out[k] = v
+	}
+	out["event"] = eventMeta(ev)
+	return out
+}

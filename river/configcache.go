@@ -1,0 +1,83 @@
+package river
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/errors"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
+)
+
+// Version is one immutable configuration version with its change-log reader.
+type Version struct {
+	ID     int64
+	Config *observers.Config
+	Log    *observers.ChangeLog
+}
+
+// ConfigStore stores each loaded configuration once, as an immutable version
+// (observer_config_versions), and gives workers the version a job was matched
+// under. Versions are cached in memory for the life of the process.
+type ConfigStore struct {
+	pool *pgxpool.Pool
+	mu   sync.Mutex
+	byID map[int64]*Version
+}
+
+// NewConfigStore returns a store reading observer_config_versions through pool.
+func NewConfigStore(pool *pgxpool.Pool) *ConfigStore {
+	return &ConfigStore{pool: pool, byID: map[int64]*Version{}}
+}
+
+// Register records cfg as a version (once per distinct content) and returns it.
+func (s *ConfigStore) Register(ctx context.Context, cfg *observers.Config) (*Version, error) {
+	id, err := dbsqlc.New(s.pool).ConfigVersionUpsert(ctx, dbsqlc.ConfigVersionUpsertParams{
+		Hash: cfg.Hash, Source: string(cfg.Source),
+	})
+	if err != nil {
+		return nil, errors.Wrap(err, "store config version")
+	}
+	return s.add(id, cfg)
+}
+
+// Get returns configuration version id, loading and compiling it on first use.
+func (s *ConfigStore) Get(ctx context.Context, id int64) (*Version, error) {
+	if v := s.cached(id); v != nil {
+		return v, nil
+	}
+	row, err := dbsqlc.New(s.pool).ConfigVersionGet(ctx, id)
+	if err != nil {
+		return nil, errors.Wrapf(err, "load config version %d", id)
+	}
+	cfg, _, err := observers.Parse(fmt.Sprintf("config-version-%d.yaml", id), []byte(row.Source))
+	if err != nil {
+		return nil, errors.Wrapf(err, "compile config version %d", id)
+	}
+	return s.add(id, cfg)
+}
+
+func (s *ConfigStore) add(id int64, cfg *observers.Config) (*Version, error) {
+	cl, err := observers.NewChangeLog(cfg.Listener.Table)
+	if err != nil {
+		return nil, err
+	}
+	v := &Version{ID: id, Config: cfg, Log: cl}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.byID[id]; old != nil {
+		return old, nil
+	}
+	s.byID[id] = v
+	return v, nil
+}
+
+// cached returns a version only if it is already in memory (no I/O).
+func (s *ConfigStore) cached(id int64) *Version {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byID[id]
+}

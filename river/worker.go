@@ -1,0 +1,185 @@
+package river
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+)
+
+// timeoutMargin is added to an action's own timeout for River's job timeout,
+// so the action reports its timeout itself.
+const timeoutMargin = 5 * time.Second
+
+// maxRetryAfter caps how far a receiver's Retry-After can push a retry.
+const maxRetryAfter = time.Hour
+
+// ActionWorker executes one observer action for one event.
+type ActionWorker struct {
+	river.WorkerDefaults[ActionArgs]
+
+	pool     *pgxpool.Pool
+	configs  *ConfigStore
+	webhooks *observers.WebhookClient
+	metrics  *observers.Metrics
+	logger   *slog.Logger
+	getenv   func(string) (string, bool)
+
+	// retryAt carries a receiver's Retry-After from Work to NextRetry, which
+	// River calls right after Work returns, in the same process.
+	retryAt sync.Map // job id → time.Time
+}
+
+// WorkerParams configures an ActionWorker.
+type WorkerParams struct {
+	Pool     *pgxpool.Pool
+	Configs  *ConfigStore
+	Webhooks *observers.WebhookClient
+	Metrics  *observers.Metrics
+	Logger   *slog.Logger
+	Getenv   func(string) (string, bool) // default os.LookupEnv
+}
+
+// NewActionWorker builds the worker.
+func NewActionWorker(p WorkerParams) *ActionWorker {
+	return &ActionWorker{
+		pool: p.Pool, configs: p.Configs, webhooks: p.Webhooks,
+		metrics: p.Metrics, logger: p.Logger, getenv: p.Getenv,
+	}
+}
+
+// Timeout gives River the action's own timeout plus a margin.
+func (w *ActionWorker) Timeout(job *river.Job[ActionArgs]) time.Duration {
+	if a := w.action(job); a != nil && a.Webhook != nil && a.Webhook.Timeout > 0 {
+		return a.Webhook.Timeout + timeoutMargin
+	}
+	return 0 // River's default
+}
+
+// NextRetry applies the observer's retry policy, or the receiver's
+// Retry-After when that is later.
+func (w *ActionWorker) NextRetry(job *river.Job[ActionArgs]) time.Time {
+	var delay time.Duration
+	if v := w.configs.cached(job.Args.ConfigVersion); v != nil {
+		if o := v.Config.Observer(job.Args.Observer); o != nil {
+			delay = o.Retry.Delay(job.Attempt)
+		}
+	}
+	next := time.Now().Add(delay)
+	if t, ok := w.retryAt.LoadAndDelete(job.ID); ok && t.(time.Time).After(next) {
+		next = t.(time.Time)
+	}
+	if delay == 0 && next.Before(time.Now().Add(time.Millisecond)) {
+		return time.Time{} // unknown policy: River's default
+	}
+	return next
+}
+
+func (w *ActionWorker) action(job *river.Job[ActionArgs]) *observers.Action {
+	v := w.configs.cached(job.Args.ConfigVersion)
+	if v == nil {
+		return nil
+	}
+	o := v.Config.Observer(job.Args.Observer)
+	if o == nil || job.Args.Action < 0 || job.Args.Action >= len(o.Actions) {
+		return nil
+	}
+	return &o.Actions[job.Args.Action]
+}
+
+// Work runs the action. Permanent failures cancel the job at once (it lands
+// in the dead-letter queue without spending retries); transient ones return
+// the error so River retries per the observer's policy.
+func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) error {
+	a := job.Args
+	v, err := w.configs.Get(ctx, a.ConfigVersion)
+	if err != nil {
+		return err
+	}
+	o := v.Config.Observer(a.Observer)
+	if o == nil || a.Action < 0 || a.Action >= len(o.Actions) {
+		return river.JobCancel(errors.Newf("config version %d has no action %d on observer %q", a.ConfigVersion, a.Action, a.Observer))
+	}
+	action := &o.Actions[a.Action]
+	ev, err := v.Log.Get(ctx, w.pool, a.Seq)
+	if err != nil {
+		if errors.Is(err, observers.ErrNotFound) {
+			return river.JobCancel(errors.Wrap(err, "the change was deleted from the log before delivery"))
+		}
+		return err
+	}
+
+	start := time.Now()
+	w.metrics.ActionsExecuted.WithLabelValues(action.Type, o.Name).Inc()
+	switch action.Type {
+	case "webhook":
+		err = w.webhook(ctx, v, o, a.Action, ev)
+	default:
+		err = permanent(errors.Newf("action type %q is not supported by this version", action.Type))
+	}
+	w.metrics.ActionDuration.WithLabelValues(action.Type).Observe(time.Since(start).Seconds())
+	if err == nil {
+		return nil
+	}
+
+	var de *observers.DeliveryError
+	isPermanent := errors.As(err, &de) && de.Permanent
+	class := "transient"
+	if isPermanent {
+		class = "permanent"
+	}
+	w.metrics.ActionsFailed.WithLabelValues(action.Type, o.Name, class).Inc()
+	w.logger.WarnContext(ctx, "worker: action failed",
+		slog.String("observer", o.Name), slog.String("action_type", action.Type),
+		slog.Int64("event_seq", ev.Seq), slog.Int("attempt", job.Attempt),
+		slog.Int("max_attempts", job.MaxAttempts), slog.String("class", class),
+		slog.String("error", err.Error()))
+	if isPermanent {
+		return river.JobCancel(err)
+	}
+	if de != nil && de.RetryAfter > 0 {
+		w.retryAt.Store(job.ID, time.Now().Add(min(de.RetryAfter, maxRetryAfter)))
+	}
+	return err
+}
+
+func (w *ActionWorker) webhook(ctx context.Context, v *Version, o *observers.Observer, idx int, ev *observers.Event) error {
+	wa := o.Actions[idx].Webhook
+	url, err := wa.ResolvedURL(w.getenv)
+	if err != nil {
+		return permanent(err)
+	}
+	secret, err := wa.ResolvedSecret(w.getenv)
+	if err != nil {
+		return permanent(err)
+	}
+	var body []byte
+	if t := wa.Body(); t != nil {
+		body = []byte(t.Render(observers.TemplateData(ev), true))
+	} else if body, err = json.Marshal(ev.Envelope(o.Name)); err != nil {
+		return permanent(errors.Wrap(err, "encode event envelope"))
+	}
+	_, err = w.webhooks.Send(ctx, observers.WebhookRequest{
+		URL:       url,
+		Method:    wa.Method,
+		Headers:   wa.Headers,
+		Body:      body,
+		MessageID: observers.MessageID(ev.ID, o.Name, idx),
+		Secret:    secret,
+		Signature: wa.Signature,
+		Timeout:   wa.Timeout,
+	})
+	return err
+}
+
+// permanent marks err as not worth retrying.
+func permanent(err error) error {
+	return &observers.DeliveryError{Permanent: true, Err: err}
+}
