@@ -164,7 +164,7 @@ func TestFailoverAfterSIGKILL(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return len(leaders()) == 1 }, 20*time.Second, 50*time.Millisecond)
 	var held int
-	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`).Scan(&held))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&held))
 	require.Equal(t, 1, held, "exactly one instance holds the listener lock")
 
 	var pks []int64
@@ -206,13 +206,13 @@ func TestWebhookRetriesAndDeadLetters(t *testing.T) {
 	})
 	rejecting := newReceiver(t, func(delivery, int) int { return http.StatusBadRequest })
 	hang := make(chan struct{})
-	t.Cleanup(func() { close(hang) })
 	hanging := newReceiver(t, func(delivery, int) int { <-hang; return http.StatusOK })
+	t.Cleanup(func() { close(hang) }) // runs before hanging.Close, which waits for handlers
 
 	cfg := webhookConfig("", map[string]string{
-		"flaky": fmt.Sprintf("entity: Flaky\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\nretry: {max_attempts: 3, initial_delay: 50ms, max_delay: 100ms}\n", flaky.URL),
+		"flaky":    fmt.Sprintf("entity: Flaky\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\nretry: {max_attempts: 3, initial_delay: 50ms, max_delay: 100ms}\n", flaky.URL),
 		"rejected": fmt.Sprintf("entity: Rejected\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\nretry: {max_attempts: 5, initial_delay: 50ms}\n", rejecting.URL),
-		"hanging": fmt.Sprintf("entity: Hanging\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\n    timeout: 300ms\nretry: {max_attempts: 2, initial_delay: 50ms, max_delay: 50ms}\n", hanging.URL),
+		"hanging":  fmt.Sprintf("entity: Hanging\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\n    timeout: 300ms\nretry: {max_attempts: 2, initial_delay: 50ms, max_delay: 50ms}\n", hanging.URL),
 	})
 	startRun(t, url, cfg)
 	flakyPK := insertChange(t, pool, "Flaky", "1", "INSERT", `{}`)

@@ -182,14 +182,3 @@ func TestConditionEnvSharedAcrossConditions(t *testing.T) {
 		require.True(t, ok, src)
 	}
 }
-
-func BenchmarkConditionEval(b *testing.B) {
-	c, err := CompileCondition("status == 'shipped' && total > 50 && field_changed_to('status', 'shipped')")
-	require.NoError(b, err)
-	ev := conditionEvent()
-	for b.Loop() {
-		if ok, err := c.Eval(ev); !ok || err != nil {
-			b.Fatal(ok, err)
-		}
-	}
-}

@@ -432,6 +432,9 @@ func suggest(got string, candidates []string) string {
 		if norm(c) == norm(got) {
 			return c
 		}
+		if len(got) >= 4 && strings.HasPrefix(c, strings.ToLower(got)) && bestD > 2 {
+			best, bestD = c, 2 // "batch" for "batch_size"
+		}
 		if d := levenshtein(strings.ToLower(got), c); d < bestD {
 			best, bestD = c, d
 		}

@@ -64,7 +64,7 @@ func TestWebhookAllowPrivateTargetsReachesLoopback(t *testing.T) {
 	require.Equal(t, "test-agent", recv.received()[0].Header.Get("User-Agent"))
 }
 
-func TestClassifyTargetIP(t *testing.T) {
+func TestWebhookClassifyTargetIP(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		ip    string
@@ -108,7 +108,7 @@ func TestClassifyTargetIP(t *testing.T) {
 	require.True(t, blocked, "the zero Addr is refused")
 }
 
-func TestSSRFControlChecksDialledAddress(t *testing.T) {
+func TestWebhookSSRFControlChecksDialledAddress(t *testing.T) {
 	t.Parallel()
 	// The Control hook sees the resolved ip:port; no network traffic here.
 	err := ssrfControl("tcp4", "10.1.2.3:443", nil)

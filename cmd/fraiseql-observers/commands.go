@@ -7,5 +7,6 @@ func subcommands() []*cobra.Command {
 	return []*cobra.Command{
 		newRunCmd(),
 		newMigrateCmd(),
+		newValidateConfigCmd(),
 	}
 }

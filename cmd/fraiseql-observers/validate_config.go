@@ -1,0 +1,367 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"github.com/spf13/cobra"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+)
+
+type validateConfigOpts struct {
+	File     string
+	Format   string
+	Detailed bool
+	// Getenv looks up the *_env variables; nil means the process environment.
+	Getenv func(string) (string, bool)
+}
+
+func (o *validateConfigOpts) Validate() error {
+	if o.File == "" {
+		return errors.WithHint(errors.New("no config file given"), "usage: fraiseql-observers validate-config FILE")
+	}
+	return validateFormat(o.Format)
+}
+
+func newValidateConfigCmd() *cobra.Command {
+	opts := &validateConfigOpts{}
+	cmd := &cobra.Command{
+		Use:   "validate-config FILE",
+		Short: "Check an observers YAML file and report every problem with its position",
+		Long: `Parse and validate an observers configuration file without connecting to
+the database. Every problem is reported as file:line:col with a hint.
+Unset url_env / signing_secret_env variables are warnings here (run refuses
+to start without them). Exit status 0 when the file is valid, 1 when not.
+--detailed prints each observer with its defaults filled in; secrets are
+never printed.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.File = args[0]
+			if err := opts.Validate(); err != nil {
+				return withExitCode(exitUsage, err)
+			}
+			return runValidateConfig(opts, cmd.OutOrStdout())
+		},
+	}
+	formatFlag(cmd, &opts.Format)
+	cmd.Flags().BoolVar(&opts.Detailed, "detailed", false, "print every observer resolved with defaults (secrets redacted)")
+	return cmd
+}
+
+// validateReport is the --format json output of validate-config.
+type validateReport struct {
+	File                string           `json:"file"`
+	Valid               bool             `json:"valid"`
+	Hash                string           `json:"hash,omitempty"`
+	Summary             string           `json:"summary,omitempty"`
+	Listener            *listenerView    `json:"listener,omitempty"`
+	Workers             *workersView     `json:"workers,omitempty"`
+	AllowPrivateTargets bool             `json:"allow_private_targets"`
+	Observers           []observerView   `json:"observers"`
+	Diagnostics         []diagnosticView `json:"diagnostics"`
+}
+
+type diagnosticView struct {
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+	Column   int    `json:"column"`
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
+	Hint     string `json:"hint"`
+}
+
+type listenerView struct {
+	ID           string `json:"id"`
+	Table        string `json:"table"`
+	BatchSize    int    `json:"batch_size"`
+	PollInterval string `json:"poll_interval"`
+}
+
+type workersView struct {
+	MaxWorkers        int    `json:"max_workers"`
+	FetchCooldown     string `json:"fetch_cooldown"`
+	FetchPollInterval string `json:"fetch_poll_interval"`
+}
+
+type observerView struct {
+	Name      string       `json:"name"`
+	Entity    string       `json:"entity"`
+	Events    []string     `json:"events"`
+	Condition string       `json:"condition,omitempty"`
+	Actions   []actionView `json:"actions"`
+	Retry     retryView    `json:"retry"`
+}
+
+type actionView struct {
+	Type             string            `json:"type"`
+	URL              string            `json:"url,omitempty"`
+	URLEnv           string            `json:"url_env,omitempty"`
+	Method           string            `json:"method,omitempty"`
+	Timeout          string            `json:"timeout,omitempty"`
+	Signature        string            `json:"signature,omitempty"`
+	SigningSecret    string            `json:"signing_secret,omitempty"`
+	SigningSecretEnv string            `json:"signing_secret_env,omitempty"`
+	Headers          map[string]string `json:"headers,omitempty"`
+	BodyTemplate     string            `json:"body_template,omitempty"`
+}
+
+type retryView struct {
+	MaxAttempts     int    `json:"max_attempts"`
+	InitialDelay    string `json:"initial_delay"`
+	MaxDelay        string `json:"max_delay"`
+	BackoffStrategy string `json:"backoff_strategy"`
+}
+
+const redacted = "<redacted>"
+
+func runValidateConfig(opts *validateConfigOpts, w io.Writer) error {
+	data, err := os.ReadFile(opts.File)
+	if err != nil {
+		return withExitCode(exitUsage, errors.WithHint(errors.Wrap(err, "read config"),
+			"pass the path of an observers YAML file, e.g. examples/observers.yaml"))
+	}
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.LookupEnv
+	}
+	cfg, diags, _ := observers.ParseWithEnv(opts.File, data, getenv)
+	valid := !diags.HasErrors()
+
+	if opts.Format == "json" {
+		report := validateReport{File: opts.File, Valid: valid, Observers: []observerView{}, Diagnostics: []diagnosticView{}}
+		for _, d := range diags {
+			report.Diagnostics = append(report.Diagnostics, diagnosticView{
+				File: d.File, Line: d.Line, Column: d.Column, Severity: d.Severity.String(), Message: d.Message, Hint: d.Hint,
+			})
+		}
+		if cfg != nil {
+			report.Hash = cfg.Hash
+			report.Summary = configSummary(cfg)
+			report.Listener, report.Workers = viewListener(cfg.Listener), viewWorkers(cfg.Workers)
+			report.AllowPrivateTargets = cfg.AllowPrivateTargets
+			for _, o := range cfg.Observers {
+				report.Observers = append(report.Observers, viewObserver(o))
+			}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(report); err != nil {
+			return errors.Wrap(err, "write report")
+		}
+	} else {
+		if valid {
+			fmt.Fprintf(w, "%s: OK — %s\n", opts.File, configSummary(cfg))
+		}
+		for _, d := range diags {
+			fmt.Fprintln(w, d.String())
+		}
+		if !valid {
+			errs := len(diags.Errors())
+			fmt.Fprintf(w, "%s: invalid — %s, %s\n", opts.File,
+				plural(errs, "error", "errors"), plural(len(diags)-errs, "warning", "warnings"))
+		}
+		if valid && opts.Detailed {
+			writeDetailed(w, cfg)
+		}
+	}
+	if !valid {
+		return withExitCode(exitFailure, errSilent)
+	}
+	return nil
+}
+
+// configSummary is "3 observers, 2 entities (Order, User), 4 actions (4 webhook)".
+func configSummary(cfg *observers.Config) string {
+	entities := map[string]bool{}
+	types := map[string]int{}
+	actions := 0
+	for _, o := range cfg.Observers {
+		entities[o.Entity] = true
+		for _, a := range o.Actions {
+			types[a.Type]++
+			actions++
+		}
+	}
+	names := sortedKeys(entities)
+	var typeParts []string
+	for _, t := range sortedKeys(types) {
+		typeParts = append(typeParts, fmt.Sprintf("%d %s", types[t], t))
+	}
+	s := plural(len(cfg.Observers), "observer", "observers") + ", " + plural(len(names), "entity", "entities")
+	if len(names) > 0 {
+		s += " (" + strings.Join(names, ", ") + ")"
+	}
+	s += ", " + plural(actions, "action", "actions")
+	if len(typeParts) > 0 {
+		s += " (" + strings.Join(typeParts, ", ") + ")"
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// shortDuration prints 5m rather than 5m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func viewListener(l observers.ListenerConfig) *listenerView {
+	return &listenerView{ID: l.ID, Table: l.Table, BatchSize: l.BatchSize, PollInterval: shortDuration(l.PollInterval)}
+}
+
+func viewWorkers(wc observers.WorkersConfig) *workersView {
+	return &workersView{MaxWorkers: wc.MaxWorkers, FetchCooldown: shortDuration(wc.FetchCooldown),
+		FetchPollInterval: shortDuration(wc.FetchPollInterval)}
+}
+
+// viewObserver renders an observer for output, with every secret redacted.
+func viewObserver(o *observers.Observer) observerView {
+	v := observerView{
+		Name:   o.Name,
+		Entity: o.Entity,
+		Retry: retryView{
+			MaxAttempts: o.Retry.MaxAttempts, InitialDelay: shortDuration(o.Retry.InitialDelay),
+			MaxDelay: shortDuration(o.Retry.MaxDelay), BackoffStrategy: o.Retry.BackoffStrategy,
+		},
+	}
+	for _, k := range o.Events {
+		v.Events = append(v.Events, string(k))
+	}
+	if o.Condition != nil {
+		v.Condition = o.Condition.Source()
+	}
+	for _, a := range o.Actions {
+		av := actionView{Type: a.Type}
+		if wh := a.Webhook; wh != nil {
+			av.URL = redactWebhookURL(wh.URL)
+			av.URLEnv = wh.URLEnv
+			av.Method = wh.Method
+			av.Timeout = shortDuration(wh.Timeout)
+			av.Signature = wh.Signature
+			if wh.SigningSecret != "" {
+				av.SigningSecret = redacted
+			}
+			av.SigningSecretEnv = wh.SigningSecretEnv
+			if len(wh.Headers) > 0 {
+				av.Headers = make(map[string]string, len(wh.Headers))
+				for k, hv := range wh.Headers {
+					if sensitiveName(k) {
+						hv = redacted
+					}
+					av.Headers[k] = hv
+				}
+			}
+			av.BodyTemplate = wh.BodyTemplate
+		}
+		v.Actions = append(v.Actions, av)
+	}
+	return v
+}
+
+// sensitiveName reports whether a header or query parameter name suggests a
+// credential.
+func sensitiveName(name string) bool {
+	n := strings.ToLower(name)
+	for _, s := range []string{"auth", "token", "secret", "key", "cookie", "password", "passwd", "signature", "sig", "credential"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactWebhookURL hides a webhook URL's password and credential-like query parameters.
+func redactWebhookURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return redacted
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		changed := false
+		for k := range q {
+			if sensitiveName(k) {
+				q.Set(k, "REDACTED")
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.Redacted()
+}
+
+func writeDetailed(w io.Writer, cfg *observers.Config) {
+	l, wk := viewListener(cfg.Listener), viewWorkers(cfg.Workers)
+	fmt.Fprintf(w, "\nlistener: id=%s table=%s batch_size=%d poll_interval=%s\n", l.ID, l.Table, l.BatchSize, l.PollInterval)
+	fmt.Fprintf(w, "workers:  max_workers=%d fetch_cooldown=%s fetch_poll_interval=%s\n",
+		wk.MaxWorkers, wk.FetchCooldown, wk.FetchPollInterval)
+	fmt.Fprintf(w, "allow_private_targets: %t\n", cfg.AllowPrivateTargets)
+	fmt.Fprintf(w, "version:  %s\n", cfg.Hash)
+	for _, o := range cfg.Observers {
+		v := viewObserver(o)
+		fmt.Fprintf(w, "\nobserver %s\n", v.Name)
+		fmt.Fprintf(w, "  entity:     %s\n", v.Entity)
+		fmt.Fprintf(w, "  events:     %s\n", strings.Join(v.Events, ", "))
+		if v.Condition != "" {
+			fmt.Fprintf(w, "  condition:  %s\n", v.Condition)
+		}
+		fmt.Fprintf(w, "  retry:      max_attempts=%d initial_delay=%s max_delay=%s backoff=%s\n",
+			v.Retry.MaxAttempts, v.Retry.InitialDelay, v.Retry.MaxDelay, v.Retry.BackoffStrategy)
+		for i, a := range v.Actions {
+			fmt.Fprintf(w, "  actions[%d]: %s\n", i, a.Type)
+			field := func(name, value string) {
+				if value != "" {
+					fmt.Fprintf(w, "    %-19s %s\n", name+":", value)
+				}
+			}
+			field("url", a.URL)
+			field("url_env", a.URLEnv)
+			field("method", a.Method)
+			field("timeout", a.Timeout)
+			field("signature", a.Signature)
+			field("signing_secret", a.SigningSecret)
+			field("signing_secret_env", a.SigningSecretEnv)
+			for _, k := range sortedKeys(a.Headers) {
+				field("header", k+": "+a.Headers[k])
+			}
+			if a.BodyTemplate != "" {
+				field("body_template", strings.ReplaceAll(strings.TrimRight(a.BodyTemplate, "\n"), "\n", "\n"+strings.Repeat(" ", 24)))
+			}
+		}
+	}
+}
