@@ -185,6 +185,11 @@ func scanEvent(rows pgx.Rows) (ev *Event, reason string, err error) {
 	if ev.Before, reason = decodeObject("object_data_before", before); reason != "" {
 		return ev, reason, nil
 	}
+	if ev.Kind == KindDelete && ev.Data == nil && before != nil {
+		// A delete's last state is its before image (observers.track logs it
+		// there); conditions and bodies read it as the event's data.
+		ev.Data, ev.RawData = ev.Before, []byte(*before)
+	}
 	if ev.Metadata, reason = decodeObject("extra_metadata", meta); reason != "" {
 		return ev, reason, nil
 	}

@@ -131,7 +131,7 @@ func (e *Event) Envelope(observer string) Envelope {
 	if len(env.Data) == 0 || e.Data == nil {
 		env.Data = json.RawMessage("{}")
 	}
-	if e.Kind == KindUpdate || e.Before != nil {
+	if e.Kind == KindUpdate {
 		env.Changes = e.Changes()
 	}
 	if e.UserID != "" {

@@ -1,0 +1,200 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
+)
+
+// Deliveries from the real pipeline verify with the independent Standard
+// Webhooks library; matching covers FraiseQL conditions, the wildcard entity,
+// several observers and several actions per observer.
+func TestMatchingAndSignedDeliveries(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, nil)
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	cfg := webhookConfig("", map[string]string{
+		"big_orders": fmt.Sprintf(`entity: Order
+events: [created]
+condition: "status == 'new' && total > 100 && customer.tier == 'gold'"
+actions:
+  - {type: webhook, url: %[1]s/big-1, signing_secret: %[2]s}
+  - {type: webhook, url: %[1]s/big-2, signing_secret: %[2]s, body_template: '{"id": "{{ event.entity_id }}", "note": "{{ note }}"}'}
+`, recv.URL, secret),
+		"shipped": fmt.Sprintf(`entity: Order
+events: [UPDATE]
+condition: "field_changed_to('status', 'shipped') && !field_changed('total')"
+actions:
+  - {type: webhook, url: %s/shipped, signing_secret: %s}
+`, recv.URL, secret),
+		"everything": fmt.Sprintf(`entity: "*"
+events: [INSERT, UPDATE, DELETE]
+actions:
+  - {type: webhook, url: %s/all, signing_secret: %s}
+`, recv.URL, secret),
+	})
+	startRun(t, url, cfg)
+	ctx := context.Background()
+
+	insertChange(t, pool, "Order", "o1", "INSERT", `{"status": "new", "total": 100.50, "customer": {"tier": "gold"}, "note": "say \"hi\"\n"}`) // big_orders ×2 + everything
+	insertChange(t, pool, "Order", "o2", "INSERT", `{"status": "new", "total": 100.00, "customer": {"tier": "gold"}}`)                      // everything only (100.00 is not > 100)
+	_, err := pool.Exec(ctx, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data, object_data_before)
+		VALUES ('Order', 'o1', 'UPDATE', '{"status":"shipped","total":100.5}', '{"status":"new","total":100.5}')`) // shipped + everything
+	require.NoError(t, err)
+	insertChange(t, pool, "User", "u1", "DELETE", `{"name": "x"}`) // everything
+
+	got := recv.waitN(t, 7, 30*time.Second)
+	recv.quiet(t, 500*time.Millisecond)
+	byPath := map[string]int{}
+	wh, err := standardwebhooks.NewWebhook(secret)
+	require.NoError(t, err)
+	for _, d := range got {
+		byPath[d.Path]++
+		require.NoError(t, wh.Verify(d.Body, d.Header), "delivery to %s must verify", d.Path)
+		tampered := append([]byte(nil), d.Body...)
+		tampered[0] = ' '
+		require.Error(t, wh.Verify(tampered, d.Header))
+		if d.Path == "/big-2" {
+			var body map[string]string
+			require.NoError(t, json.Unmarshal(d.Body, &body), "the template is JSON-escaped: %s", d.Body)
+			require.Equal(t, map[string]string{"id": "o1", "note": "say \"hi\"\n"}, body)
+		}
+	}
+	require.Equal(t, map[string]int{"/big-1": 1, "/big-2": 1, "/shipped": 1, "/all": 4}, byPath)
+}
+
+// Bad rows never stall the log: an unknown modification_type and a payload
+// that is not a JSON object are recorded as skipped with a reason, and a
+// condition that fails at run time just does not match.
+func TestBadRowsAreSkippedAndReported(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, nil)
+	cfg := webhookConfig("", map[string]string{
+		"typed": fmt.Sprintf("entity: Order\nevents: [INSERT]\ncondition: \"total > 100\"\nactions:\n  - {type: webhook, url: %s/typed}\n", recv.URL),
+		"all":   fmt.Sprintf("entity: \"*\"\nevents: [INSERT]\nactions:\n  - {type: webhook, url: %s/all}\n", recv.URL),
+	})
+	p := startRun(t, url, cfg)
+	ctx := context.Background()
+
+	unknown := insertChange(t, pool, "Order", "1", "UPSERT", `{"total": 500}`)
+	notObject := insertChange(t, pool, "Order", "2", "INSERT", `[1, 2, 3]`)
+	insertChange(t, pool, "Order", "3", "INSERT", `{"total": "lots"}`) // condition errors → no match for "typed"
+	last := insertChange(t, pool, "Order", "4", "INSERT", `{"total": 500}`)
+
+	got := recv.waitN(t, 3, 30*time.Second) // all:3, all:4, typed:4
+	recv.quiet(t, 300*time.Millisecond)
+	paths := map[string]int{}
+	for _, d := range got {
+		paths[d.Path]++
+	}
+	require.Equal(t, map[string]int{"/all": 2, "/typed": 1}, paths)
+
+	rows, err := pool.Query(ctx, `SELECT change_pk, reason FROM observer_skipped_events ORDER BY change_pk`)
+	require.NoError(t, err)
+	skipped := map[int64]string{}
+	for rows.Next() {
+		var pk int64
+		var reason string
+		require.NoError(t, rows.Scan(&pk, &reason))
+		skipped[pk] = reason
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, skipped, 2)
+	require.Contains(t, skipped[unknown], `unknown modification_type "UPSERT"`)
+	require.Contains(t, skipped[notObject], "object_data is not a JSON object")
+
+	var cp int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT event_id FROM observer_checkpoints WHERE listener_id = 'it'`).Scan(&cp))
+	require.Equal(t, last, cp)
+	require.Contains(t, p.Log(), "listener: condition failed; treated as no match")
+
+	// The metrics say so too.
+	resp, err := http.Get("http://" + p.HTTPAddr + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	metrics := string(body)
+	require.Contains(t, metrics, `observer_events_skipped_total{reason="unknown_kind"} 1`)
+	require.Contains(t, metrics, `observer_events_skipped_total{reason="bad_payload"} 1`)
+	require.Contains(t, metrics, `observer_condition_errors_total{observer="typed"} 1`)
+	require.Contains(t, metrics, "observer_events_processed_total 4")
+}
+
+// SIGTERM drains: a delivery in flight when the signal arrives completes
+// before the process exits 0.
+func TestShutdownDrainsInFlightJobs(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	recv := newReceiver(t, func(delivery, int) int {
+		entered <- struct{}{}
+		<-release
+		return http.StatusOK
+	})
+	p := startRun(t, url, webhookConfig("", orderObserver(recv.URL)))
+	pk := insertChange(t, pool, "Order", "1", "INSERT", `{}`)
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the delivery never started")
+	}
+	require.NoError(t, p.cmd.Process.Signal(os.Interrupt))
+	require.Eventually(t, func() bool { return strings.Contains(p.Log(), "run: shutting down") }, 10*time.Second, 10*time.Millisecond)
+	close(release)
+	p.Stop() // asserts exit 0
+	var state string
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT state::text FROM river_job WHERE (args->>'seq')::bigint = $1`, pk).Scan(&state))
+	require.Equal(t, "completed", state)
+}
+
+// `run` refuses to start, with a clear error, when a secret's variable is
+// unset or when the database has not been migrated.
+func TestRunRefusesToStartWithoutSecretsOrSchema(t *testing.T) {
+	t.Parallel()
+	_, url := sqltest.NewDB(t)
+	cfg := webhookConfig("", map[string]string{
+		"o": "entity: Order\nevents: [INSERT]\nactions:\n  - {type: webhook, url: https://example.com/x, signing_secret_env: IT_SURELY_UNSET_SECRET}\n",
+	})
+	out, code := runCLI(t, cfg, "run", "--database-url", url, "--http-addr", "")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "IT_SURELY_UNSET_SECRET")
+
+	empty := sqltest.NewEmptyDB(t)
+	out, code = runCLI(t, webhookConfig("", orderObserver("https://example.com")), "run", "--database-url", empty, "--http-addr", "")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "fraiseql-observers migrate")
+}
+
+// runCLI runs the binary with a config file written from cfg and returns its
+// combined output and exit code.
+func runCLI(t *testing.T, cfg string, args ...string) (string, int) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "observers.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+	cmd := exec.Command(binary, append(args, "--config", path)...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return string(out), code
+}
