@@ -51,7 +51,7 @@ actions:
 	ctx := context.Background()
 
 	insertChange(t, pool, "Order", "o1", "INSERT", `{"status": "new", "total": 100.50, "customer": {"tier": "gold"}, "note": "say \"hi\"\n"}`) // big_orders ×2 + everything
-	insertChange(t, pool, "Order", "o2", "INSERT", `{"status": "new", "total": 100.00, "customer": {"tier": "gold"}}`)                      // everything only (100.00 is not > 100)
+	insertChange(t, pool, "Order", "o2", "INSERT", `{"status": "new", "total": 100.00, "customer": {"tier": "gold"}}`)                         // everything only (100.00 is not > 100)
 	_, err := pool.Exec(ctx, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data, object_data_before)
 		VALUES ('Order', 'o1', 'UPDATE', '{"status":"shipped","total":100.5}', '{"status":"new","total":100.5}')`) // shipped + everything
 	require.NoError(t, err)
