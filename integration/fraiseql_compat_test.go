@@ -20,25 +20,7 @@ func TestResumesAfterFraiseQLCheckpoint(t *testing.T) {
 	url := sqltest.NewEmptyDB(t)
 	pool := sqltest.NewPool(t, url)
 	ctx := context.Background()
-	_, err := pool.Exec(ctx, `
-CREATE SCHEMA core;
-CREATE TABLE core.tb_entity_change_log (
-    pk_entity_change_log bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id uuid NOT NULL DEFAULT gen_random_uuid(),
-    fk_customer_org uuid,
-    fk_contact bigint,
-    object_type text NOT NULL,
-    object_id uuid NOT NULL,
-    modification_type text NOT NULL,
-    object_data jsonb,
-    extra_metadata jsonb,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE observer_checkpoints (
-    listener_id text UNIQUE,
-    last_processed_id bigint NOT NULL,
-    last_processed_at timestamptz
-);
+	_, err := pool.Exec(ctx, sqltest.FraiseQLSchema+`
 INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data, fk_customer_org, fk_contact)
 SELECT 'Order', ('00000000-0000-0000-0000-00000000000' || g)::uuid, 'INSERT', jsonb_build_object('n', g),
        '11111111-1111-1111-1111-111111111111', 42

@@ -217,7 +217,7 @@ func (e *ConditionEnv) changed() map[string]FieldChange {
 }
 
 func (e *ConditionEnv) hasField(name string) bool {
-	_, ok := lookupPath(e.ev.Data, name)
+	_, ok := lookupPath(e.ev.Data, name, nil)
 	return ok
 }
 
@@ -236,17 +236,24 @@ func (e *ConditionEnv) fieldChangedFrom(name string, v any) bool {
 	return ok && valuesEqual(ch.Old, v)
 }
 
-// lookupPath finds name in data: first as a literal key, then as a dotted
-// path through nested objects.
-func lookupPath(data map[string]any, name string) (any, bool) {
+// lookupPath finds name in data: first as a literal key (a field may have a
+// dot in its name), then as a dotted path through nested objects. parts is
+// name split on "." when the caller has it precomputed, else nil.
+func lookupPath(data map[string]any, name string, parts []string) (any, bool) {
 	if v, ok := data[name]; ok {
 		return v, true
 	}
-	if !strings.Contains(name, ".") {
+	if parts == nil {
+		if !strings.Contains(name, ".") {
+			return nil, false
+		}
+		parts = strings.Split(name, ".")
+	}
+	if len(parts) < 2 {
 		return nil, false
 	}
 	var cur any = data
-	for _, part := range strings.Split(name, ".") {
+	for _, part := range parts {
 		m, ok := cur.(map[string]any)
 		if !ok {
 			return nil, false

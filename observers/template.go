@@ -96,7 +96,7 @@ func (t *Template) Render(data map[string]any, jsonEscape bool) string {
 			b.WriteString(p.text)
 			continue
 		}
-		v, ok := lookupTemplate(data, p)
+		v, ok := lookupPath(data, p.name, p.path)
 		if !ok {
 			continue
 		}
@@ -107,28 +107,6 @@ func (t *Template) Render(data map[string]any, jsonEscape bool) string {
 		b.WriteString(s)
 	}
 	return b.String()
-}
-
-// lookupTemplate finds a placeholder: a literal key first (a field may have a
-// dot in its name), then the dotted path through nested objects.
-func lookupTemplate(data map[string]any, p templatePart) (any, bool) {
-	if v, ok := data[p.name]; ok {
-		return v, true
-	}
-	if len(p.path) == 1 {
-		return nil, false
-	}
-	var cur any = data
-	for _, k := range p.path {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[k]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
 }
 
 // renderValue renders one value as template text (before any escaping).

@@ -102,25 +102,7 @@ func TestMigrateFraiseQLCompat(t *testing.T) {
 	ctx := testCtx(t)
 	pool := sqltest.NewPool(t, sqltest.NewEmptyDB(t))
 
-	_, err := pool.Exec(ctx, `
-CREATE SCHEMA core;
-CREATE TABLE core.tb_entity_change_log (
-    pk_entity_change_log bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id uuid NOT NULL DEFAULT gen_random_uuid(),
-    fk_customer_org uuid,
-    fk_contact bigint,
-    object_type text NOT NULL,
-    object_id uuid NOT NULL,
-    modification_type text NOT NULL,
-    object_data jsonb,
-    extra_metadata jsonb,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE observer_checkpoints (
-    listener_id text UNIQUE,
-    last_processed_id bigint NOT NULL,
-    last_processed_at timestamptz
-);
+	_, err := pool.Exec(ctx, sqltest.FraiseQLSchema+`
 INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data)
 SELECT 'Order', gen_random_uuid(), 'INSERT', '{}' FROM generate_series(1, 3);
 INSERT INTO observer_checkpoints (listener_id, last_processed_id, last_processed_at) VALUES ('default', 2, now());
