@@ -155,10 +155,12 @@ type receiver struct {
 	mu         sync.Mutex
 	deliveries []delivery
 	arrived    chan delivery
-	respond    func(d delivery, n int) int
+	respond    func(d delivery, n int, h http.Header) int
 }
 
-func newReceiver(t *testing.T, respond func(d delivery, n int) int) *receiver {
+// newReceiver starts a receiver; respond (nil: always 200) picks the status
+// of the n-th request and may set response headers on h.
+func newReceiver(t *testing.T, respond func(d delivery, n int, h http.Header) int) *receiver {
 	r := &receiver{arrived: make(chan delivery, 10000), respond: respond}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
@@ -172,7 +174,7 @@ func newReceiver(t *testing.T, respond func(d delivery, n int) int) *receiver {
 		r.mu.Unlock()
 		status := http.StatusOK
 		if r.respond != nil {
-			status = r.respond(d, n)
+			status = r.respond(d, n, w.Header())
 		}
 		w.WriteHeader(status)
 		if status < 300 {

@@ -198,15 +198,15 @@ func TestWebhookRetriesAndDeadLetters(t *testing.T) {
 	pool, url := sqltest.NewDB(t)
 	ctx := context.Background()
 
-	flaky := newReceiver(t, func(_ delivery, n int) int {
+	flaky := newReceiver(t, func(_ delivery, n int, _ http.Header) int {
 		if n == 1 {
 			return http.StatusInternalServerError
 		}
 		return http.StatusOK
 	})
-	rejecting := newReceiver(t, func(delivery, int) int { return http.StatusBadRequest })
+	rejecting := newReceiver(t, func(delivery, int, http.Header) int { return http.StatusBadRequest })
 	hang := make(chan struct{})
-	hanging := newReceiver(t, func(delivery, int) int { <-hang; return http.StatusOK })
+	hanging := newReceiver(t, func(delivery, int, http.Header) int { <-hang; return http.StatusOK })
 	t.Cleanup(func() { close(hang) }) // runs before hanging.Close, which waits for handlers
 
 	cfg := webhookConfig("", map[string]string{

@@ -143,7 +143,7 @@ func TestShutdownDrainsInFlightJobs(t *testing.T) {
 	pool, url := sqltest.NewDB(t)
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
-	recv := newReceiver(t, func(delivery, int) int {
+	recv := newReceiver(t, func(delivery, int, http.Header) int {
 		entered <- struct{}{}
 		<-release
 		return http.StatusOK
@@ -197,4 +197,26 @@ func runCLI(t *testing.T, cfg string, args ...string) (string, int) {
 		require.NoError(t, err)
 	}
 	return string(out), code
+}
+
+// A 429 with Retry-After schedules the retry no earlier than the receiver
+// asked, even when the observer's own backoff is shorter.
+func TestRetryAfterIsHonoured(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, func(_ delivery, _ int, h http.Header) int {
+		h.Set("Retry-After", "30")
+		return http.StatusTooManyRequests
+	})
+	startRun(t, url, webhookConfig("", orderObserver(recv.URL))) // initial_delay 50ms, max_delay 200ms
+	pk := insertChange(t, pool, "Order", "1", "INSERT", `{}`)
+	var state string
+	var wait float64
+	require.Eventually(t, func() bool {
+		err := pool.QueryRow(context.Background(), `SELECT state::text, extract(epoch FROM scheduled_at - attempted_at)
+			FROM river_job WHERE (args->>'seq')::bigint = $1`, pk).Scan(&state, &wait)
+		return err == nil && state == "retryable"
+	}, 20*time.Second, 20*time.Millisecond)
+	require.GreaterOrEqual(t, wait, 29.0, "the retry waits for Retry-After, not the 50ms backoff")
+	require.Len(t, recv.All(), 1)
 }
