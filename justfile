@@ -40,3 +40,14 @@ generate:
 lint:
     test -z "$(gofmt -l $(git ls-files '*.go'))" || (gofmt -l $(git ls-files '*.go'); exit 1)
     go vet ./...
+
+# Benchmarks: every scenario at full size (see BENCHMARKS.md). Extra flags
+# pass through, e.g. `just bench -scenarios throughput -n 20000`.
+bench *flags:
+    scripts/ensure-services.sh
+    go run ./integration/bench {{flags}}
+
+# Every benchmark scenario, small enough to finish in under a minute.
+bench-quick:
+    scripts/ensure-services.sh
+    go run ./integration/bench -quick

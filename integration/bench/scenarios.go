@@ -1,0 +1,434 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+)
+
+const benchSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// configYAML builds a configuration with nObs observers on Order inserts,
+// each with nAct signed webhooks to url.
+func configYAML(o options, url string, nObs, nAct int, maxWorkers int, bodyTemplate string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listener:\n  id: bench\n")
+	if o.batch > 0 {
+		fmt.Fprintf(&b, "  batch_size: %d\n", o.batch)
+	}
+	b.WriteString("allow_private_targets: true\nworkers:\n")
+	if maxWorkers > 0 {
+		fmt.Fprintf(&b, "  max_workers: %d\n", maxWorkers)
+	}
+	if o.fetchCooldown > 0 {
+		fmt.Fprintf(&b, "  fetch_cooldown: %s\n", o.fetchCooldown)
+	}
+	b.WriteString("observers:\n")
+	for i := range nObs {
+		fmt.Fprintf(&b, "  obs_%d:\n    entity: Order\n    events: [INSERT]\n    actions:\n", i)
+		for j := range nAct {
+			fmt.Fprintf(&b, "      - type: webhook\n        url: %s/o%d/a%d\n        signing_secret: %s\n", url, i, j, benchSecret)
+			if bodyTemplate != "" {
+				fmt.Fprintf(&b, "        body_template: '%s'\n", bodyTemplate)
+			}
+		}
+	}
+	return b.String()
+}
+
+// ceilingScenario is raw River on the same database shape and worker count:
+// insert N no-op jobs with InsertManyFast, work them, jobs/s.
+func ceilingScenario(ctx context.Context, o options) result {
+	r := result{Scenario: "ceiling", Params: map[string]any{"n": o.n}}
+	db, err := newDatabase(ctx, o.admin, "fraiseql_bench_ceiling")
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer db.drop(ctx, o.admin)
+	cfg := observers.WorkersConfig{MaxWorkers: o.workers, FetchCooldown: o.fetchCooldown}.WithDefaults()
+	r.Params["workers"], r.Params["fetch_cooldown"] = cfg.MaxWorkers, cfg.FetchCooldown.String()
+	workers := river.NewWorkers()
+	river.AddWorker(workers, river.WorkFunc(func(context.Context, *river.Job[noopArgs]) error { return nil }))
+	client, err := river.NewClient(riverpgxv5.New(db.pool), &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.MaxWorkers}},
+		FetchCooldown:     cfg.FetchCooldown,
+		FetchPollInterval: cfg.FetchPollInterval,
+		Workers:           workers,
+	})
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	events, cancel := client.Subscribe(river.EventKindJobCompleted)
+	defer cancel()
+	if err := client.Start(ctx); err != nil {
+		r.Err = err
+		return r
+	}
+	defer func() { _ = client.Stop(context.WithoutCancel(ctx)) }()
+	start := time.Now()
+	go func() {
+		for i := 0; i < o.n; i += 1000 {
+			params := make([]river.InsertManyParams, 0, 1000)
+			for j := i; j < min(i+1000, o.n); j++ {
+				params = append(params, river.InsertManyParams{Args: noopArgs{}})
+			}
+			if _, err := client.InsertManyFast(ctx, params); err != nil {
+				fmt.Println("ceiling insert:", err)
+				return
+			}
+		}
+	}()
+	timeout := time.After(10 * time.Minute)
+	for done := 0; done < o.n; {
+		select {
+		case <-events:
+			done++
+		case <-timeout:
+			r.Err = fmt.Errorf("only %d of %d jobs completed", done, o.n)
+			return r
+		}
+	}
+	el := time.Since(start)
+	r.add("jobs_per_s", float64(o.n)/el.Seconds(), "jobs/s")
+	r.add("elapsed_s", el.Seconds(), "s")
+	return r
+}
+
+type noopArgs struct{}
+
+func (noopArgs) Kind() string { return "bench_noop" }
+
+// runStats samples the process under test while a scenario runs.
+type runStats struct {
+	stop     chan struct{}
+	done     chan struct{}
+	maxConns int
+}
+
+func sampleRun(ctx context.Context, db *database) *runStats {
+	s := &runStats{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			s.maxConns = max(s.maxConns, connections(ctx, db.pool))
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *runStats) finish() { close(s.stop); <-s.done }
+
+// pipelineScenario: N change-log rows inserted by a separate writer in
+// batched transactions; nObs observers × nAct webhooks each; events/s and
+// deliveries/s from first insert to last delivery.
+func pipelineScenario(ctx context.Context, o options, name string, nObs, nAct int) result {
+	dpe := nObs * nAct
+	r := result{Scenario: name, Params: map[string]any{"n": o.n, "observers": nObs, "actions_per_observer": nAct}}
+	db, err := newDatabase(ctx, o.admin, "fraiseql_bench_"+name)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer db.drop(ctx, o.admin)
+	recv, err := newReceiver(0, false)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer recv.close()
+	p, err := startRun(o.bin, db.url, configYAML(o, recv.url, nObs, nAct, o.workers, ""))
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer p.stop()
+	if err := p.waitLeader(ctx, db.pool); err != nil {
+		r.Err = err
+		return r
+	}
+	want := int64(o.n * dpe)
+	recv.expect(want)
+	wal0 := walLSN(ctx, db.pool)
+	stats := sampleRun(ctx, db)
+	start := time.Now()
+	writerDone := make(chan time.Duration, 1)
+	go func() {
+		const batch = 500
+		for i := 1; i <= o.n; i += batch {
+			_, err := db.pool.Exec(ctx, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data)
+				SELECT 'Order', 'o-' || g, 'INSERT', jsonb_build_object('n', g, 'status', 'new', 'total', 120.5)
+				FROM generate_series($1::int, $2::int) g`, i, min(i+batch-1, o.n))
+			if err != nil {
+				fmt.Println("writer:", err)
+				return
+			}
+		}
+		writerDone <- time.Since(start)
+	}()
+	select {
+	case <-recv.doneCh():
+	case <-time.After(15 * time.Minute):
+		stats.finish()
+		r.Err = fmt.Errorf("only %d of %d deliveries arrived", recv.count.Load(), want)
+		return r
+	}
+	el := recv.lastArrival().Sub(start)
+	stats.finish()
+	wrote := <-writerDone
+	ps := readProcStats(p.cmd.Process.Pid)
+	wal := walLSN(ctx, db.pool) - wal0
+	var jobs int64
+	_ = db.pool.QueryRow(ctx, `SELECT count(*) FROM river_job`).Scan(&jobs)
+	batches := scrapeMetric(p.httpAddr, "observer_batches_total")
+
+	r.add("events_per_s", float64(o.n)/el.Seconds(), "events/s")
+	r.add("deliveries_per_s", float64(want)/el.Seconds(), "deliveries/s")
+	r.add("elapsed_s", el.Seconds(), "s")
+	r.add("writer_rows_per_s", float64(o.n)/wrote.Seconds(), "rows/s")
+	r.add("peak_rss_mib", float64(ps.PeakRSS)/(1<<20), "MiB")
+	r.add("cpu_s", ps.CPUSeconds, "s")
+	r.add("pg_connections_max", float64(stats.maxConns), "conns")
+	r.add("river_rows_per_event", float64(jobs)/float64(o.n), "rows")
+	r.add("enqueue_batches", batches, "tx")
+	r.add("wal_bytes_per_event", float64(wal)/float64(o.n), "bytes")
+	return r
+}
+
+// scrapeMetric reads one unlabelled sample from the process's /metrics.
+func scrapeMetric(addr, name string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			_, _ = fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return -1
+}
+
+// latencyScenario offers a fixed load of single-row transactions and reports
+// commit→delivery percentiles, plus commit→job-fetched from River's rows.
+func latencyScenario(ctx context.Context, o options) result {
+	r := result{Scenario: "latency", Params: map[string]any{"rate": o.rate, "duration": o.duration.String()}}
+	db, err := newDatabase(ctx, o.admin, "fraiseql_bench_latency")
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer db.drop(ctx, o.admin)
+	recv, err := newReceiver(0, true)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer recv.close()
+	p, err := startRun(o.bin, db.url, configYAML(o, recv.url, 1, 1, o.workers, `{"id": "{{ event.entity_id }}"}`))
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer p.stop()
+	if err := p.waitLeader(ctx, db.pool); err != nil {
+		r.Err = err
+		return r
+	}
+	total := int(float64(o.rate) * o.duration.Seconds())
+	recv.expect(int64(total))
+	committed := make([]time.Time, total)
+	var next atomic.Int64
+	start := time.Now().Add(50 * time.Millisecond)
+	interval := time.Second / time.Duration(o.rate)
+	var wg sync.WaitGroup
+	var late atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= total {
+					return
+				}
+				at := start.Add(time.Duration(i) * interval)
+				if d := time.Until(at); d > 0 {
+					time.Sleep(d)
+				} else if d < -10*time.Millisecond {
+					late.Add(1)
+				}
+				_, err := db.pool.Exec(ctx, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data)
+					VALUES ('Order', $1, 'INSERT', '{"status": "new"}')`, fmt.Sprint("l-", i))
+				if err != nil {
+					fmt.Println("latency writer:", err)
+					return
+				}
+				committed[i] = time.Now()
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-recv.doneCh():
+	case <-time.After(60 * time.Second):
+		r.Err = fmt.Errorf("only %d of %d deliveries arrived", recv.count.Load(), total)
+		return r
+	}
+	lat := make([]float64, 0, total)
+	recv.mu.Lock()
+	for i, c := range committed {
+		if a, ok := recv.arrived[fmt.Sprint("l-", i)]; ok && !c.IsZero() {
+			lat = append(lat, a.Sub(c).Seconds()*1000)
+		}
+	}
+	recv.mu.Unlock()
+	addPercentiles(&r, "commit_to_delivery", lat)
+
+	// commit → job fetched by a worker (attempted_at) and → enqueue
+	// transaction start (created_at, which is now() of that transaction).
+	rows, err := db.pool.Query(ctx, `SELECT c.object_id, j.created_at, j.attempted_at FROM river_job j
+		JOIN core.tb_entity_change_log c ON c.pk_entity_change_log = (j.args->>'seq')::bigint`)
+	if err == nil {
+		var enq, fetched []float64
+		for rows.Next() {
+			var id string
+			var created, attempted *time.Time
+			if rows.Scan(&id, &created, &attempted) != nil {
+				continue
+			}
+			var i int
+			if _, err := fmt.Sscanf(id, "l-%d", &i); err != nil || i >= total || committed[i].IsZero() {
+				continue
+			}
+			if created != nil {
+				enq = append(enq, created.Sub(committed[i]).Seconds()*1000)
+			}
+			if attempted != nil {
+				fetched = append(fetched, attempted.Sub(committed[i]).Seconds()*1000)
+			}
+		}
+		rows.Close()
+		addPercentiles(&r, "commit_to_enqueue_tx", enq)
+		addPercentiles(&r, "commit_to_job_fetched", fetched)
+	}
+	r.add("writer_late_ticks", float64(late.Load()), "rows")
+	return r
+}
+
+func addPercentiles(r *result, name string, ms []float64) {
+	if len(ms) == 0 {
+		return
+	}
+	slices.Sort(ms)
+	q := func(p float64) float64 { return ms[min(len(ms)-1, int(p*float64(len(ms))))] }
+	r.add(name+"_p50_ms", q(0.50), "ms")
+	r.add(name+"_p95_ms", q(0.95), "ms")
+	r.add(name+"_p99_ms", q(0.99), "ms")
+	r.add(name+"_max_ms", ms[len(ms)-1], "ms")
+}
+
+// concurrencyScenario: events × 3 actions against a receiver that sleeps
+// 100ms, with one worker and with the default.
+func concurrencyScenario(ctx context.Context, o options) result {
+	r := result{Scenario: "concurrency", Params: map[string]any{"events": o.concurrencyN, "actions": 3, "receiver_delay": "100ms"}}
+	var walls [2]float64
+	for k, workers := range []int{1, o.workers} {
+		el, err := concurrencyRun(ctx, o, workers)
+		if err != nil {
+			r.Err = err
+			return r
+		}
+		walls[k] = el.Seconds()
+	}
+	r.add("wall_s_max_workers_1", walls[0], "s")
+	r.add("wall_s_default", walls[1], "s")
+	r.add("speedup", walls[0]/walls[1], "x")
+	return r
+}
+
+func concurrencyRun(ctx context.Context, o options, workers int) (time.Duration, error) {
+	db, err := newDatabase(ctx, o.admin, fmt.Sprintf("fraiseql_bench_concurrency_%d", workers))
+	if err != nil {
+		return 0, err
+	}
+	defer db.drop(ctx, o.admin)
+	recv, err := newReceiver(100*time.Millisecond, false)
+	if err != nil {
+		return 0, err
+	}
+	defer recv.close()
+	p, err := startRun(o.bin, db.url, configYAML(o, recv.url, 1, 3, workers, ""))
+	if err != nil {
+		return 0, err
+	}
+	defer p.stop()
+	if err := p.waitLeader(ctx, db.pool); err != nil {
+		return 0, err
+	}
+	recv.expect(int64(o.concurrencyN * 3))
+	start := time.Now()
+	if _, err := db.pool.Exec(ctx, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data)
+		SELECT 'Order', 'c-' || g, 'INSERT', '{}' FROM generate_series(1, $1::int) g`, o.concurrencyN); err != nil {
+		return 0, err
+	}
+	select {
+	case <-recv.doneCh():
+	case <-time.After(10 * time.Minute):
+		return 0, fmt.Errorf("only %d deliveries arrived", recv.count.Load())
+	}
+	return recv.lastArrival().Sub(start), nil
+}
+
+// idleScenario: CPU and memory of an idle `run`.
+func idleScenario(ctx context.Context, o options) result {
+	r := result{Scenario: "idle", Params: map[string]any{"duration": o.idle.String()}}
+	db, err := newDatabase(ctx, o.admin, "fraiseql_bench_idle")
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer db.drop(ctx, o.admin)
+	p, err := startRun(o.bin, db.url, configYAML(o, "http://127.0.0.1:9", 1, 1, o.workers, ""))
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer p.stop()
+	if err := p.waitLeader(ctx, db.pool); err != nil {
+		r.Err = err
+		return r
+	}
+	time.Sleep(time.Second) // let start-up work settle before measuring
+	s0 := readProcStats(p.cmd.Process.Pid)
+	time.Sleep(o.idle)
+	s1 := readProcStats(p.cmd.Process.Pid)
+	r.add("cpu_percent_of_one_core", (s1.CPUSeconds-s0.CPUSeconds)/o.idle.Seconds()*100, "%")
+	r.add("rss_mib", float64(s1.RSS)/(1<<20), "MiB")
+	r.add("pg_connections", float64(connections(ctx, db.pool)), "conns")
+	return r
+}
+

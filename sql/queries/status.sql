@@ -1,0 +1,49 @@
+-- Read-only queries behind `fraiseql-observers status`.
+
+-- name: StatusListenerIDs :many
+-- Listener groups in creation order; status defaults to the first.
+SELECT listener_id::text AS listener_id
+FROM observer_checkpoints
+WHERE listener_id IS NOT NULL
+ORDER BY id
+LIMIT 100;
+
+-- name: StatusInstances :many
+-- Instances of a listener group whose last heartbeat is newer than
+-- @omit_after_seconds (older rows are left by killed processes and hidden),
+-- with their heartbeat age by the database's clock.
+SELECT id,
+       host,
+       pid,
+       http_addr,
+       role,
+       version,
+       started_at,
+       heartbeat_at,
+       leader_since,
+       EXTRACT(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_seconds
+FROM observer_listeners
+WHERE listener_id = @listener_id
+  AND heartbeat_at > now() - make_interval(secs => @omit_after_seconds::float8)
+ORDER BY role = 'leader' DESC, heartbeat_at DESC, id;
+
+-- name: StatusHorizonBlocker :many
+-- The backend running the oldest transaction that has an xid: it is the
+-- xmin of every new snapshot, so the listener reads nothing written after
+-- it began until it ends. Transaction ids are cluster-wide, so a backend of
+-- another database holds the horizon back too. Backends with only a snapshot
+-- (backend_xmin, no xid) do not move pg_snapshot_xmin and are not listed.
+-- Without pg_read_all_stats, other roles' backends show no xid.
+SELECT pid,
+       COALESCE(datname::text, '')::text AS database,
+       COALESCE(usename::text, '')::text AS username,
+       xact_start,
+       query_start,
+       COALESCE(state, '')::text AS state,
+       COALESCE(left(query, 200), '')::text AS query,
+       COALESCE(EXTRACT(epoch FROM now() - xact_start), 0)::float8 AS age_seconds
+FROM pg_catalog.pg_stat_activity
+WHERE backend_xid IS NOT NULL
+  AND pid <> pg_backend_pid()
+ORDER BY age(backend_xid) DESC
+LIMIT 1;
