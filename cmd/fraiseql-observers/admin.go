@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 )
 
 // adminMux serves /healthz (the process is alive), /readyz (started and the
-// database answers) and /metrics.
-func adminMux(reg *prometheus.Registry, pool *pgxpool.Pool, ready *atomic.Bool) *http.ServeMux {
+// database answers), /metrics and, when withPprof, Go's /debug/pprof/.
+func adminMux(reg *prometheus.Registry, pool *pgxpool.Pool, ready *atomic.Bool, withPprof bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -32,5 +33,11 @@ func adminMux(reg *prometheus.Registry, pool *pgxpool.Pool, ready *atomic.Bool) 
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }

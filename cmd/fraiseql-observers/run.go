@@ -34,6 +34,7 @@ type runOpts struct {
 	LogLevel     string
 	LogFormat    string
 	DrainTimeout time.Duration
+	Pprof        bool
 }
 
 func (o *runOpts) Validate() error {
@@ -69,6 +70,7 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&opts.HTTPAddr, "http-addr", "127.0.0.1:8000", "admin HTTP address (/healthz, /readyz, /metrics); empty disables it")
 	cmd.Flags().StringVar(&opts.LogLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&opts.LogFormat, "log-format", "text", "text or json")
+	cmd.Flags().BoolVar(&opts.Pprof, "pprof", false, "serve Go's /debug/pprof/ on the admin HTTP address (for profiling)")
 	cmd.Flags().DurationVar(&opts.DrainTimeout, "drain-timeout", drainTimeoutDefault, "how long shutdown waits for in-flight jobs before cancelling them")
 	return cmd
 }
@@ -145,7 +147,7 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 				"another process uses that port; pick another with --http-addr, or --http-addr '' to disable"))
 		}
 		httpAddr = ln.Addr().String()
-		srv = &http.Server{Handler: adminMux(reg, pool, &ready), ReadHeaderTimeout: 5 * time.Second}
+		srv = &http.Server{Handler: adminMux(reg, pool, &ready, o.Pprof), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				logger.Error("admin: HTTP server stopped", slog.String("error", err.Error()))

@@ -35,6 +35,7 @@ type options struct {
 	concurrencyN  int
 	idle          time.Duration
 	quick         bool
+	profileDir    string
 }
 
 // figure is one measured number.
@@ -93,6 +94,7 @@ func main() {
 	flag.IntVar(&o.batch, "batch", 0, "listener batch size (default: the config default)")
 	flag.IntVar(&o.concurrencyN, "concurrency-events", 100, "concurrency: events (3 actions each, receiver sleeps 100ms)")
 	flag.DurationVar(&o.idle, "idle", 30*time.Second, "idle: how long to watch an idle run")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "write a 5s CPU profile of the run process per pipeline scenario into this directory")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes: every scenario in well under a minute")
 	flag.Parse()
 	if o.quick {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -156,7 +158,11 @@ func pipelineScenario(ctx context.Context, o options, name string, nObs, nAct in
 		return r
 	}
 	defer recv.close()
-	p, err := startRun(o.bin, db.url, configYAML(o, recv.url, nObs, nAct, o.workers, ""))
+	var extra []string
+	if o.profileDir != "" {
+		extra = append(extra, "--pprof")
+	}
+	p, err := startRun(o.bin, db.url, configYAML(o, recv.url, nObs, nAct, o.workers, ""), extra...)
 	if err != nil {
 		r.Err = err
 		return r
@@ -171,6 +177,9 @@ func pipelineScenario(ctx context.Context, o options, name string, nObs, nAct in
 	wal0 := walLSN(ctx, db.pool)
 	stats := sampleRun(ctx, db)
 	start := time.Now()
+	if o.profileDir != "" {
+		go saveProfile(p.httpAddr, filepath.Join(o.profileDir, name+".pprof"))
+	}
 	writerDone := make(chan time.Duration, 1)
 	go func() {
 		const batch = 500
@@ -212,6 +221,23 @@ func pipelineScenario(ctx context.Context, o options, name string, nObs, nAct in
 	r.add("enqueue_batches", batches, "tx")
 	r.add("wal_bytes_per_event", float64(wal)/float64(o.n), "bytes")
 	return r
+}
+
+// saveProfile stores a 5-second CPU profile of the process at addr.
+func saveProfile(addr, path string) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=5")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
 }
 
 // scrapeMetric reads one unlabelled sample from the process's /metrics.
