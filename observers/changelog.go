@@ -77,7 +77,7 @@ WHERE (COALESCE(txid, '0'::xid8), pk_entity_change_log) > ($1::text::xid8, $2::b
   AND COALESCE(txid, '0'::xid8) < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY COALESCE(txid, '0'::xid8), pk_entity_change_log
 LIMIT $3`,
-		getSQL: `SELECT ` + changeLogColumns + ` FROM ` + q + ` WHERE pk_entity_change_log = $1`,
+		getSQL: `SELECT ` + changeLogColumns + ` FROM ` + q + ` WHERE pk_entity_change_log = ANY($1::bigint[])`,
 	}, nil
 }
 
@@ -131,25 +131,48 @@ func (c *ChangeLog) ReadBatch(ctx context.Context, q Querier, pos Position, limi
 // Get reads one change-log row by pk. A row that cannot be decoded is
 // returned with an error naming the reason.
 func (c *ChangeLog) Get(ctx context.Context, q Querier, seq int64) (*Event, error) {
-	rows, err := q.Query(ctx, c.getSQL, seq)
+	got, err := c.GetMany(ctx, q, []int64{seq})
 	if err != nil {
-		return nil, errors.Wrapf(err, "read change %d from %s", seq, c.table)
+		return nil, err
+	}
+	return got[seq].Event, got[seq].Err
+}
+
+// Loaded is one result of GetMany: the event, or why it is not there.
+type Loaded struct {
+	Event *Event
+	Err   error // wraps ErrNotFound for a missing row; names the reason for one that cannot be decoded
+}
+
+// GetMany reads change-log rows by pk in one query. Every requested pk has
+// an entry in the result.
+func (c *ChangeLog) GetMany(ctx context.Context, q Querier, seqs []int64) (map[int64]Loaded, error) {
+	rows, err := q.Query(ctx, c.getSQL, seqs)
+	if err != nil {
+		return nil, errors.Wrapf(err, "read changes from %s", c.table)
 	}
 	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return nil, errors.Wrapf(err, "read change %d from %s", seq, c.table)
+	out := make(map[int64]Loaded, len(seqs))
+	for rows.Next() {
+		ev, reason, err := scanEvent(rows)
+		if err != nil {
+			return nil, errors.Wrapf(err, "read changes from %s", c.table)
 		}
-		return nil, errors.Wrapf(ErrNotFound, "change %d in %s", seq, c.table)
+		if reason != "" {
+			out[ev.Seq] = Loaded{Err: errors.Newf("change %d in %s: %s", ev.Seq, c.table, reason)}
+			continue
+		}
+		out[ev.Seq] = Loaded{Event: ev}
 	}
-	ev, reason, err := scanEvent(rows)
-	if err != nil {
-		return nil, errors.Wrapf(err, "read change %d from %s", seq, c.table)
+	if err := rows.Err(); err != nil {
+		return nil, errors.Wrapf(err, "read changes from %s", c.table)
 	}
-	if reason != "" {
-		return nil, errors.Newf("change %d in %s: %s", seq, c.table, reason)
+	for _, seq := range seqs {
+		if _, ok := out[seq]; !ok {
+			out[seq] = Loaded{Err: errors.Wrapf(ErrNotFound, "change %d in %s", seq, c.table)}
+		}
 	}
-	return ev, nil
+	return out, nil
 }
 
 // scanEvent decodes one row. A decode problem of the row's content (not of

@@ -27,6 +27,13 @@ const (
 	RetryMaxAttemptsDefault  = 5
 	RetryInitialDelayDefault = time.Second
 	RetryMaxDelayDefault     = 5 * time.Minute
+
+	CircuitBreakerFailureThresholdDefault = 0.5
+	CircuitBreakerSuccessThresholdDefault = 0.8
+	CircuitBreakerTimeoutDefault          = 60 * time.Second
+	CircuitBreakerSampleSizeDefault       = 100
+	CircuitBreakerMinRequestsDefault      = 10
+	CircuitBreakerWindowDefault           = 60 * time.Second
 )
 
 // Action types.
@@ -57,10 +64,13 @@ type Config struct {
 	// (SSRF guard). Default false.
 	AllowPrivateTargets bool
 	Workers             WorkersConfig
-	Observers           []*Observer // sorted by Name
-	Source              []byte      // the raw file bytes as loaded
-	Hash                string      // hex sha256 of Source: the config version identity
-	Filename            string
+	// CircuitBreaker is the top-level circuit_breaker: block with defaults
+	// applied; each webhook action's own block overrides it field by field.
+	CircuitBreaker CircuitBreakerConfig
+	Observers      []*Observer // sorted by Name
+	Source         []byte      // the raw file bytes as loaded
+	Hash           string      // hex sha256 of Source: the config version identity
+	Filename       string
 }
 
 // ListenerConfig configures the change-log listener.
@@ -141,8 +151,12 @@ type WebhookAction struct {
 	Timeout          time.Duration     // per request; default 30s
 	Method           string            // default POST
 	Signature        string            // "standard" (default) or "fraiseql"
+	// CircuitBreaker guards the webhook's endpoint: the action's
+	// circuit_breaker: block over the top-level one, defaults applied.
+	CircuitBreaker CircuitBreakerConfig
 
-	body *Template // compiled BodyTemplate, set by the loader
+	body    *Template    // compiled BodyTemplate, set by the loader
+	breaker *breakerSpec // the action's own circuit_breaker: block, merged by the loader
 }
 
 // Body returns the compiled body template, or nil when the webhook sends the
@@ -260,6 +274,32 @@ func (p RetryPolicy) Delay(attempt int) time.Duration {
 		d = p.MaxDelay
 	}
 	return d
+}
+
+// CircuitBreakerConfig configures the circuit breaker of a webhook's target
+// endpoint (scheme, host and port). The breaker opens when, over its current
+// sample, at least MinRequests requests were made and the failure ratio
+// reached FailureThreshold; after Timeout it lets a few probes through and
+// closes when they succeed (see observers/breaker.go for the exact rules).
+type CircuitBreakerConfig struct {
+	Disabled         bool          // enabled: false turns the breaker off; default enabled
+	FailureThreshold float64       // failure ratio that opens the breaker, in (0, 1]; default 0.5
+	SuccessThreshold float64       // success ratio of the probes that closes it, in (0, 1]; default 0.8
+	Timeout          time.Duration // how long it stays open before probing; default 60s
+	SampleSize       int           // requests per sample; a full sample starts afresh; default 100
+	MinRequests      int           // requests in the sample before it may open; default 10
+	Window           time.Duration // rolling time window of the sample; default 60s
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c CircuitBreakerConfig) WithDefaults() CircuitBreakerConfig {
+	c.FailureThreshold = cmp.Or(c.FailureThreshold, CircuitBreakerFailureThresholdDefault)
+	c.SuccessThreshold = cmp.Or(c.SuccessThreshold, CircuitBreakerSuccessThresholdDefault)
+	c.Timeout = cmp.Or(c.Timeout, CircuitBreakerTimeoutDefault)
+	c.SampleSize = cmp.Or(c.SampleSize, CircuitBreakerSampleSizeDefault)
+	c.MinRequests = cmp.Or(c.MinRequests, CircuitBreakerMinRequestsDefault)
+	c.Window = cmp.Or(c.Window, CircuitBreakerWindowDefault)
+	return c
 }
 
 // Observer returns the observer named name, or nil.

@@ -14,13 +14,15 @@ import (
 
 // Valid keys at each level of the file.
 var (
-	topKeys      = []string{"listener", "allow_private_targets", "workers", "observers"}
+	topKeys      = []string{"listener", "allow_private_targets", "workers", "circuit_breaker", "observers"}
 	listenerKeys = []string{"id", "table", "batch_size", "poll_interval"}
 	workersKeys  = []string{"max_workers", "fetch_cooldown", "fetch_poll_interval"}
 	observerKeys = []string{"entity", "events", "condition", "actions", "retry"}
 	webhookKeys  = []string{"type", "url", "url_env", "signing_secret", "signing_secret_env", "headers",
-		"body_template", "timeout", "method", "signature"}
-	retryKeys = []string{"max_attempts", "initial_delay", "max_delay", "backoff_strategy"}
+		"body_template", "timeout", "method", "signature", "circuit_breaker"}
+	retryKeys   = []string{"max_attempts", "initial_delay", "max_delay", "backoff_strategy"}
+	breakerKeys = []string{"enabled", "failure_threshold", "success_threshold", "timeout", "sample_size",
+		"min_requests", "window"}
 )
 
 const durationHint = "use a duration with a unit, such as 500ms, 30s, 5m or 1h"
@@ -35,6 +37,7 @@ func (l *loader) config(root ast.Node) *Config {
 	}
 	warnEmpty := true
 	workersAt := root
+	var breaker *breakerSpec
 	for _, e := range entries {
 		switch e.key {
 		case "listener":
@@ -44,6 +47,8 @@ func (l *loader) config(root ast.Node) *Config {
 		case "workers":
 			workersAt = e.keyN
 			cfg.Workers = l.workers(e)
+		case "circuit_breaker":
+			breaker = l.circuitBreaker(e, "circuit_breaker")
 		case "observers":
 			cfg.Observers, warnEmpty = l.observers(e)
 		}
@@ -54,6 +59,7 @@ func (l *loader) config(root ast.Node) *Config {
 		l.errorf(workersAt, fmt.Sprintf("workers.fetch_poll_interval (%s) is shorter than workers.fetch_cooldown (%s)",
 			cfg.Workers.FetchPollInterval, cfg.Workers.FetchCooldown), "fetch_poll_interval must be at least fetch_cooldown")
 	}
+	l.mergeBreakers(cfg, breaker)
 	if warnEmpty && len(cfg.Observers) == 0 {
 		l.warnf(root, "no observers are defined", "add an observers: map; without it no event triggers anything")
 	}
@@ -306,6 +312,8 @@ func (l *loader) webhook(fields []entry, at ast.Node, where string) (*WebhookAct
 			if w.Method != "" && !contains(webhookMethods, w.Method) {
 				l.errorf(f.value, fmt.Sprintf("unsupported method %q", w.Method), "use one of "+strings.Join(webhookMethods, ", "))
 			}
+		case "circuit_breaker":
+			w.breaker = l.circuitBreaker(*f, where+".circuit_breaker")
 		case "signature":
 			w.Signature = strings.ToLower(l.str(*f, where+".signature"))
 			if w.Signature != "" && w.Signature != WebhookSignatureStandard && w.Signature != WebhookSignatureFraiseQL {
@@ -405,6 +413,133 @@ func (l *loader) retry(e entry, where string) RetryPolicy {
 		}
 	}
 	return p
+}
+
+// breakerSpec is a circuit_breaker: block as written: nil fields are absent
+// and inherit from the enclosing level.
+type breakerSpec struct {
+	at               ast.Node
+	where            string
+	enabled          *bool
+	failureThreshold *float64
+	successThreshold *float64
+	timeout          *time.Duration
+	sampleSize       *int
+	minRequests      *int
+	window           *time.Duration
+}
+
+func (l *loader) circuitBreaker(e entry, where string) *breakerSpec {
+	s := &breakerSpec{at: e.keyN, where: where}
+	fields, _ := l.mapping(e.value, e.keyN, where, breakerKeys)
+	for _, f := range fields {
+		w := where + "." + f.key
+		switch f.key {
+		case "enabled":
+			if v, ok := l.resolve(f.value).(*ast.BoolNode); ok {
+				s.enabled = &v.Value
+			} else {
+				l.boolean(f, w) // reports the error
+			}
+		case "failure_threshold":
+			s.failureThreshold = nonZero(l.ratio(f, w))
+		case "success_threshold":
+			s.successThreshold = nonZero(l.ratio(f, w))
+		case "timeout":
+			s.timeout = nonZero(l.duration(f, w))
+		case "window":
+			s.window = nonZero(l.duration(f, w))
+		case "sample_size":
+			s.sampleSize = nonZero(l.positiveInt(f, w))
+		case "min_requests":
+			s.minRequests = nonZero(l.positiveInt(f, w))
+		}
+	}
+	return s
+}
+
+// nonZero returns &v, or nil for the zero value (a field whose error is
+// already reported).
+func nonZero[T comparable](v T) *T {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return &v
+}
+
+// over returns c with the fields that s sets replaced.
+func (s *breakerSpec) over(c CircuitBreakerConfig) CircuitBreakerConfig {
+	if s == nil {
+		return c
+	}
+	if s.enabled != nil {
+		c.Disabled = !*s.enabled
+	}
+	c.FailureThreshold = derefOr(s.failureThreshold, c.FailureThreshold)
+	c.SuccessThreshold = derefOr(s.successThreshold, c.SuccessThreshold)
+	c.Timeout = derefOr(s.timeout, c.Timeout)
+	c.SampleSize = derefOr(s.sampleSize, c.SampleSize)
+	c.MinRequests = derefOr(s.minRequests, c.MinRequests)
+	c.Window = derefOr(s.window, c.Window)
+	return c
+}
+
+func derefOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// mergeBreakers resolves the top-level circuit_breaker: block and each
+// webhook's own over it, and checks what only the merged values show.
+func (l *loader) mergeBreakers(cfg *Config, global *breakerSpec) {
+	cfg.CircuitBreaker = global.over(CircuitBreakerConfig{}).WithDefaults()
+	l.checkBreaker(global, cfg.CircuitBreaker)
+	for _, o := range cfg.Observers {
+		for i := range o.Actions {
+			w := o.Actions[i].Webhook
+			if w == nil {
+				continue
+			}
+			w.CircuitBreaker = w.breaker.over(cfg.CircuitBreaker)
+			l.checkBreaker(w.breaker, w.CircuitBreaker)
+		}
+	}
+}
+
+func (l *loader) checkBreaker(s *breakerSpec, c CircuitBreakerConfig) {
+	if s == nil || c.Disabled || c.MinRequests <= c.SampleSize {
+		return
+	}
+	l.errorf(s.at, fmt.Sprintf("%s: min_requests (%d) is larger than sample_size (%d); the breaker could never open",
+		s.where, c.MinRequests, c.SampleSize), "lower min_requests or raise sample_size")
+}
+
+// ratio reads a number in (0, 1].
+func (l *loader) ratio(e entry, where string) float64 {
+	var f float64
+	switch v := l.resolve(e.value).(type) {
+	case *ast.FloatNode:
+		f = v.Value
+	case *ast.IntegerNode:
+		n, err := strconv.ParseFloat(v.GetToken().Value, 64)
+		if err != nil {
+			n = -1
+		}
+		f = n
+	default:
+		l.errorf(cmpNode(e.value, e.keyN), fmt.Sprintf("%s must be a number, got %s", where, typeName(v)),
+			"write a ratio between 0 and 1, such as 0.5")
+		return 0
+	}
+	if math.IsNaN(f) || f <= 0 || f > 1 {
+		l.errorf(e.value, fmt.Sprintf("%s must be greater than 0 and at most 1, got %s", where, scalarText(l.resolve(e.value))),
+			"write a ratio such as 0.5 (50%)")
+		return 0
+	}
+	return f
 }
 
 // str reads a scalar as a string; numbers and booleans give their text.

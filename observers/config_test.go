@@ -258,3 +258,66 @@ func TestRetryPolicyDelay(t *testing.T) {
 		require.Equal(t, tc.want, tc.p.Delay(tc.attempt), "%s attempt %d", tc.p.BackoffStrategy, tc.attempt)
 	}
 }
+
+func TestConfigCircuitBreaker(t *testing.T) {
+	t.Parallel()
+	src := []byte(`circuit_breaker:
+  failure_threshold: 0.25
+  timeout: 10s
+  min_requests: 4
+observers:
+  o:
+    entity: A
+    events: [INSERT]
+    actions:
+      - type: webhook
+        url: https://a.example/
+      - type: webhook
+        url: https://b.example/
+        circuit_breaker: {timeout: 2s, success_threshold: 1, sample_size: 50}
+      - type: webhook
+        url: https://c.example/
+        circuit_breaker:
+          enabled: false
+`)
+	cfg, diags, err := Parse("cb.yaml", src)
+	require.NoError(t, err, "%v", diags)
+	global := CircuitBreakerConfig{FailureThreshold: 0.25, SuccessThreshold: 0.8, Timeout: 10 * time.Second,
+		SampleSize: 100, MinRequests: 4, Window: time.Minute}
+	require.Equal(t, global, cfg.CircuitBreaker)
+	acts := cfg.Observer("o").Actions
+	require.Equal(t, global, acts[0].Webhook.CircuitBreaker, "inherits the top level")
+	want := global
+	want.Timeout, want.SuccessThreshold, want.SampleSize = 2*time.Second, 1, 50
+	require.Equal(t, want, acts[1].Webhook.CircuitBreaker, "overrides field by field")
+	want = global
+	want.Disabled = true
+	require.Equal(t, want, acts[2].Webhook.CircuitBreaker)
+
+	cfg, _, err = Parse("none.yaml", []byte("observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhook, url: 'https://a/'}]\n"))
+	require.NoError(t, err)
+	require.Equal(t, CircuitBreakerConfig{}.WithDefaults(), cfg.Observer("o").Actions[0].Webhook.CircuitBreaker)
+	require.False(t, cfg.CircuitBreaker.Disabled, "enabled by default")
+}
+
+func TestConfigCircuitBreakerErrors(t *testing.T) {
+	t.Parallel()
+	action := "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions:\n      - type: webhook\n        url: https://a/\n        circuit_breaker: "
+	for src, want := range map[string]string{
+		"circuit_breaker: {failure_threshold: 1.5}\n":            "x.yaml:1:38: circuit_breaker.failure_threshold must be greater than 0 and at most 1, got 1.5",
+		"circuit_breaker: {success_threshold: 0}\n":              "x.yaml:1:38: circuit_breaker.success_threshold must be greater than 0 and at most 1, got 0",
+		"circuit_breaker: {failure_threshold: high}\n":           "x.yaml:1:38: circuit_breaker.failure_threshold must be a number, got a string",
+		"circuit_breaker: {timeout: 30}\n":                       "x.yaml:1:28: circuit_breaker.timeout: 30 has no unit",
+		"circuit_breaker: {enabled: yes please}\n":               "x.yaml:1:28: circuit_breaker.enabled must be true or false, got a string",
+		"circuit_breaker: {min_requests: 0}\n":                   "x.yaml:1:33: circuit_breaker.min_requests must be positive, got 0",
+		"circuit_breaker: {treshold: 0.5}\n":                     `x.yaml:1:19: unknown key "treshold" in circuit_breaker`,
+		"circuit_breaker: {min_requests: 20, sample_size: 10}\n": "x.yaml:1:1: circuit_breaker: min_requests (20) is larger than sample_size (10); the breaker could never open",
+		action + "{sample_size: 5}\n":                            "x.yaml:8:9: observers.o.actions[0].circuit_breaker: min_requests (10) is larger than sample_size (5); the breaker could never open",
+		action + "{timeout: -1s}\n":                              "x.yaml:8:36: observers.o.actions[0].circuit_breaker.timeout must be positive, got -1s",
+	} {
+		_, diags, err := Parse("x.yaml", []byte(src))
+		require.Error(t, err, src)
+		require.NotEmpty(t, diags.Errors(), src)
+		require.Equal(t, want, firstLine(diags.Errors()[0].String()), src)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
 )
@@ -28,9 +29,11 @@ type ActionWorker struct {
 	pool     *pgxpool.Pool
 	configs  *ConfigStore
 	webhooks *observers.WebhookClient
+	breakers *observers.BreakerRegistry
 	metrics  *observers.Metrics
 	logger   *slog.Logger
 	getenv   func(string) (string, bool)
+	events   *eventLoader
 
 	// retryAt carries a receiver's Retry-After from Work to NextRetry, which
 	// River calls right after Work returns, in the same process.
@@ -42,6 +45,7 @@ type WorkerParams struct {
 	Pool     *pgxpool.Pool
 	Configs  *ConfigStore
 	Webhooks *observers.WebhookClient
+	Breakers *observers.BreakerRegistry // circuit breakers per endpoint; nil: none
 	Metrics  *observers.Metrics
 	Logger   *slog.Logger
 	Getenv   func(string) (string, bool) // default os.LookupEnv
@@ -51,7 +55,8 @@ type WorkerParams struct {
 func NewActionWorker(p WorkerParams) *ActionWorker {
 	return &ActionWorker{
 		pool: p.Pool, configs: p.Configs, webhooks: p.Webhooks,
-		metrics: p.Metrics, logger: p.Logger, getenv: p.Getenv,
+		metrics: p.Metrics, logger: p.Logger, getenv: p.Getenv, breakers: p.Breakers,
+		events: newEventLoader(p.Pool),
 	}
 }
 
@@ -108,7 +113,7 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 		return river.JobCancel(errors.Newf("config version %d has no action %d on observer %q", a.ConfigVersion, a.Action, a.Observer))
 	}
 	action := &o.Actions[a.Action]
-	ev, err := v.Log.Get(ctx, w.pool, a.Seq)
+	ev, err := w.events.Get(ctx, v.Log, a.Seq)
 	if err != nil {
 		if errors.Is(err, observers.ErrNotFound) {
 			return river.JobCancel(errors.Wrap(err, "the change was deleted from the log before delivery"))
@@ -117,13 +122,17 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 	}
 
 	start := time.Now()
-	w.metrics.ActionsExecuted.WithLabelValues(action.Type, o.Name).Inc()
 	switch action.Type {
 	case "webhook":
 		err = w.webhook(ctx, v, o, a.Action, ev)
 	default:
 		err = permanent(errors.Newf("action type %q is not supported by this version", action.Type))
 	}
+	var snooze *rivertype.JobSnoozeError
+	if errors.As(err, &snooze) {
+		return err // an open circuit breaker: nothing was attempted
+	}
+	w.metrics.ActionsExecuted.WithLabelValues(action.Type, o.Name).Inc()
 	w.metrics.ActionDuration.WithLabelValues(action.Type).Observe(time.Since(start).Seconds())
 	if err == nil {
 		return nil
@@ -166,6 +175,10 @@ func (w *ActionWorker) webhook(ctx context.Context, v *Version, o *observers.Obs
 	} else if body, err = json.Marshal(ev.Envelope(o.Name)); err != nil {
 		return permanent(errors.Wrap(err, "encode event envelope"))
 	}
+	permit, err := w.breakerAllow(ctx, url, wa.CircuitBreaker)
+	if err != nil {
+		return err // a snooze: the endpoint's breaker is open
+	}
 	_, err = w.webhooks.Send(ctx, observers.WebhookRequest{
 		URL:       url,
 		Method:    wa.Method,
@@ -176,6 +189,7 @@ func (w *ActionWorker) webhook(ctx context.Context, v *Version, o *observers.Obs
 		Signature: wa.Signature,
 		Timeout:   wa.Timeout,
 	})
+	permit.Done(ctx, err)
 	return err
 }
 

@@ -8,5 +8,6 @@ func subcommands() []*cobra.Command {
 		newRunCmd(),
 		newMigrateCmd(),
 		newValidateConfigCmd(),
+		newStatusCmd(),
 	}
 }

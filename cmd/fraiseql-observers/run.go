@@ -19,6 +19,7 @@ import (
 
 	"github.com/fraiseql/fraiseql-observers/observers"
 	obsriver "github.com/fraiseql/fraiseql-observers/river"
+	"github.com/fraiseql/fraiseql-observers/storage/postgres"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -130,8 +131,14 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 		AllowPrivateTargets: cfg.AllowPrivateTargets,
 		UserAgent:           "fraiseql-observers/" + version,
 	})
+	breakers, err := observers.NewBreakerRegistry(observers.BreakerRegistryConfig{
+		Store: postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{}), Metrics: observers.NewBreakerMetrics(reg), Logger: logger,
+	})
+	if err != nil {
+		return withExitCode(exitFailure, err)
+	}
 	client, err := obsriver.NewClient(obsriver.ClientParams{
-		Pool: pool, Config: cfg, Configs: configs, Webhooks: webhooks, Metrics: metrics, Logger: logger,
+		Pool: pool, Config: cfg, Configs: configs, Webhooks: webhooks, Breakers: breakers, Metrics: metrics, Logger: logger,
 	})
 	if err != nil {
 		return withExitCode(exitFailure, err)

@@ -39,6 +39,21 @@ type ObserverCheckpoint struct {
 	EventsProcessed int64         `json:"events_processed"`
 }
 
+type ObserverCircuitBreaker struct {
+	Name      string     `json:"name"`
+	State     string     `json:"state"`
+	Expiry    *time.Time `json:"expiry"`
+	Counts    []byte     `json:"counts"`
+	Data      []byte     `json:"data"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+type ObserverCircuitBreakerLock struct {
+	Name      string    `json:"name"`
+	Owner     string    `json:"owner"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 type ObserverConfigVersion struct {
 	ID        int64      `json:"id"`
 	Hash      string     `json:"hash"`

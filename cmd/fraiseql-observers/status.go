@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"github.com/spf13/cobra"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+	obsriver "github.com/fraiseql/fraiseql-observers/river"
+)
+
+// statusTimeout bounds the whole status read once connected.
+const statusTimeout = 30 * time.Second
+
+type statusOpts struct {
+	DatabaseURL string
+	Format      string
+	// ListenerID is the listener group; empty means the first one found.
+	ListenerID string
+	// Table is the change log the lag is measured on.
+	Table string
+	// Detailed adds per-instance details and the blocker's query to the text.
+	Detailed bool
+}
+
+func (o *statusOpts) Validate() error {
+	if o.DatabaseURL == "" {
+		return errors.WithHint(errors.New("--database-url is empty"), "pass --database-url or set DATABASE_URL")
+	}
+	if strings.TrimSpace(o.Table) == "" {
+		return errors.WithHint(errors.New("--table is empty"), "pass the change log as schema.table, e.g. core.tb_entity_change_log")
+	}
+	return validateFormat(o.Format)
+}
+
+func newStatusCmd() *cobra.Command {
+	opts := &statusOpts{}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the listener group's leader, instances, lag, queue and breakers",
+		Long: `Show one listener group: its leader and every instance with its heartbeat,
+the checkpoint and how far it lags the change log, the transaction holding the
+committed horizon back (if any), River job counts by state, the dead-letter
+queue and the circuit breakers. Reads only; it changes nothing.
+
+Healthy means exactly one leader whose heartbeat is fresh (younger than three
+heartbeat intervals), no open circuit breaker, and no undelivered change older
+than five minutes. Exit code 0 when healthy, 1 when degraded, 2 when the
+database cannot be reached.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.Validate(); err != nil {
+				return withExitCode(exitUsage, err)
+			}
+			return runStatus(cmd.Context(), opts, cmd.OutOrStdout())
+		},
+	}
+	databaseURLFlag(cmd, &opts.DatabaseURL)
+	formatFlag(cmd, &opts.Format)
+	cmd.Flags().StringVar(&opts.ListenerID, "listener", "", `listener id (default: the first in observer_checkpoints, else "default")`)
+	cmd.Flags().StringVar(&opts.Table, "table", "core.tb_entity_change_log", "change log to measure the lag on (listener.table)")
+	cmd.Flags().BoolVar(&opts.Detailed, "detailed", false, "show each instance's version, address and start, and the blocking query")
+	return cmd
+}
+
+func runStatus(ctx context.Context, opts *statusOpts, w io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	pool, err := connectPool(ctx, opts.DatabaseURL)
+	if err != nil {
+		return withExitCode(exitUsage, err)
+	}
+	defer pool.Close()
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	if err := checkSchema(ctx, pool); err != nil {
+		return withExitCode(exitFailure, err)
+	}
+	st, err := observers.GatherStatus(ctx, pool, observers.StatusParams{
+		ListenerID: opts.ListenerID,
+		Table:      opts.Table,
+		JobKind:    obsriver.ActionKind,
+	})
+	if err != nil {
+		return withExitCode(exitFailure, err)
+	}
+
+	if opts.Format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(st); err != nil {
+			return errors.Wrap(err, "write output")
+		}
+	} else if err := writeStatusText(w, opts, st); err != nil {
+		return err
+	}
+	if !st.Healthy {
+		return withExitCode(exitFailure, errSilent)
+	}
+	return nil
+}
+
+func writeStatusText(w io.Writer, opts *statusOpts, st *observers.Status) error {
+	var b strings.Builder
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(&b, "%-18s %s\n", label+":", fmt.Sprintf(format, args...))
+	}
+
+	listener := st.ListenerID
+	if len(st.OtherListenerIDs) > 0 {
+		listener += fmt.Sprintf("  (other listeners: %s; choose with --listener)", strings.Join(st.OtherListenerIDs, ", "))
+	}
+	line("Listener", "%s", listener)
+	line("Status", "%s", st.Status)
+	for _, p := range st.Problems {
+		line("Problem", "%s", p)
+	}
+	if l := st.Leader; l != nil {
+		since := ""
+		if l.Since != nil {
+			since = " since " + fmtTime(*l.Since)
+		}
+		line("Leader", "%s (host %s, pid %d)%s, heartbeat %.1fs ago", l.InstanceID, l.Host, l.PID, since, l.HeartbeatAgeSeconds)
+	} else {
+		line("Leader", "none")
+	}
+
+	line("Instances", "%d of %d healthy (heartbeat within %.0fs)", st.HealthyListeners, len(st.Listeners), st.HeartbeatLimitSeconds)
+	if len(st.Listeners) > 0 {
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		header := "  INSTANCE\tROLE\tHOST\tPID\tHEARTBEAT\tHEALTH"
+		if opts.Detailed {
+			header += "\tVERSION\tADDRESS\tSTARTED"
+		}
+		fmt.Fprintln(tw, header)
+		for _, in := range st.Listeners {
+			health := "healthy"
+			if !in.Healthy {
+				health = "unhealthy"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%.1fs ago\t%s", in.ID, in.Role, orDash(in.Host), in.PID, in.HeartbeatAgeSeconds, health)
+			if opts.Detailed {
+				started := "-"
+				if in.StartedAt != nil {
+					started = fmtTime(*in.StartedAt)
+				}
+				fmt.Fprintf(tw, "\t%s\t%s\t%s", orDash(in.Version), orDash(in.HTTPAddr), started)
+			}
+			fmt.Fprintln(tw)
+		}
+		if err := tw.Flush(); err != nil {
+			return errors.Wrap(err, "write output")
+		}
+	}
+
+	if cp := st.Checkpoint; cp != nil {
+		line("Checkpoint", "event %d, txid %d, %d events processed, last at %s",
+			cp.EventID, cp.TxID, cp.EventsProcessed, fmtTime(cp.LastProcessedAt))
+	} else {
+		line("Checkpoint", "none (the listener has never run)")
+	}
+	switch {
+	case st.LagEvents == 0:
+		line("Lag", "caught up (%s)", st.Table)
+	default:
+		more := ""
+		if st.LagEventsCapped {
+			more = "+"
+		}
+		line("Lag", "%d%s events behind, oldest %.1fs old (%s)", st.LagEvents, more, st.LagSeconds, st.Table)
+	}
+	if hb := st.HorizonBlocker; hb != nil {
+		line("Horizon blocker", "pid %d (database %s, user %s), transaction open %.1fs, %s",
+			hb.PID, orDash(hb.Database), orDash(hb.Username), hb.AgeSeconds, orDash(hb.State))
+		if opts.Detailed && hb.Query != "" {
+			line("Blocking query", "%s", strings.Join(strings.Fields(hb.Query), " "))
+		}
+	}
+	q := st.Queue
+	line("Queue", "available %d, running %d, retryable %d, scheduled %d, completed %d",
+		q.Available, q.Running, q.Retryable, q.Scheduled, q.Completed)
+	line("DLQ", "%d (discarded %d, cancelled %d)", st.DLQSize, q.Discarded, q.Cancelled)
+	if len(st.CircuitBreakers) == 0 {
+		line("Circuit breakers", "none")
+	} else {
+		open := 0
+		for _, cb := range st.CircuitBreakers {
+			if cb.Open {
+				open++
+			}
+		}
+		line("Circuit breakers", "%d, %d open", len(st.CircuitBreakers), open)
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  NAME\tSTATE\tEXPIRY")
+		for _, cb := range st.CircuitBreakers {
+			expiry := "-"
+			if cb.Expiry != nil {
+				expiry = fmtTime(*cb.Expiry)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", redactEndpoint(cb.Name), cb.State, expiry)
+		}
+		if err := tw.Flush(); err != nil {
+			return errors.Wrap(err, "write output")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return errors.Wrap(err, "write output")
+}
+
+// redactEndpoint hides the password and query of a breaker named by URL.
+func redactEndpoint(name string) string {
+	u, err := url.Parse(name)
+	if err != nil || u.Host == "" {
+		return name
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "redacted"
+	}
+	return u.String()
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,505 @@
+package observers
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/fraiseql/fraiseql-observers/storage"
+)
+
+// A circuit breaker per webhook endpoint (scheme://host:port), shared by
+// every instance through a storage.BreakerStore, with gobreaker's
+// DistributedCircuitBreaker as the state machine (closed → open → half-open →
+// closed). How the configuration maps onto gobreaker:
+//
+//   - Opening: ReadyToTrip is true when the sample holds at least MinRequests
+//     requests and failures/requests >= FailureThreshold. The sample is
+//     gobreaker's rolling window (Interval = Window, in 10 buckets); when it
+//     reaches SampleSize requests every count is halved, so older requests
+//     fade out and the ratio is taken over the last SampleSize/2 to
+//     SampleSize requests (at most those of the last Window).
+//   - Half-open: after Timeout the breaker admits MaxRequests =
+//     max(1, MinRequests/2) probes. gobreaker closes after MaxRequests
+//     consecutive successes and reopens on a failure; to honour
+//     SuccessThreshold, up to floor(MaxRequests × (1 − SuccessThreshold))
+//     failed probes are excluded (neither success nor failure), each freeing
+//     its probe slot. The breaker therefore closes with a probe success ratio
+//     of at least MaxRequests/(MaxRequests+excused) >= SuccessThreshold, and
+//     reopens as soon as that ratio can no longer be reached.
+//   - Outcomes: success is a 2xx or a permanent DeliveryError (a 4xx is the
+//     receiver's answer, not an outage); failure is a transient one (5xx,
+//     408, 429, timeouts, connection errors). SSRF refusals and cancelled
+//     requests are not counted.
+//
+// Requests are never sent under the breaker's lock. Allow decides from a
+// cached copy of the shared state (refreshed at most every CacheTTL, and not
+// at all while the breaker is open and its timeout runs), so a rejection is a
+// mutex and a time comparison. The trade-off: an instance learns that
+// another one opened the breaker up to CacheTTL late, and lets that much
+// traffic through meanwhile. Outcomes are recorded afterwards, batched: the
+// first Done to find no flush running writes every outcome queued meanwhile
+// under one lock (lock, read, write, unlock: four round trips per batch).
+// In half-open, each instance admits up to MaxRequests probes of its own.
+
+// Defaults of BreakerRegistryConfig.
+const (
+	BreakerCacheTTLDefault = 250 * time.Millisecond
+	BreakerLockWaitDefault = 5 * time.Second
+)
+
+// breakerBuckets is the number of buckets of the rolling window.
+const breakerBuckets = 10
+
+// BreakerMetrics are the circuit breakers' Prometheus metrics.
+type BreakerMetrics struct {
+	State       *prometheus.GaugeVec   // 0 closed, 1 half-open, 2 open, by endpoint
+	Transitions *prometheus.CounterVec // state changes made by this instance, by endpoint and new state
+	Rejections  *prometheus.CounterVec // jobs snoozed because the breaker was open, by endpoint
+}
+
+// NewBreakerMetrics creates the metrics and registers them on reg (nil: not
+// registered).
+func NewBreakerMetrics(reg prometheus.Registerer) *BreakerMetrics {
+	m := &BreakerMetrics{
+		State: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "observer_circuit_breaker_state", Help: "Circuit breaker state per endpoint: 0 closed, 1 half-open, 2 open.",
+		}, []string{"endpoint"}),
+		Transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "observer_circuit_breaker_transitions_total", Help: "Circuit breaker state changes made by this instance.",
+		}, []string{"endpoint", "to"}),
+		Rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "observer_circuit_breaker_rejections_total", Help: "Jobs snoozed without a request because the endpoint's circuit breaker was open.",
+		}, []string{"endpoint"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.State, m.Transitions, m.Rejections)
+	}
+	return m
+}
+
+// BreakerRegistryConfig configures a BreakerRegistry.
+type BreakerRegistryConfig struct {
+	Store   storage.BreakerStore // shared state; required
+	Metrics *BreakerMetrics      // default: unregistered metrics
+	Logger  *slog.Logger         // default: discard
+	// CacheTTL is how long Allow trusts its copy of a breaker's shared
+	// state. Default 250ms.
+	CacheTTL time.Duration
+	// LockWait bounds the wait for a breaker's lock when recording
+	// outcomes; outcomes that cannot be recorded are dropped. Default 5s.
+	LockWait time.Duration
+}
+
+// BreakerRegistry holds the circuit breakers of one process. It is safe for
+// concurrent use.
+type BreakerRegistry struct {
+	cfg BreakerRegistryConfig
+
+	mu       sync.Mutex
+	breakers map[breakerKey]*breaker
+}
+
+// breakerKey: actions that target one endpoint with different settings
+// share its state, each applying its own settings.
+type breakerKey struct {
+	endpoint string
+	cfg      CircuitBreakerConfig
+}
+
+// NewBreakerRegistry returns a registry on cfg.Store.
+func NewBreakerRegistry(cfg BreakerRegistryConfig) (*BreakerRegistry, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("breaker: a store is required")
+	}
+	cfg.Metrics = cmp.Or(cfg.Metrics, NewBreakerMetrics(nil))
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
+	cfg.CacheTTL = cmp.Or(cfg.CacheTTL, BreakerCacheTTLDefault)
+	cfg.LockWait = cmp.Or(cfg.LockWait, BreakerLockWaitDefault)
+	return &BreakerRegistry{cfg: cfg, breakers: map[breakerKey]*breaker{}}, nil
+}
+
+// BreakerOpenError says that an endpoint's breaker rejects requests until
+// Until (when it may half-open, or when its probes may have answered).
+type BreakerOpenError struct {
+	Endpoint string
+	Until    time.Time
+}
+
+func (e *BreakerOpenError) Error() string {
+	return "circuit breaker of " + e.Endpoint + " is open until " + e.Until.UTC().Format(time.RFC3339Nano)
+}
+
+// BreakerEndpoint returns the breaker name of a webhook URL:
+// scheme://host:port, lower case, with the scheme's default port.
+func BreakerEndpoint(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return "", errors.New("breaker: not an absolute URL")
+	}
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[scheme]
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), nil
+}
+
+// Allow asks the breaker of rawURL's endpoint for a request. It returns a
+// permit (nil when cfg disables the breaker, which Done accepts), or a
+// *BreakerOpenError without sending anything. It never fails otherwise:
+// when the shared state cannot be read it goes by the last state it knew.
+func (r *BreakerRegistry) Allow(ctx context.Context, rawURL string, cfg CircuitBreakerConfig) (*BreakerPermit, error) {
+	if r == nil || cfg.Disabled {
+		return nil, nil
+	}
+	endpoint, err := BreakerEndpoint(rawURL)
+	if err != nil {
+		return nil, nil // Send refuses the URL
+	}
+	b := r.breaker(endpoint, cfg.WithDefaults())
+	now := time.Now()
+	b.mu.Lock()
+	if b.stale(now, r.cfg.CacheTTL) && !b.refreshing {
+		b.refreshing = true
+		b.mu.Unlock()
+		st, err := b.view.read(r.cfg.Store)
+		b.mu.Lock()
+		b.refreshing = false
+		if err != nil {
+			b.readAt = now // retry after CacheTTL, do not hammer a failing store
+			if !b.readFailed {
+				r.cfg.Logger.WarnContext(ctx, "breaker: cannot read shared state; using the last known state",
+					slog.String("endpoint", endpoint), slog.String("error", err.Error()))
+			}
+			b.readFailed = true
+		} else {
+			b.readFailed = false
+			r.cache(b, st, now)
+		}
+	}
+	defer b.mu.Unlock()
+	st := b.state
+	switch effectiveState(st, now) {
+	case gobreaker.StateClosed:
+		return &BreakerPermit{r: r, b: b}, nil
+	case gobreaker.StateOpen:
+		r.cfg.Metrics.Rejections.WithLabelValues(endpoint).Inc()
+		return nil, &BreakerOpenError{Endpoint: endpoint, Until: st.Expiry}
+	}
+	if b.probes < b.maxProbes {
+		b.probes++
+		return &BreakerPermit{r: r, b: b, probe: true}, nil
+	}
+	r.cfg.Metrics.Rejections.WithLabelValues(endpoint).Inc()
+	wait := min(max(b.cfg.Timeout/4, 50*time.Millisecond), 5*time.Second)
+	return nil, &BreakerOpenError{Endpoint: endpoint, Until: now.Add(wait)}
+}
+
+// BreakerPermit is one admitted request; report its outcome with Done.
+type BreakerPermit struct {
+	r     *BreakerRegistry
+	b     *breaker
+	probe bool
+	done  atomic.Bool
+}
+
+// Done records the request's outcome: err is what WebhookClient.Send
+// returned. A nil permit, and a second call, do nothing. Done may record the
+// outcomes of concurrent requests as well (a few milliseconds).
+func (p *BreakerPermit) Done(ctx context.Context, err error) {
+	if p == nil || !p.done.CompareAndSwap(false, true) {
+		return
+	}
+	b := p.b
+	b.mu.Lock()
+	if p.probe {
+		b.probes--
+	}
+	var refused *targetRefusedError
+	if errors.As(err, &refused) || errors.Is(err, context.Canceled) {
+		b.mu.Unlock()
+		return
+	}
+	b.pending = append(b.pending, err)
+	if b.flushing {
+		b.mu.Unlock()
+		return // the running flush takes it
+	}
+	b.flushing = true
+	for len(b.pending) > 0 {
+		batch := b.pending
+		b.pending = nil
+		b.mu.Unlock()
+		p.r.flush(context.WithoutCancel(ctx), b, batch)
+		b.mu.Lock()
+	}
+	b.flushing = false
+	b.mu.Unlock()
+}
+
+// breaker is one endpoint's breaker with one set of settings.
+type breaker struct {
+	name      string
+	cfg       CircuitBreakerConfig
+	maxProbes int
+	excused   uint32 // failed probes excluded in half-open
+	dcb       *gobreaker.DistributedCircuitBreaker[struct{}]
+	view      *sharedView
+
+	mu         sync.Mutex
+	state      gobreaker.SharedState // cached shared state
+	readAt     time.Time             // zero: never read
+	refreshing bool
+	readFailed bool
+	probes     int     // probes in flight from this instance
+	pending    []error // outcomes waiting for a flush
+	flushing   bool
+
+	transitions []gobreaker.State // made by the running flush; only the flusher touches it
+}
+
+func (r *BreakerRegistry) breaker(endpoint string, cfg CircuitBreakerConfig) *breaker {
+	k := breakerKey{endpoint, cfg}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b := r.breakers[k]; b != nil {
+		return b
+	}
+	b := &breaker{name: endpoint, cfg: cfg, maxProbes: max(1, cfg.MinRequests/2)}
+	b.excused = uint32(math.Floor(float64(b.maxProbes)*(1-cfg.SuccessThreshold) + 1e-9))
+	b.view = &sharedView{b: b}
+	// No I/O here: the view answers gobreaker's constructor from memory.
+	dcb, err := gobreaker.NewDistributedCircuitBreaker[struct{}](b.view, gobreaker.Settings{
+		Name:         endpoint,
+		MaxRequests:  uint32(b.maxProbes),
+		Interval:     cfg.Window,
+		BucketPeriod: max(cfg.Window/breakerBuckets, time.Millisecond),
+		Timeout:      cfg.Timeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.Requests >= uint32(cfg.MinRequests) &&
+				float64(c.TotalFailures) >= cfg.FailureThreshold*float64(c.Requests)
+		},
+		OnStateChange: func(_ string, _, to gobreaker.State) { b.transitions = append(b.transitions, to) },
+		IsSuccessful: func(err error) bool {
+			var de *DeliveryError
+			return err == nil || (errors.As(err, &de) && de.Permanent)
+		},
+		IsExcluded: func(err error) bool { return errors.Is(err, errExcusedProbe) },
+	})
+	if err != nil { // the view cannot fail
+		panic(err)
+	}
+	b.dcb = dcb
+	b.view.initial, b.view.buf = b.view.buf, nil
+	r.breakers[k] = b
+	return b
+}
+
+// stale reports whether the cached state should be read again. An open
+// breaker cannot change before its expiry.
+func (b *breaker) stale(now time.Time, ttl time.Duration) bool {
+	if b.readAt.IsZero() {
+		return true
+	}
+	if b.state.State == gobreaker.StateOpen && now.Before(b.state.Expiry) {
+		return false
+	}
+	return now.Sub(b.readAt) >= ttl
+}
+
+// cache stores st as b's known state; b.mu is held.
+func (r *BreakerRegistry) cache(b *breaker, st gobreaker.SharedState, now time.Time) {
+	st.Buckets = nil // shared with the view; Allow needs none of them
+	b.state, b.readAt = st, now
+	r.cfg.Metrics.State.WithLabelValues(b.name).Set(float64(effectiveState(st, now)))
+}
+
+// effectiveState is the state a request sees: an open breaker whose timeout
+// has run out is half-open.
+func effectiveState(st gobreaker.SharedState, now time.Time) gobreaker.State {
+	if st.State == gobreaker.StateOpen && !now.Before(st.Expiry) {
+		return gobreaker.StateHalfOpen
+	}
+	return st.State
+}
+
+var errExcusedProbe = errors.New("breaker: failed probe within the success threshold")
+
+// flush records a batch of outcomes under the breaker's lock.
+func (r *BreakerRegistry) flush(ctx context.Context, b *breaker, batch []error) {
+	log := r.cfg.Logger.With(slog.String("endpoint", b.name))
+	key := "gobreaker:mutex:" + b.name
+	if err := r.lock(ctx, key); err != nil {
+		log.WarnContext(ctx, "breaker: cannot lock shared state; outcomes dropped",
+			slog.Int("outcomes", len(batch)), slog.String("error", err.Error()))
+		return
+	}
+	defer func() {
+		if err := r.cfg.Store.Unlock(key); err != nil {
+			log.WarnContext(ctx, "breaker: unlock failed", slog.String("error", err.Error()))
+		}
+	}()
+	if err := b.view.load(r.cfg.Store); err != nil {
+		log.WarnContext(ctx, "breaker: cannot read shared state; outcomes dropped",
+			slog.Int("outcomes", len(batch)), slog.String("error", err.Error()))
+		return
+	}
+	from := effectiveState(b.view.st, time.Now())
+	b.transitions = b.transitions[:0]
+	for _, outcome := range batch {
+		st := b.view.st
+		if outcome != nil && !isPermanent(outcome) && effectiveState(st, time.Now()) == gobreaker.StateHalfOpen {
+			excluded := uint32(0)
+			if st.State == gobreaker.StateHalfOpen { // else the probe moves it there, clearing the counts
+				excluded = st.Counts.TotalExclusions
+			}
+			if excluded < b.excused {
+				outcome = errors.Mark(outcome, errExcusedProbe)
+			}
+		}
+		_, _ = b.dcb.Execute(func() (struct{}, error) { return struct{}{}, outcome })
+	}
+	if b.view.dirty {
+		if err := r.cfg.Store.SetData(stateKey(b.name), b.view.buf); err != nil {
+			log.WarnContext(ctx, "breaker: cannot write shared state; outcomes dropped",
+				slog.Int("outcomes", len(batch)), slog.String("error", err.Error()))
+			return
+		}
+	}
+	now := time.Now()
+	b.mu.Lock()
+	r.cache(b, b.view.st, now)
+	b.mu.Unlock()
+	for _, to := range b.transitions {
+		r.cfg.Metrics.Transitions.WithLabelValues(b.name, to.String()).Inc()
+		level := slog.LevelInfo
+		if to == gobreaker.StateOpen {
+			level = slog.LevelWarn
+		}
+		attrs := []any{slog.String("from", from.String()), slog.String("to", to.String())}
+		if to == gobreaker.StateOpen {
+			attrs = append(attrs, slog.Time("until", b.view.st.Expiry), slog.Duration("timeout", b.cfg.Timeout))
+		}
+		log.Log(ctx, level, "breaker: state changed", attrs...)
+		from = to
+	}
+}
+
+func isPermanent(err error) bool {
+	var de *DeliveryError
+	return errors.As(err, &de) && de.Permanent
+}
+
+// lock takes the breaker's lock, retrying while another holder has it.
+func (r *BreakerRegistry) lock(ctx context.Context, key string) error {
+	deadline := time.Now().Add(r.cfg.LockWait)
+	wait := time.Millisecond
+	for {
+		err := r.cfg.Store.Lock(key)
+		if err == nil || !errors.Is(err, storage.ErrLocked) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait + rand.N(wait))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+func stateKey(name string) string { return "gobreaker:state:" + name }
+
+// sharedView is the gobreaker.SharedDataStore that a breaker's
+// DistributedCircuitBreaker sees. The registry takes the real lock and reads
+// the store itself (gobreaker reads before it locks), so the view's lock is a
+// no-op and its data is the copy of one flush. A full sample is halved here,
+// since gobreaker offers no hook for it. Only the flusher uses it.
+type sharedView struct {
+	b       *breaker
+	initial []byte // gobreaker's fresh state, used when the store has none
+	buf     []byte
+	st      gobreaker.SharedState
+	dirty   bool
+}
+
+var _ gobreaker.SharedDataStore = (*sharedView)(nil)
+
+func (v *sharedView) Lock(string) error   { return nil }
+func (v *sharedView) Unlock(string) error { return nil }
+
+func (v *sharedView) GetData(string) ([]byte, error) {
+	if v.buf != nil && v.st.State == gobreaker.StateClosed && v.st.Counts.Requests >= uint32(v.b.cfg.SampleSize) {
+		halve(&v.st)
+		v.buf, _ = json.Marshal(v.st)
+	}
+	return v.buf, nil
+}
+
+// halve divides every count of a closed breaker's sample by two. Outcomes
+// are recorded as soon as they are requested, so a bucket's requests are its
+// successes, failures and exclusions.
+func halve(st *gobreaker.SharedState) {
+	total := gobreaker.Counts{
+		ConsecutiveSuccesses: st.Counts.ConsecutiveSuccesses / 2,
+		ConsecutiveFailures:  st.Counts.ConsecutiveFailures / 2,
+	}
+	for i := range st.Buckets {
+		c := &st.Buckets[i]
+		c.TotalSuccesses, c.TotalFailures, c.TotalExclusions = c.TotalSuccesses/2, c.TotalFailures/2, c.TotalExclusions/2
+		c.ConsecutiveSuccesses, c.ConsecutiveFailures = c.ConsecutiveSuccesses/2, c.ConsecutiveFailures/2
+		c.Requests = c.TotalSuccesses + c.TotalFailures + c.TotalExclusions
+		total.Requests += c.Requests
+		total.TotalSuccesses += c.TotalSuccesses
+		total.TotalFailures += c.TotalFailures
+		total.TotalExclusions += c.TotalExclusions
+	}
+	st.Counts = total
+}
+
+func (v *sharedView) SetData(_ string, data []byte) error {
+	v.buf, v.dirty = data, true
+	return json.Unmarshal(data, &v.st)
+}
+
+// load starts a flush from the store's state.
+func (v *sharedView) load(store storage.BreakerStore) error {
+	st, err := v.read(store)
+	if err != nil {
+		return err
+	}
+	v.st, v.dirty = st, false
+	v.buf, err = json.Marshal(st)
+	return err
+}
+
+// read returns the store's state, or a fresh one when it has none (or an
+// unusable one).
+func (v *sharedView) read(store storage.BreakerStore) (gobreaker.SharedState, error) {
+	var st gobreaker.SharedState
+	data, err := store.GetData(stateKey(v.b.name))
+	if err != nil {
+		return st, err
+	}
+	if len(data) == 0 || json.Unmarshal(data, &st) != nil || len(st.Buckets) == 0 {
+		st = gobreaker.SharedState{}
+		err = json.Unmarshal(v.initial, &st)
+	}
+	return st, err
+}

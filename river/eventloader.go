@@ -1,0 +1,145 @@
+package river
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+)
+
+// Event loader limits.
+const (
+	loaderMaxBatch    = 500              // pks per query
+	loaderMaxInFlight = 2                // concurrent queries per change-log table
+	loaderCacheSize   = 8192             // recently read events kept
+	loaderTimeout     = 30 * time.Second // per query
+)
+
+// eventLoader reads the events of running jobs. Reads that arrive while a
+// query is in flight wait for the next one, so under load one query serves
+// many jobs, and an idle system answers at once without waiting for a batch
+// to fill. Change-log rows do not change once written, so recently read
+// events are kept: the jobs of one event's fan-out read it once.
+type eventLoader struct {
+	pool *pgxpool.Pool
+
+	mu     sync.Mutex
+	queues map[*observers.ChangeLog]*loadQueue
+	cache  map[cacheKey]*observers.Event
+	ring   []cacheKey // insertion order, for eviction
+	next   int
+}
+
+type cacheKey struct {
+	log *observers.ChangeLog
+	seq int64
+}
+
+type loadQueue struct {
+	pending  []*loadRequest
+	inFlight int
+}
+
+type loadRequest struct {
+	seq  int64
+	res  observers.Loaded
+	done chan struct{}
+}
+
+func newEventLoader(pool *pgxpool.Pool) *eventLoader {
+	return &eventLoader{
+		pool:   pool,
+		queues: map[*observers.ChangeLog]*loadQueue{},
+		cache:  make(map[cacheKey]*observers.Event, loaderCacheSize),
+		ring:   make([]cacheKey, loaderCacheSize),
+	}
+}
+
+// Get returns change seq of cl.
+func (l *eventLoader) Get(ctx context.Context, cl *observers.ChangeLog, seq int64) (*observers.Event, error) {
+	req := &loadRequest{seq: seq, done: make(chan struct{})}
+	l.mu.Lock()
+	if ev := l.cache[cacheKey{cl, seq}]; ev != nil {
+		l.mu.Unlock()
+		return ev, nil
+	}
+	q := l.queues[cl]
+	if q == nil {
+		q = &loadQueue{}
+		l.queues[cl] = q
+	}
+	q.pending = append(q.pending, req)
+	batch := l.take(q)
+	l.mu.Unlock()
+	if batch != nil {
+		go l.run(cl, q, batch)
+	}
+	select {
+	case <-req.done:
+		return req.res.Event, req.res.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// take starts a batch when a query slot is free. l.mu is held.
+func (l *eventLoader) take(q *loadQueue) []*loadRequest {
+	if q.inFlight >= loaderMaxInFlight || len(q.pending) == 0 {
+		return nil
+	}
+	n := min(len(q.pending), loaderMaxBatch)
+	batch := q.pending[:n:n]
+	q.pending = q.pending[n:]
+	q.inFlight++
+	return batch
+}
+
+// run answers batch, then keeps answering what queued meanwhile.
+func (l *eventLoader) run(cl *observers.ChangeLog, q *loadQueue, batch []*loadRequest) {
+	for batch != nil {
+		seqs := make([]int64, 0, len(batch))
+		seen := make(map[int64]bool, len(batch))
+		for _, r := range batch {
+			if !seen[r.seq] {
+				seen[r.seq] = true
+				seqs = append(seqs, r.seq)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), loaderTimeout)
+		got, err := cl.GetMany(ctx, l.pool, seqs)
+		cancel()
+
+		l.mu.Lock()
+		for _, r := range batch {
+			switch {
+			case err != nil:
+				r.res = observers.Loaded{Err: err}
+			default:
+				r.res = got[r.seq]
+			}
+			if r.res.Event != nil {
+				l.remember(cacheKey{cl, r.seq}, r.res.Event)
+			}
+			close(r.done)
+		}
+		q.inFlight--
+		batch = l.take(q)
+		l.mu.Unlock()
+	}
+}
+
+// remember caches ev, evicting the oldest entry when full. l.mu is held.
+func (l *eventLoader) remember(k cacheKey, ev *observers.Event) {
+	if _, ok := l.cache[k]; ok {
+		return
+	}
+	if old := l.ring[l.next]; old.log != nil {
+		delete(l.cache, old)
+	}
+	l.ring[l.next] = k
+	l.next = (l.next + 1) % len(l.ring)
+	l.cache[k] = ev
+}
