@@ -457,4 +457,3 @@ func idleScenario(ctx context.Context, o options) result {
 	r.add("pg_connections", float64(connections(ctx, db.pool)), "conns")
 	return r
 }
-
