@@ -234,6 +234,22 @@ func (p *BreakerPermit) Done(ctx context.Context, err error) {
 		b.mu.Unlock()
 		return
 	}
+	// A healthy endpoint costs no write: while the breaker is closed and its
+	// window holds no failure, successes are only counted here (each shared
+	// write is a lock, a read and a write in Postgres). The trip decision
+	// looks at the last sample_size requests, so at most that many deferred
+	// successes are written ahead of the next failure: the ratio is the same
+	// as if each had been written. A cached state up to CacheTTL old decides.
+	success := err == nil || isPermanent(err)
+	if success && !p.probe && b.healthy() {
+		b.deferred = min(b.deferred+1, b.cfg.SampleSize)
+		b.mu.Unlock()
+		return
+	}
+	if b.deferred > 0 {
+		b.pending = append(b.pending, make([]error, b.deferred)...)
+		b.deferred = 0
+	}
 	b.pending = append(b.pending, err)
 	if b.flushing {
 		b.mu.Unlock()
@@ -267,6 +283,7 @@ type breaker struct {
 	readFailed bool
 	probes     int     // probes in flight from this instance
 	pending    []error // outcomes waiting for a flush
+	deferred   int     // successes not yet written (see Done), at most SampleSize
 	flushing   bool
 
 	transitions []gobreaker.State // made by the running flush; only the flusher touches it
@@ -307,6 +324,12 @@ func (r *BreakerRegistry) breaker(endpoint string, cfg CircuitBreakerConfig) *br
 	b.view.initial, b.view.buf = b.view.buf, nil
 	r.breakers[k] = b
 	return b
+}
+
+// healthy reports, from the cached state, that the breaker is closed with no
+// failure in its window; b.mu is held.
+func (b *breaker) healthy() bool {
+	return !b.readAt.IsZero() && b.state.State == gobreaker.StateClosed && b.state.Counts.TotalFailures == 0
 }
 
 // stale reports whether the cached state should be read again. An open

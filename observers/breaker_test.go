@@ -271,10 +271,14 @@ func TestBreakerConcurrentOutcomes(t *testing.T) {
 	for range 20 {
 		<-done
 	}
-	var requests int
+	// Successes of a healthy endpoint wait (no write each); the next failure
+	// writes them ahead of itself.
+	require.NoError(t, send(t, r, cfg, errTransient))
+	var requests, failures int
 	require.NoError(t, pool.QueryRow(context.Background(),
-		`SELECT (counts->>'Requests')::int FROM observer_circuit_breakers`).Scan(&requests))
-	require.Equal(t, 200, requests, "every outcome is recorded once")
+		`SELECT (counts->>'Requests')::int, (counts->>'TotalFailures')::int FROM observer_circuit_breakers`).Scan(&requests, &failures))
+	require.Equal(t, 201, requests, "every outcome is recorded once")
+	require.Equal(t, 1, failures)
 }
 
 // The rejection of an open breaker is a cached read (no I/O).
