@@ -38,11 +38,15 @@ const (
 
 // Action types.
 const (
-	ActionTypeWebhook = "webhook"
+	ActionTypeWebhook  = "webhook"
+	ActionTypeSlack    = "slack"
+	ActionTypeEmail    = "email"
+	ActionTypeDatabase = "database"
+	ActionTypeLog      = "log"
 )
 
 // actionTypes lists every action type, for hints.
-var actionTypes = []string{ActionTypeWebhook}
+var actionTypes = []string{ActionTypeWebhook, ActionTypeSlack, ActionTypeEmail, ActionTypeDatabase, ActionTypeLog}
 
 // Backoff strategies of a retry policy.
 const (
@@ -67,10 +71,19 @@ type Config struct {
 	// CircuitBreaker is the top-level circuit_breaker: block with defaults
 	// applied; each webhook action's own block overrides it field by field.
 	CircuitBreaker CircuitBreakerConfig
-	Observers      []*Observer // sorted by Name
-	Source         []byte      // the raw file bytes as loaded
-	Hash           string      // hex sha256 of Source: the config version identity
-	Filename       string
+	// SMTP is the top-level smtp: block with defaults applied; nil when the
+	// file has none (it is required when any email action exists).
+	SMTP      *SMTPConfig
+	Observers []*Observer // sorted by Name
+	Source    []byte      // the raw file bytes as loaded
+	Hash      string      // hex sha256 of Source: the config version identity
+	Filename  string
+
+	// Redis, Dedup and Cache are the redis:, dedup: and cache: blocks,
+	// defaults applied (dedup.go).
+	Redis RedisConfig
+	Dedup DedupConfig
+	Cache CacheConfig
 }
 
 // ListenerConfig configures the change-log listener.
@@ -136,8 +149,12 @@ func (o *Observer) MatchesKind(k Kind) bool {
 // Action is one side effect of an observer. Exactly one of the typed fields
 // is set, the one named by Type.
 type Action struct {
-	Type    string // "webhook"
-	Webhook *WebhookAction
+	Type     string // webhook, slack, email, database or log
+	Webhook  *WebhookAction
+	Slack    *SlackAction    // slack.go
+	Email    *EmailAction    // email.go
+	Database *DatabaseAction // dbfunc.go
+	Log      *LogAction      // logaction.go
 }
 
 // WebhookAction posts the event to a URL.
@@ -312,13 +329,24 @@ func (c *Config) Observer(name string) *Observer {
 }
 
 // Resolve checks that every environment variable the configuration names
-// (url_env, signing_secret_env) is set. Parse only warns about them; `run`
+// (url_env, signing_secret_env, webhook_url_env, smtp.username_env,
+// smtp.password_env) is set. Parse only warns about them; `run`
 // calls Resolve and refuses to start. The error names the observer, the
 // action and the variable, never a value.
 func (c *Config) Resolve(getenv func(string) (string, bool)) error {
 	var problems []string
+	if c.SMTP != nil {
+		if _, _, err := c.SMTP.ResolvedAuth(getenv); err != nil {
+			problems = append(problems, "smtp: "+err.Error())
+		}
+	}
 	for _, o := range c.Observers {
 		for i, a := range o.Actions {
+			if a.Slack != nil {
+				if _, err := a.Slack.ResolvedURL(getenv); err != nil {
+					problems = append(problems, fmt.Sprintf("observer %q actions[%d] (slack): %s", o.Name, i, err))
+				}
+			}
 			if a.Webhook == nil {
 				continue
 			}

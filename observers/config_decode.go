@@ -14,7 +14,7 @@ import (
 
 // Valid keys at each level of the file.
 var (
-	topKeys      = []string{"listener", "allow_private_targets", "workers", "circuit_breaker", "observers"}
+	topKeys      = []string{"listener", "allow_private_targets", "workers", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers"}
 	listenerKeys = []string{"id", "table", "batch_size", "poll_interval"}
 	workersKeys  = []string{"max_workers", "fetch_cooldown", "fetch_poll_interval"}
 	observerKeys = []string{"entity", "events", "condition", "actions", "retry"}
@@ -38,6 +38,8 @@ func (l *loader) config(root ast.Node) *Config {
 	warnEmpty := true
 	workersAt := root
 	var breaker *breakerSpec
+	var smtpAt ast.Node
+	var stores storageSpec // dedup.go
 	for _, e := range entries {
 		switch e.key {
 		case "listener":
@@ -49,6 +51,14 @@ func (l *loader) config(root ast.Node) *Config {
 			cfg.Workers = l.workers(e)
 		case "circuit_breaker":
 			breaker = l.circuitBreaker(e, "circuit_breaker")
+		case "smtp":
+			smtpAt, cfg.SMTP = e.keyN, l.smtp(e) // email.go
+		case "redis": // dedup.go
+			cfg.Redis = l.redisBlock(e, &stores)
+		case "dedup":
+			cfg.Dedup = l.dedupBlock(e, &stores)
+		case "cache":
+			cfg.Cache = l.cacheBlock(e, &stores)
 		case "observers":
 			cfg.Observers, warnEmpty = l.observers(e)
 		}
@@ -60,6 +70,8 @@ func (l *loader) config(root ast.Node) *Config {
 			cfg.Workers.FetchPollInterval, cfg.Workers.FetchCooldown), "fetch_poll_interval must be at least fetch_cooldown")
 	}
 	l.mergeBreakers(cfg, breaker)
+	l.checkSMTP(cfg, smtpAt) // email.go
+	l.checkStorage(cfg, &stores)
 	if warnEmpty && len(cfg.Observers) == 0 {
 		l.warnf(root, "no observers are defined", "add an observers: map; without it no event triggers anything")
 	}
@@ -265,6 +277,18 @@ func (l *loader) action(item, at ast.Node, where string) (Action, bool) {
 	case ActionTypeWebhook:
 		w, ok := l.webhook(fields, at, where)
 		return Action{Type: ActionTypeWebhook, Webhook: w}, ok
+	case ActionTypeSlack: // slack.go
+		s, ok := l.slack(fields, at, where)
+		return Action{Type: ActionTypeSlack, Slack: s}, ok
+	case ActionTypeEmail: // email.go
+		m, ok := l.email(fields, at, where)
+		return Action{Type: ActionTypeEmail, Email: m}, ok
+	case ActionTypeDatabase: // dbfunc.go
+		d, ok := l.database(fields, at, where)
+		return Action{Type: ActionTypeDatabase, Database: d}, ok
+	case ActionTypeLog: // logaction.go
+		g, ok := l.logAction(fields, at, where)
+		return Action{Type: ActionTypeLog, Log: g}, ok
 	default:
 		hint := "valid action types: " + strings.Join(actionTypes, ", ")
 		if s := suggest(t, actionTypes); s != "" {

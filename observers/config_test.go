@@ -321,3 +321,196 @@ func TestConfigCircuitBreakerErrors(t *testing.T) {
 		require.Equal(t, want, firstLine(diags.Errors()[0].String()), src)
 	}
 }
+
+func TestConfigActionTypes(t *testing.T) {
+	t.Parallel()
+	src := []byte(`smtp:
+  host: mail.example.com
+  from: "Alerts <alerts@example.com>"
+  username_env: SMTP_USER
+  password_env: SMTP_PASS
+observers:
+  o:
+    entity: Order
+    events: [INSERT]
+    actions:
+      - type: slack
+        webhook_url_env: SLACK_URL
+        channel: "#orders"
+        message_template: "Order {{ id }} by {{ customer.name }}"
+      - type: email
+        to: [ops@example.com, "Sales <sales@example.com>"]
+        cc: audit@example.com
+        subject_template: "Order {{ id }}"
+        body_template: "Total {{ total }}"
+        html_template: "<b>{{ total }}</b>"
+        reply_to: support@example.com
+      - type: database
+        function_name: App.On_Order
+        params: {priority: high, tags: [a, b], n: 3}
+        timeout: 5s
+      - type: log
+        level: warn
+        message_template: "seen {{ id }}"
+      - type: email
+        to_template: "{{ customer.email }}"
+        subject: Hello
+`)
+	env := envOf(map[string]string{"SLACK_URL": "https://hooks.slack.com/services/T/B/X", "SMTP_USER": "u", "SMTP_PASS": "p"})
+	cfg, diags, err := ParseWithEnv("a.yaml", src, env)
+	require.NoError(t, err, "%v", diags)
+	require.Empty(t, diags)
+	require.Equal(t, &SMTPConfig{Host: "mail.example.com", Port: 587, From: "Alerts <alerts@example.com>",
+		UsernameEnv: "SMTP_USER", PasswordEnv: "SMTP_PASS", TLS: SMTPTLSStartTLS, Timeout: 30 * time.Second}, cfg.SMTP)
+	require.NoError(t, cfg.Resolve(env))
+
+	acts := cfg.Observers[0].Actions
+	require.Len(t, acts, 5)
+	s := acts[0].Slack
+	require.Equal(t, ActionTypeSlack, acts[0].Type)
+	require.Equal(t, "SLACK_URL", s.WebhookURLEnv)
+	require.Equal(t, 30*time.Second, s.Timeout)
+	body, err := s.Payload(map[string]any{"id": 42.0, "customer": map[string]any{"name": `Ann "A" O'Neil` + "\n<x>"}})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"text": "Order 42 by Ann \"A\" O'Neil\n<x>", "channel": "#orders"}`, string(body))
+
+	e := acts[1].Email
+	require.Equal(t, []string{"<ops@example.com>", `"Sales" <sales@example.com>`}, e.To)
+	require.Equal(t, []string{"<audit@example.com>"}, e.Cc)
+	require.Equal(t, "support@example.com", e.ReplyTo)
+	require.Nil(t, e.at, "the syntax tree is not kept")
+
+	d := acts[2].Database
+	require.Equal(t, `"app"."on_order"`, d.QuotedName())
+	require.Equal(t, 5*time.Second, d.Timeout)
+	require.Equal(t, "high", d.Params["priority"])
+	require.Len(t, d.Params["tags"], 2)
+
+	g := acts[3].Log
+	require.Equal(t, LogLevelWarn, g.Level)
+	require.Equal(t, "seen 7", g.Message().Render(map[string]any{"id": 7.0}, false))
+
+	require.Equal(t, "{{ customer.email }}", acts[4].Email.ToTemplate)
+	require.Equal(t, "Hello", acts[4].Email.Subject)
+
+	// Unset secrets are warnings for validate-config and errors for run.
+	_, diags, err = ParseWithEnv("a.yaml", src, envOf(nil))
+	require.NoError(t, err)
+	var warned []string
+	for _, d := range diags.Warnings() {
+		warned = append(warned, firstLine(d.String()))
+	}
+	require.Equal(t, []string{
+		"a.yaml:4:17: warning: environment variable SMTP_USER (smtp.username_env) is not set",
+		"a.yaml:5:17: warning: environment variable SMTP_PASS (smtp.password_env) is not set",
+		"a.yaml:12:26: warning: environment variable SLACK_URL (webhook_url_env) is not set",
+	}, warned)
+	err = cfg.Resolve(envOf(nil))
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "SMTP_USER")
+	require.Contains(t, err.Error(), `observer "o" actions[0] (slack)`)
+}
+
+func TestConfigActionDefaults(t *testing.T) {
+	t.Parallel()
+	src := []byte(`smtp: {host: localhost, from: a@example.com, tls: tls}
+observers:
+  o:
+    entity: Order
+    events: [INSERT]
+    actions:
+      - {type: slack, webhook_url: "https://hooks.slack.com/services/T/B/X"}
+      - {type: email, to: ops@example.com}
+      - {type: database, function_name: notify}
+      - {type: log}
+`)
+	cfg, _, err := ParseWithEnv("d.yaml", src, envOf(nil))
+	require.NoError(t, err)
+	require.Equal(t, SMTPPortImplicit, cfg.SMTP.Port, "tls: tls defaults to port 465")
+	ev := &Event{Seq: 3, ID: "e1", Kind: KindInsert, EntityType: "Order", EntityID: "42", Data: map[string]any{}}
+	acts := cfg.Observers[0].Actions
+	body, err := acts[0].Slack.Payload(TemplateData(ev))
+	require.NoError(t, err)
+	require.JSONEq(t, `{"text": "Order 42 INSERT"}`, string(body))
+	msg, err := acts[1].Email.Render(ev, "o")
+	require.NoError(t, err)
+	require.Equal(t, "Order 42 INSERT", msg.Subject)
+	require.Contains(t, msg.Text, `"entity_type": "Order"`, "the default body is the envelope")
+	require.Empty(t, msg.HTML)
+	require.Equal(t, `"notify"`, acts[2].Database.QuotedName())
+	require.Equal(t, DatabaseTimeoutDefault, acts[2].Database.Timeout)
+	require.Equal(t, LogLevelInfo, acts[3].Log.Level)
+	require.Equal(t, "Order 42 INSERT", acts[3].Log.Message().Render(TemplateData(ev), false))
+}
+
+func TestConfigActionErrors(t *testing.T) {
+	t.Parallel()
+	obs := func(actions string) string {
+		return "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions:\n" + actions
+	}
+	for _, tc := range []struct {
+		name, src string
+		want      []string // first lines of the error diagnostics
+		hint      string   // in the first diagnostic's hint
+	}{
+		{"sms", obs("      - type: sms\n"),
+			[]string{`x.yaml:6:15: unknown action type "sms"`}, "valid action types: webhook, slack, email, database, log"},
+		{"push", obs("      - type: push\n"),
+			[]string{`x.yaml:6:15: unknown action type "push"`}, "slack, email, database, log"},
+		{"slack typo", obs("      - type: slak\n"),
+			[]string{`x.yaml:6:15: unknown action type "slak"`}, `did you mean "slack"?`},
+		{"slack no url", obs("      - type: slack\n        channel: x\n"),
+			[]string{"x.yaml:6:7: observers.o.actions[0]: slack needs webhook_url or webhook_url_env"}, "webhook_url_env"},
+		{"slack both urls", obs("      - type: slack\n        webhook_url: https://h.example/a\n        webhook_url_env: X\n"),
+			[]string{"x.yaml:8:9: observers.o.actions[0]: webhook_url and webhook_url_env are both set"}, ""},
+		{"slack unknown key", obs("      - type: slack\n        webhook_url: https://h.example/a\n        mesage_template: x\n"),
+			[]string{`x.yaml:8:9: unknown key "mesage_template" in observers.o.actions[0]`}, `did you mean "message_template"?`},
+		{"slack bad template", obs("      - type: slack\n        webhook_url: https://h.example/a\n        message_template: 'a {{ b'\n"),
+			[]string{`x.yaml:8:27: invalid message_template: unclosed "{{" at offset 2`}, "placeholders"},
+		{"email without smtp", obs("      - type: email\n        to: a@example.com\n"),
+			[]string{"x.yaml:6:7: email actions need a top-level smtp: block"}, "smtp:"},
+		{"email smtp without from", "smtp: {host: h}\n" + obs("      - type: email\n        to: a@example.com\n"),
+			[]string{"x.yaml:1:1: smtp.from is required when an email action exists"}, "from:"},
+		{"email no to", "smtp: {host: h, from: a@example.com}\n" + obs("      - type: email\n        subject: x\n"),
+			[]string{"x.yaml:7:7: observers.o.actions[0]: email needs to or to_template"}, "to_template"},
+		{"email bad address", "smtp: {host: h, from: a@example.com}\n" + obs("      - type: email\n        to: [ok@example.com, 'not an address']\n"),
+			[]string{`x.yaml:8:30: observers.o.actions[0].to: "not an address" is not an email address`}, ""},
+		{"email empty to", "smtp: {host: h, from: a@example.com}\n" + obs("      - type: email\n        to: []\n"),
+			[]string{"x.yaml:7:7: observers.o.actions[0]: email needs to or to_template"}, ""},
+		{"smtp timeout too long", "smtp: {host: h, from: a@example.com, timeout: 2m}\n" + obs("      - type: log\n"),
+			[]string{"x.yaml:1:47: smtp.timeout (2m0s) is longer than 50s"}, ""},
+		{"email both subjects", "smtp: {host: h, from: a@example.com}\n" + obs("      - type: email\n        to: a@b.c\n        subject: x\n        subject_template: y\n"),
+			[]string{"x.yaml:10:9: observers.o.actions[0]: subject and subject_template are both set"}, ""},
+		{"smtp bad tls", "smtp: {host: h, from: a@example.com, tls: ssl}\n" + obs("      - type: log\n"),
+			[]string{`x.yaml:1:43: unknown smtp.tls mode "ssl"`}, "starttls"},
+		{"smtp unknown key", "smtp: {hots: h}\n" + obs("      - type: log\n"),
+			[]string{`x.yaml:1:8: unknown key "hots" in smtp`}, `did you mean "host"?`},
+		{"smtp username without password", "smtp:\n  host: h\n  from: a@b.c\n  username_env: U\n" + obs("      - type: log\n"),
+			[]string{"x.yaml:1:1: smtp: username_env and password_env go together"}, ""},
+		{"database injection", obs("      - type: database\n        function_name: 'f(); DROP TABLE x; --'\n"),
+			[]string{`x.yaml:7:24: observers.o.actions[0].function_name "f(); DROP TABLE x; --" is not a function name`}, "schema-qualified"},
+		{"database three parts", obs("      - type: database\n        function_name: a.b.c\n"),
+			[]string{`x.yaml:7:24: observers.o.actions[0].function_name "a.b.c" is not a function name`}, ""},
+		{"database quoted", obs("      - type: database\n        function_name: '\"Fn\"'\n"),
+			[]string{`x.yaml:7:24: observers.o.actions[0].function_name "\"Fn\"" is not a function name`}, ""},
+		{"database no name", obs("      - type: database\n        params: {a: 1}\n"),
+			[]string{"x.yaml:6:7: observers.o.actions[0]: database action needs function_name"}, ""},
+		{"database params not a map", obs("      - type: database\n        function_name: f\n        params: [1]\n"),
+			[]string{"x.yaml:8:17: observers.o.actions[0].params must be a mapping, got a list"}, ""},
+		{"log bad level", obs("      - type: log\n        level: loud\n"),
+			[]string{`x.yaml:7:16: unknown log level "loud"`}, "debug, info, warn, error"},
+		{"database timeout too long", obs("      - type: database\n        function_name: f\n        timeout: 5m\n"),
+			[]string{"x.yaml:8:18: observers.o.actions[0].timeout (5m0s) is longer than 50s"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, diags, err := ParseWithEnv("x.yaml", []byte(tc.src), envOf(map[string]string{"X": "https://h.example/"}))
+			require.Error(t, err)
+			var got []string
+			for _, d := range diags.Errors() {
+				got = append(got, firstLine(d.String()))
+			}
+			require.Equal(t, tc.want, got)
+			require.Contains(t, diags.Errors()[0].Hint, tc.hint)
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
+	"github.com/fraiseql/fraiseql-observers/storage"
 )
 
 // NotifyChannel is the channel the change-log trigger notifies on commit.
@@ -25,6 +26,7 @@ const (
 	StandbyRetryDefault      = time.Second
 	HeartbeatIntervalDefault = 2 * time.Second
 	BatchTimeoutDefault      = 30 * time.Second
+	CleanupIntervalDefault   = time.Minute
 )
 
 // Role of an instance in its listener group.
@@ -55,6 +57,17 @@ type ListenerParams struct {
 	// jobs are inserted and before the checkpoint commits. Fault-injection
 	// tests use it; an error rolls the batch back.
 	BeforeCommit func(ctx context.Context, batch int) error
+
+	// Dedup, when set and Config.Dedup.Enabled, claims the content key
+	// (DedupKey) of every matched event inside the enqueue transaction and
+	// skips the events already claimed by a committed batch within the
+	// window. Config.Dedup.OnError says what a backend failure does.
+	Dedup storage.Dedup
+	// Cleanups run while leading, between batches, at most once per
+	// CleanupInterval (default 1m): Dedup.Cleanup first, then these (for
+	// instance the Postgres cache's expired rows).
+	Cleanups        []func(context.Context) error
+	CleanupInterval time.Duration
 }
 
 // Listener is the reading half of the pipeline. Every instance runs one; the
@@ -71,6 +84,7 @@ type Listener struct {
 	leaderFrom time.Time
 	startedAt  time.Time
 	batches    int
+	cleanedAt  time.Time
 
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -97,6 +111,9 @@ func NewListener(p ListenerParams) (*Listener, error) {
 	}
 	if p.HeartbeatInterval <= 0 {
 		p.HeartbeatInterval = HeartbeatIntervalDefault
+	}
+	if p.CleanupInterval <= 0 {
+		p.CleanupInterval = CleanupIntervalDefault
 	}
 	cl, err := NewChangeLog(p.Config.Listener.Table)
 	if err != nil {
@@ -233,6 +250,7 @@ func (l *Listener) lead(ctx context.Context, conn *pgx.Conn) error {
 				return errors.New("listener: lock session closed")
 			}
 		}
+		l.cleanup(ctx)
 		wctx, cancel := context.WithTimeout(ctx, cfg.PollInterval)
 		_, err := conn.WaitForNotification(wctx)
 		timedOut := wctx.Err() != nil
@@ -286,8 +304,8 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 
-	var jobs []Job
-	matched := 0
+	var matchedEvents []*Event
+	var matches [][]Match
 	for _, ev := range events {
 		ms := l.p.Config.Match(ev, func(o *Observer, err error) {
 			l.p.Metrics.ConditionErrors.WithLabelValues(o.Name).Inc()
@@ -296,9 +314,24 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 				slog.String("entity_type", ev.EntityType), slog.String("error", err.Error()))
 		})
 		if len(ms) > 0 {
-			matched++
+			matchedEvents = append(matchedEvents, ev)
+			matches = append(matches, ms)
 		}
-		for _, m := range ms {
+	}
+	fresh, err := l.dedup(ctx, tx, matchedEvents)
+	if err != nil {
+		return 0, err
+	}
+	var jobs []Job
+	dedupSkips := 0
+	for i, ev := range matchedEvents {
+		if fresh != nil && !fresh[i] {
+			dedupSkips++
+			l.logger.Debug("listener: duplicate change skipped", slog.Int64("event_seq", ev.Seq),
+				slog.String("entity_type", ev.EntityType), slog.String("entity_id", ev.EntityID))
+			continue
+		}
+		for _, m := range matches[i] {
 			jobs = append(jobs, Job{Event: ev, Observer: m.Observer, ActionIndex: m.ActionIndex, ConfigVersion: l.p.ConfigVersion})
 		}
 	}
@@ -342,7 +375,8 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 	m.Batches.Inc()
 	m.BatchDuration.Observe(time.Since(start).Seconds())
 	m.EventsProcessed.Add(float64(n))
-	m.EventsMatched.Add(float64(matched))
+	m.EventsMatched.Add(float64(len(matchedEvents)))
+	m.DedupSkips.Add(float64(dedupSkips))
 	for _, s := range skipped {
 		m.EventsSkipped.WithLabelValues(skipReasonLabel(s.Reason)).Inc()
 	}
@@ -354,6 +388,57 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 	l.logger.Debug("listener: batch committed", slog.Int("rows", n), slog.Int("jobs", len(jobs)),
 		slog.Int64("checkpoint_seq", last.Seq), slog.Duration("took", time.Since(start)))
 	return n, nil
+}
+
+// dedup claims the content keys of the matched events in tx and reports
+// which are fresh; nil means every event is (dedup off, or the backend failed
+// under on_error: process). Keys are scoped by listener id.
+func (l *Listener) dedup(ctx context.Context, tx pgx.Tx, events []*Event) ([]bool, error) {
+	d := l.p.Dedup
+	if d == nil || !l.p.Config.Dedup.Enabled || len(events) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(events))
+	for i, ev := range events {
+		keys[i] = l.p.Config.Listener.ID + "/" + DedupKey(ev)
+	}
+	fresh, err := d.Claim(ctx, tx, keys)
+	if err == nil {
+		return fresh, nil
+	}
+	if ctx.Err() != nil {
+		return nil, errors.Wrap(err, "deduplicate")
+	}
+	l.p.Metrics.DedupErrors.WithLabelValues(d.Backend()).Inc()
+	// Only a failure outside Postgres leaves the transaction usable.
+	if errors.Is(err, storage.ErrUnavailable) && l.p.Config.Dedup.OnError != DedupOnErrorPause {
+		l.logger.Warn("listener: dedup backend failed; enqueueing the batch without deduplication (on_error: process)",
+			slog.String("backend", d.Backend()), slog.Int("events", len(events)), slog.String("error", err.Error()))
+		return nil, nil
+	}
+	return nil, errors.WithHint(errors.Wrapf(err, "deduplicate (%s backend)", d.Backend()),
+		"the batch is read again later; with dedup.on_error: process a Redis failure is bypassed instead")
+}
+
+// cleanup runs the periodic cleanups when CleanupInterval has passed since
+// the last run. Failures are logged; the next run retries.
+func (l *Listener) cleanup(ctx context.Context) {
+	if time.Since(l.cleanedAt) < l.p.CleanupInterval {
+		return
+	}
+	l.cleanedAt = time.Now()
+	fns := l.p.Cleanups
+	if l.p.Dedup != nil {
+		fns = append([]func(context.Context) error{l.p.Dedup.Cleanup}, fns...)
+	}
+	for _, fn := range fns {
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := fn(cctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			l.logger.Warn("listener: cleanup failed; retried at the next interval", slog.String("error", err.Error()))
+		}
+	}
 }
 
 // skipReasonLabel keeps the metric's label set small.

@@ -1,7 +1,14 @@
 package observers
 
 import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/errors"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fraiseql/fraiseql-observers/storage"
 )
 
 // Metrics are the pipeline's Prometheus metrics. Names follow the dashboards
@@ -23,6 +30,15 @@ type Metrics struct {
 	CheckpointTxID   prometheus.Gauge   // txid of the last checkpointed change
 	LeaderChanges    prometheus.Counter // times this instance became leader
 	HorizonLagEvents prometheus.Gauge   // rows committed after the checkpoint that the horizon still holds back (sampled)
+
+	DedupSkips   prometheus.Counter     // matched events not enqueued: their content key was seen within the window
+	DedupErrors  *prometheus.CounterVec // dedup backend failures, by backend
+	CacheHits    prometheus.Counter     // cache reads that found a value
+	CacheMisses  prometheus.Counter     // cache reads that found none
+	CacheHitRate prometheus.Gauge       // hits / (hits + misses) since start
+	CacheErrors  *prometheus.CounterVec // cache backend failures, by backend
+
+	cacheHits, cacheReads atomic.Int64
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not registered).
@@ -78,12 +94,88 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		HorizonLagEvents: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "observer_horizon_held_events", Help: "Committed change-log rows after the checkpoint that the transaction horizon still holds back (sampled when the log looks drained).",
 		}),
+		DedupSkips: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "observer_dedup_skips_total", Help: "Matched events not enqueued because the same content was seen within the dedup window.",
+		}),
+		DedupErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "observer_dedup_errors_total", Help: "Failures of the dedup backend (handled per dedup.on_error).",
+		}, []string{"backend"}),
+		CacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "observer_cache_hits_total", Help: "Cache reads that found a value.",
+		}),
+		CacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "observer_cache_misses_total", Help: "Cache reads that found no value.",
+		}),
+		CacheHitRate: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "observer_cache_hit_rate", Help: "Cache hits over cache reads since the process started.",
+		}),
+		CacheErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "observer_cache_errors_total", Help: "Failures of the cache backend.",
+		}, []string{"backend"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.EventsProcessed, m.EventsSkipped, m.EventsMatched, m.ConditionErrors,
 			m.JobsEnqueued, m.Batches, m.BatchDuration, m.BatchErrors, m.ActionsExecuted,
 			m.ActionsFailed, m.ActionDuration, m.IsLeader, m.CheckpointSeq, m.CheckpointTxID,
-			m.LeaderChanges, m.HorizonLagEvents)
+			m.LeaderChanges, m.HorizonLagEvents,
+			m.DedupSkips, m.DedupErrors, m.CacheHits, m.CacheMisses, m.CacheHitRate, m.CacheErrors)
 	}
 	return m
+}
+
+// cacheRead records one cache read for the hit counters and the hit rate.
+func (m *Metrics) cacheRead(hit bool) {
+	reads := m.cacheReads.Add(1)
+	hits := m.cacheHits.Load()
+	if hit {
+		hits = m.cacheHits.Add(1)
+		m.CacheHits.Inc()
+	} else {
+		m.CacheMisses.Inc()
+	}
+	m.CacheHitRate.Set(float64(hits) / float64(reads))
+}
+
+// InstrumentCache wraps c so that its reads feed observer_cache_hits_total,
+// observer_cache_misses_total and observer_cache_hit_rate, and its failures
+// observer_cache_errors_total{backend}. Whoever reads the cache (the result
+// cache of actions) should go through it.
+func InstrumentCache(c storage.Cache, m *Metrics) storage.Cache {
+	return &instrumentedCache{Cache: c, m: m}
+}
+
+type instrumentedCache struct {
+	storage.Cache
+	m *Metrics
+}
+
+func (c *instrumentedCache) fail(err error) error {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, context.Canceled) {
+		c.m.CacheErrors.WithLabelValues(c.Backend()).Inc()
+	}
+	return err
+}
+
+func (c *instrumentedCache) Get(ctx context.Context, key string) ([]byte, error) {
+	v, err := c.Cache.Get(ctx, key)
+	switch {
+	case err == nil:
+		c.m.cacheRead(true)
+	case errors.Is(err, storage.ErrNotFound):
+		c.m.cacheRead(false)
+	}
+	return v, c.fail(err)
+}
+
+func (c *instrumentedCache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return c.fail(c.Cache.Set(ctx, key, value, ttl))
+}
+
+func (c *instrumentedCache) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	ok, err := c.Cache.SetNX(ctx, key, value, ttl)
+	return ok, c.fail(err)
+}
+
+func (c *instrumentedCache) Delete(ctx context.Context, keys ...string) error {
+	return c.fail(c.Cache.Delete(ctx, keys...))
 }

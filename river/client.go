@@ -20,6 +20,7 @@ type ClientParams struct {
 	Config   *observers.Config // worker settings come from its workers: block
 	Configs  *ConfigStore
 	Webhooks *observers.WebhookClient
+	Mailer   *observers.Mailer          // sends email actions; nil: one reading Getenv
 	Breakers *observers.BreakerRegistry // circuit breakers per endpoint; nil: none
 	Metrics  *observers.Metrics
 	Logger   *slog.Logger
@@ -48,7 +49,7 @@ func NewClient(p ClientParams) (*river.Client[pgx.Tx], error) {
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, NewActionWorker(WorkerParams{
-		Pool: p.Pool, Configs: p.Configs, Webhooks: p.Webhooks, Breakers: p.Breakers,
+		Pool: p.Pool, Configs: p.Configs, Webhooks: p.Webhooks, Mailer: p.Mailer, Breakers: p.Breakers,
 		Metrics: p.Metrics, Logger: p.Logger, Getenv: p.Getenv,
 	}))
 	rc := &river.Config{

@@ -29,6 +29,7 @@ type ActionWorker struct {
 	pool     *pgxpool.Pool
 	configs  *ConfigStore
 	webhooks *observers.WebhookClient
+	mailer   *observers.Mailer
 	breakers *observers.BreakerRegistry
 	metrics  *observers.Metrics
 	logger   *slog.Logger
@@ -45,6 +46,7 @@ type WorkerParams struct {
 	Pool     *pgxpool.Pool
 	Configs  *ConfigStore
 	Webhooks *observers.WebhookClient
+	Mailer   *observers.Mailer          // sends email actions; nil: one reading Getenv
 	Breakers *observers.BreakerRegistry // circuit breakers per endpoint; nil: none
 	Metrics  *observers.Metrics
 	Logger   *slog.Logger
@@ -53,8 +55,11 @@ type WorkerParams struct {
 
 // NewActionWorker builds the worker.
 func NewActionWorker(p WorkerParams) *ActionWorker {
+	if p.Mailer == nil {
+		p.Mailer = observers.NewMailer(observers.MailerConfig{Getenv: p.Getenv})
+	}
 	return &ActionWorker{
-		pool: p.Pool, configs: p.Configs, webhooks: p.Webhooks,
+		pool: p.Pool, configs: p.Configs, webhooks: p.Webhooks, mailer: p.Mailer,
 		metrics: p.Metrics, logger: p.Logger, getenv: p.Getenv, breakers: p.Breakers,
 		events: newEventLoader(p.Pool),
 	}
@@ -125,6 +130,14 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 	switch action.Type {
 	case "webhook":
 		err = w.webhook(ctx, v, o, a.Action, ev)
+	case observers.ActionTypeSlack: // actions.go
+		err = w.slack(ctx, v, o, a.Action, ev)
+	case observers.ActionTypeEmail:
+		err = w.email(ctx, v, o, a.Action, ev)
+	case observers.ActionTypeDatabase:
+		err = w.database(ctx, o, a.Action, ev)
+	case observers.ActionTypeLog:
+		err = w.logAction(ctx, o, a.Action, ev)
 	default:
 		err = permanent(errors.Newf("action type %q is not supported by this version", action.Type))
 	}

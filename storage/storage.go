@@ -3,7 +3,13 @@
 // (storage/postgres, the default); Redis ones are chosen by configuration.
 package storage
 
-import "github.com/cockroachdb/errors"
+import (
+	"context"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"github.com/jackc/pgx/v5"
+)
 
 // ErrLocked is returned by BreakerStore.Lock when another holder has the lock.
 var ErrLocked = errors.New("storage: locked by another holder")
@@ -29,4 +35,78 @@ type BreakerStore interface {
 	GetData(key string) ([]byte, error)
 	// SetData stores data (gobreaker's JSON-encoded SharedState) under key.
 	SetData(key string, data []byte) error
+}
+
+// ErrNotFound is returned by Cache.Get when the key is absent or expired.
+var ErrNotFound = errors.New("storage: not found")
+
+// ErrUnavailable marks an error of a backend outside Postgres (Redis) that
+// left the caller's Postgres transaction intact: the caller may apply its
+// degradation policy and carry on. Test it with errors.Is.
+var ErrUnavailable = errors.New("storage: backend unavailable")
+
+// Dedup remembers the content keys of events for a window, so that the same
+// change logged twice within it runs its actions once.
+//
+// Claims are tied to the enqueue transaction: a key counts as seen only once
+// the transaction that claimed it has committed. If it rolls back (or the
+// process dies before COMMIT), the claim is void and a replay claims the key
+// afresh, so a claim never drops an event.
+type Dedup interface {
+	// Claim claims keys inside the enqueue transaction tx and returns, for
+	// each keys[i], whether it is fresh: not claimed by a committed
+	// transaction within the window. Of a key repeated in keys, only the
+	// first occurrence is fresh. An error wrapping ErrUnavailable leaves tx
+	// usable (the backend failed, Postgres did not); any other error may
+	// have aborted tx.
+	Claim(ctx context.Context, tx pgx.Tx, keys []string) ([]bool, error)
+	// Cleanup removes expired state. The caller runs it periodically
+	// (the listener: at most once a minute, outside any batch).
+	Cleanup(ctx context.Context) error
+	// Backend names the implementation ("postgres", "redis") for metrics.
+	Backend() string
+}
+
+// Cache stores values under keys for a time to live. Values are opaque bytes.
+type Cache interface {
+	// Get returns the value under key, or ErrNotFound (possibly wrapped)
+	// when it is absent or expired.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Set stores value under key for ttl, replacing any value.
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// SetNX stores value under key for ttl only when the key is absent or
+	// expired, and reports whether it did. Of concurrent SetNX calls on one
+	// key, from any number of processes, exactly one wins.
+	SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
+	// Delete removes keys; absent keys are not an error.
+	Delete(ctx context.Context, keys ...string) error
+	// Backend names the implementation ("postgres", "redis") for metrics.
+	Backend() string
+}
+
+// Distinct returns keys without repeats, in first-seen order. Dedup
+// implementations use it to claim each key once.
+func Distinct(keys []string) []string {
+	seen := make(map[string]struct{}, len(keys))
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// FirstFresh maps the set of freshly claimed keys back onto keys: keys[i] is
+// fresh when it is in fresh and is the first occurrence of that key.
+func FirstFresh(keys []string, fresh map[string]bool) []bool {
+	out := make([]bool, len(keys))
+	used := make(map[string]bool, len(fresh))
+	for i, k := range keys {
+		if fresh[k] && !used[k] {
+			out[i], used[k] = true, true
+		}
+	}
+	return out
 }

@@ -13,13 +13,17 @@ import (
 	"time"
 
 	"github.com/cockroachdb/errors"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
 	obsriver "github.com/fraiseql/fraiseql-observers/river"
+	"github.com/fraiseql/fraiseql-observers/storage"
 	"github.com/fraiseql/fraiseql-observers/storage/postgres"
+	storeredis "github.com/fraiseql/fraiseql-observers/storage/redis"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -137,8 +141,9 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 	if err != nil {
 		return withExitCode(exitFailure, err)
 	}
+	mailer := observers.NewMailer(observers.MailerConfig{Getenv: os.LookupEnv})
 	client, err := obsriver.NewClient(obsriver.ClientParams{
-		Pool: pool, Config: cfg, Configs: configs, Webhooks: webhooks, Breakers: breakers, Metrics: metrics, Logger: logger,
+		Pool: pool, Config: cfg, Configs: configs, Webhooks: webhooks, Mailer: mailer, Breakers: breakers, Metrics: metrics, Logger: logger,
 	})
 	if err != nil {
 		return withExitCode(exitFailure, err)
@@ -162,10 +167,17 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 		}()
 	}
 
+	stores, err := openStores(ctx, cfg, pool, metrics, logger)
+	if err != nil {
+		return withExitCode(exitFailure, err)
+	}
+	defer stores.Close()
+
 	listener, err := observers.NewListener(observers.ListenerParams{
 		Pool: pool, Config: cfg, ConfigVersion: ver.ID, Enqueuer: obsriver.NewEnqueuer(client),
 		Logger: logger, Metrics: metrics, HTTPAddr: httpAddr, Version: version,
 		BeforeCommit: faultBeforeCommit(),
+		Dedup:        stores.Dedup, Cleanups: stores.Cleanups,
 	})
 	if err != nil {
 		return withExitCode(exitFailure, err)
@@ -204,4 +216,45 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 	}
 	logger.Info("run: stopped")
 	return nil
+}
+
+// daemonStores are the storage layers chosen by the configuration.
+type daemonStores struct {
+	Dedup    storage.Dedup // nil when dedup is off
+	Cache    storage.Cache // instrumented; for the action result cache (not wired yet)
+	Cleanups []func(context.Context) error
+	Close    func()
+}
+
+// openStores makes the Redis client (when redis.url is set; one client for
+// every Redis-backed layer) and the dedup and cache stores. An unreachable
+// Redis is logged, not fatal: dedup.on_error decides at each batch.
+func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, m *observers.Metrics, logger *slog.Logger) (*daemonStores, error) {
+	s := &daemonStores{Close: func() {}}
+	var rdb *goredis.Client
+	if cfg.Redis.URL != "" {
+		c, err := storeredis.NewClient(cfg.Redis.URL)
+		if err != nil {
+			return nil, err
+		}
+		rdb, s.Close = c, func() { _ = c.Close() }
+		if err := storeredis.Ping(ctx, c); err != nil {
+			logger.Warn("run: Redis does not answer; Redis-backed layers degrade until it does", slog.String("error", err.Error()))
+		}
+	}
+	if cfg.Dedup.Enabled {
+		if cfg.Dedup.Backend == observers.BackendRedis {
+			s.Dedup = storeredis.NewDedup(rdb, pool, storeredis.DedupConfig{Window: cfg.Dedup.Window, Prefix: cfg.Redis.KeyPrefix + "dedup:"})
+		} else {
+			s.Dedup = postgres.NewDedup(pool, postgres.DedupConfig{Window: cfg.Dedup.Window})
+		}
+	}
+	if cfg.Cache.Backend == observers.BackendRedis {
+		s.Cache = observers.InstrumentCache(storeredis.NewCache(rdb, storeredis.CacheConfig{Prefix: cfg.Redis.KeyPrefix + "cache:"}), m)
+	} else {
+		pc := postgres.NewCache(pool)
+		s.Cache = observers.InstrumentCache(pc, m)
+		s.Cleanups = append(s.Cleanups, pc.Cleanup)
+	}
+	return s, nil
 }

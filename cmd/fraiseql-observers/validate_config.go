@@ -38,7 +38,8 @@ func newValidateConfigCmd() *cobra.Command {
 		Short: "Check an observers YAML file and report every problem with its position",
 		Long: `Parse and validate an observers configuration file without connecting to
 the database. Every problem is reported as file:line:col with a hint.
-Unset url_env / signing_secret_env variables are warnings here (run refuses
+Unset *_env variables (url_env, signing_secret_env, webhook_url_env,
+smtp.username_env, smtp.password_env) are warnings here (run refuses
 to start without them). Exit status 0 when the file is valid, 1 when not.
 --detailed prints each observer with its defaults filled in; secrets are
 never printed.`,
@@ -65,6 +66,7 @@ type validateReport struct {
 	Listener            *listenerView    `json:"listener,omitempty"`
 	Workers             *workersView     `json:"workers,omitempty"`
 	AllowPrivateTargets bool             `json:"allow_private_targets"`
+	SMTP                *smtpView        `json:"smtp,omitempty"`
 	Observers           []observerView   `json:"observers"`
 	Diagnostics         []diagnosticView `json:"diagnostics"`
 }
@@ -91,6 +93,26 @@ type workersView struct {
 	FetchPollInterval string `json:"fetch_poll_interval"`
 }
 
+// smtpView shows the smtp: block; it holds variable names, never the
+// credentials themselves.
+type smtpView struct {
+	Host        string `json:"host"`
+	Port        int    `json:"port"`
+	From        string `json:"from"`
+	UsernameEnv string `json:"username_env,omitempty"`
+	PasswordEnv string `json:"password_env,omitempty"`
+	TLS         string `json:"tls"`
+	Timeout     string `json:"timeout"`
+}
+
+func viewSMTP(c *observers.SMTPConfig) *smtpView {
+	if c == nil {
+		return nil
+	}
+	return &smtpView{Host: c.Host, Port: c.Port, From: c.From, UsernameEnv: c.UsernameEnv, PasswordEnv: c.PasswordEnv,
+		TLS: c.TLS, Timeout: shortDuration(c.Timeout)}
+}
+
 type observerView struct {
 	Name      string       `json:"name"`
 	Entity    string       `json:"entity"`
@@ -111,6 +133,24 @@ type actionView struct {
 	SigningSecretEnv string            `json:"signing_secret_env,omitempty"`
 	Headers          map[string]string `json:"headers,omitempty"`
 	BodyTemplate     string            `json:"body_template,omitempty"`
+	// slack (webhook_url shows only scheme, host and first path segment)
+	WebhookURL      string `json:"webhook_url,omitempty"`
+	WebhookURLEnv   string `json:"webhook_url_env,omitempty"`
+	Channel         string `json:"channel,omitempty"`
+	MessageTemplate string `json:"message_template,omitempty"`
+	// email
+	To              []string `json:"to,omitempty"`
+	ToTemplate      string   `json:"to_template,omitempty"`
+	Cc              []string `json:"cc,omitempty"`
+	ReplyTo         string   `json:"reply_to,omitempty"`
+	Subject         string   `json:"subject,omitempty"`
+	SubjectTemplate string   `json:"subject_template,omitempty"`
+	HTMLTemplate    string   `json:"html_template,omitempty"`
+	// database
+	FunctionName string         `json:"function_name,omitempty"`
+	Params       map[string]any `json:"params,omitempty"`
+	// log
+	Level string `json:"level,omitempty"`
 }
 
 type retryView struct {
@@ -147,6 +187,7 @@ func runValidateConfig(opts *validateConfigOpts, w io.Writer) error {
 			report.Summary = configSummary(cfg)
 			report.Listener, report.Workers = viewListener(cfg.Listener), viewWorkers(cfg.Workers)
 			report.AllowPrivateTargets = cfg.AllowPrivateTargets
+			report.SMTP = viewSMTP(cfg.SMTP)
 			for _, o := range cfg.Observers {
 				report.Observers = append(report.Observers, viewObserver(o))
 			}
@@ -283,9 +324,38 @@ func viewObserver(o *observers.Observer) observerView {
 			}
 			av.BodyTemplate = wh.BodyTemplate
 		}
+		viewOtherAction(&av, a)
 		v.Actions = append(v.Actions, av)
 	}
 	return v
+}
+
+// viewOtherAction fills the fields of the slack, email, database and log
+// action types. A Slack webhook URL's path is its secret: only the first
+// segment is shown.
+func viewOtherAction(av *actionView, a observers.Action) {
+	switch {
+	case a.Slack != nil:
+		if a.Slack.WebhookURL != "" {
+			av.WebhookURL = observers.RedactSlackURL(a.Slack.WebhookURL)
+		}
+		av.WebhookURLEnv, av.Channel = a.Slack.WebhookURLEnv, a.Slack.Channel
+		av.MessageTemplate = a.Slack.Message().Source()
+		av.Timeout = shortDuration(a.Slack.Timeout)
+	case a.Email != nil:
+		e := a.Email
+		av.To, av.ToTemplate, av.Cc, av.ReplyTo = e.To, e.ToTemplate, e.Cc, e.ReplyTo
+		av.Subject, av.SubjectTemplate = e.Subject, e.SubjectTemplate
+		if e.Subject == "" && e.SubjectTemplate == "" {
+			av.SubjectTemplate = observers.LogMessageTemplateDefault
+		}
+		av.BodyTemplate, av.HTMLTemplate = e.BodyTemplate, e.HTMLTemplate
+	case a.Database != nil:
+		av.FunctionName, av.Params = a.Database.FunctionName, a.Database.Params
+		av.Timeout = shortDuration(a.Database.Timeout)
+	case a.Log != nil:
+		av.Level, av.MessageTemplate = a.Log.Level, a.Log.Message().Source()
+	}
 }
 
 // sensitiveName reports whether a header or query parameter name suggests a
@@ -331,6 +401,13 @@ func writeDetailed(w io.Writer, cfg *observers.Config) {
 	fmt.Fprintf(w, "workers:  max_workers=%d fetch_cooldown=%s fetch_poll_interval=%s\n",
 		wk.MaxWorkers, wk.FetchCooldown, wk.FetchPollInterval)
 	fmt.Fprintf(w, "allow_private_targets: %t\n", cfg.AllowPrivateTargets)
+	if sv := viewSMTP(cfg.SMTP); sv != nil {
+		fmt.Fprintf(w, "smtp:     host=%s port=%d from=%s tls=%s timeout=%s", sv.Host, sv.Port, sv.From, sv.TLS, sv.Timeout)
+		if sv.UsernameEnv != "" {
+			fmt.Fprintf(w, " username_env=%s password_env=%s", sv.UsernameEnv, sv.PasswordEnv)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "version:  %s\n", cfg.Hash)
 	for _, o := range cfg.Observers {
 		v := viewObserver(o)
@@ -359,9 +436,27 @@ func writeDetailed(w io.Writer, cfg *observers.Config) {
 			for _, k := range sortedKeys(a.Headers) {
 				field("header", k+": "+a.Headers[k])
 			}
-			if a.BodyTemplate != "" {
-				field("body_template", strings.ReplaceAll(strings.TrimRight(a.BodyTemplate, "\n"), "\n", "\n"+strings.Repeat(" ", 24)))
+			multi := func(name, value string) {
+				field(name, strings.ReplaceAll(strings.TrimRight(value, "\n"), "\n", "\n"+strings.Repeat(" ", 24)))
 			}
+			field("webhook_url", a.WebhookURL)
+			field("webhook_url_env", a.WebhookURLEnv)
+			field("channel", a.Channel)
+			field("to", strings.Join(a.To, ", "))
+			field("to_template", a.ToTemplate)
+			field("cc", strings.Join(a.Cc, ", "))
+			field("reply_to", a.ReplyTo)
+			field("subject", a.Subject)
+			field("subject_template", a.SubjectTemplate)
+			field("function_name", a.FunctionName)
+			if len(a.Params) > 0 {
+				b, _ := json.Marshal(a.Params)
+				field("params", string(b))
+			}
+			field("level", a.Level)
+			multi("message_template", a.MessageTemplate)
+			multi("body_template", a.BodyTemplate)
+			multi("html_template", a.HTMLTemplate)
 		}
 	}
 }

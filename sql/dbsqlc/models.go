@@ -28,6 +28,12 @@ type CoreTbEntityChangeLog struct {
 	Txid              pgtype.Uint64 `json:"txid"`
 }
 
+type ObserverCache struct {
+	Key       string    `json:"key"`
+	Value     []byte    `json:"value"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 type ObserverCheckpoint struct {
 	ID              int64         `json:"id"`
 	ListenerID      string        `json:"listener_id"`
@@ -59,6 +65,17 @@ type ObserverConfigVersion struct {
 	Hash      string     `json:"hash"`
 	Source    string     `json:"source"`
 	CreatedAt *time.Time `json:"created_at"`
+}
+
+type ObserverDedupKey struct {
+	Key       string    `json:"key"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type ObserverDedupToken struct {
+	Token     string    `json:"token"`
+	Committed bool      `json:"committed"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 type ObserverListener struct {

@@ -1,0 +1,227 @@
+package observers
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+// Storage backends of the dedup: and cache: blocks.
+const (
+	BackendPostgres = "postgres"
+	BackendRedis    = "redis"
+)
+
+var storageBackends = []string{BackendPostgres, BackendRedis}
+
+// What the listener does when the dedup backend fails (dedup.on_error).
+const (
+	DedupOnErrorProcess = "process" // enqueue the batch's events anyway; count and log
+	DedupOnErrorPause   = "pause"   // fail the batch; it is read again later
+)
+
+var dedupOnErrors = []string{DedupOnErrorProcess, DedupOnErrorPause}
+
+// Defaults of the dedup: and cache: blocks.
+const (
+	DedupWindowDefault  = 5 * time.Minute
+	DedupOnErrorDefault = DedupOnErrorProcess
+	CacheTTLDefault     = 5 * time.Minute
+)
+
+// RedisConfig is the top-level redis: block: one client shared by every
+// Redis-backed layer.
+type RedisConfig struct {
+	URL string // redis://host:6379/0 or rediss://…; empty when Redis is not used
+	// KeyPrefix starts every key the observer writes (then "dedup:" or
+	// "cache:"); give each deployment sharing a server its own. Default
+	// "fraiseql-observers:".
+	KeyPrefix string
+}
+
+// RedisKeyPrefixDefault is the default redis.key_prefix.
+const RedisKeyPrefixDefault = "fraiseql-observers:"
+
+// DedupConfig is the dedup: block.
+type DedupConfig struct {
+	// Enabled turns deduplication on. Default true when the file has a
+	// dedup: block, false when it has none.
+	Enabled bool
+	Backend string        // postgres (default) or redis
+	Window  time.Duration // how long a content key stays seen; default 5m
+	OnError string        // process (default) or pause: when the backend fails
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c DedupConfig) WithDefaults() DedupConfig {
+	c.Backend = cmp.Or(c.Backend, BackendPostgres)
+	c.Window = cmp.Or(c.Window, DedupWindowDefault)
+	c.OnError = cmp.Or(c.OnError, DedupOnErrorDefault)
+	return c
+}
+
+// CacheConfig is the cache: block (the result cache's store).
+type CacheConfig struct {
+	Backend string        // postgres (default) or redis
+	TTL     time.Duration // default 5m
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c CacheConfig) WithDefaults() CacheConfig {
+	c.Backend = cmp.Or(c.Backend, BackendPostgres)
+	c.TTL = cmp.Or(c.TTL, CacheTTLDefault)
+	return c
+}
+
+// DedupKey is the content key of an event: the hex SHA-256 of its entity
+// type, entity id, kind and the canonical JSON of its data (object keys
+// sorted, no insignificant space, numbers as written). The same change
+// logged twice has the same key whatever its id, pk, txid or timestamp.
+func DedupKey(e *Event) string {
+	h := sha256.New()
+	for _, s := range []string{e.EntityType, e.EntityID, string(e.Kind)} {
+		fmt.Fprintf(h, "%d:%s\x00", len(s), s)
+	}
+	h.Write(canonicalJSON(e.RawData))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// canonicalJSON re-encodes raw with sorted object keys and compact spacing.
+// Numbers keep their text (json.Number), so 1.0 and 1 differ but no big
+// integer is rounded. Invalid or empty input is returned as is.
+func canonicalJSON(raw []byte) []byte {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return raw
+	}
+	// encoding/json writes map keys sorted; HTML escaping is off so the
+	// output is stable text.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return raw
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n")
+}
+
+// Keys of the storage blocks.
+var (
+	redisKeys = []string{"url", "key_prefix"}
+	dedupKeys = []string{"enabled", "backend", "window", "on_error"}
+	cacheKeys = []string{"backend", "ttl"}
+)
+
+// storageSpec keeps the positions of the storage blocks for checkStorage.
+type storageSpec struct {
+	redisAt, dedupBackendAt, cacheBackendAt ast.Node
+}
+
+func (l *loader) redisBlock(e entry, s *storageSpec) RedisConfig {
+	var c RedisConfig
+	fields, _ := l.mapping(e.value, e.keyN, "redis", redisKeys)
+	s.redisAt = e.keyN
+	for _, f := range fields {
+		switch f.key {
+		case "url":
+			c.URL = l.str(f, "redis.url")
+			if c.URL != "" && !validRedisURL(c.URL) {
+				l.errorf(f.value, "redis.url is not a Redis URL", "write redis://host:6379/0, or rediss://host:6380/0 for TLS")
+			}
+		case "key_prefix":
+			c.KeyPrefix = l.str(f, "redis.key_prefix")
+		}
+	}
+	return c
+}
+
+func validRedisURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "redis", "rediss":
+		return u.Host != ""
+	case "unix":
+		return u.Path != ""
+	}
+	return false
+}
+
+func (l *loader) dedupBlock(e entry, s *storageSpec) DedupConfig {
+	c := DedupConfig{Enabled: true}
+	fields, _ := l.mapping(e.value, e.keyN, "dedup", dedupKeys)
+	for _, f := range fields {
+		switch f.key {
+		case "enabled":
+			c.Enabled = l.boolean(f, "dedup.enabled")
+		case "backend":
+			s.dedupBackendAt = f.value
+			c.Backend = l.oneOf(f, "dedup.backend", storageBackends)
+		case "window":
+			c.Window = l.duration(f, "dedup.window")
+		case "on_error":
+			c.OnError = l.oneOf(f, "dedup.on_error", dedupOnErrors)
+		}
+	}
+	return c
+}
+
+func (l *loader) cacheBlock(e entry, s *storageSpec) CacheConfig {
+	var c CacheConfig
+	fields, _ := l.mapping(e.value, e.keyN, "cache", cacheKeys)
+	for _, f := range fields {
+		switch f.key {
+		case "backend":
+			s.cacheBackendAt = f.value
+			c.Backend = l.oneOf(f, "cache.backend", storageBackends)
+		case "ttl":
+			c.TTL = l.duration(f, "cache.ttl")
+		}
+	}
+	return c
+}
+
+// oneOf reads a lower-cased string that must be one of valid ("" when not).
+func (l *loader) oneOf(f entry, where string, valid []string) string {
+	v := strings.ToLower(strings.TrimSpace(l.str(f, where)))
+	if v != "" && !contains(valid, v) {
+		l.errorf(f.value, fmt.Sprintf("unknown %s %q", where, v), "use one of "+strings.Join(valid, ", "))
+		return ""
+	}
+	return v
+}
+
+// checkStorage applies the storage defaults and checks that a Redis backend
+// has a redis.url.
+func (l *loader) checkStorage(cfg *Config, s *storageSpec) {
+	cfg.Redis.KeyPrefix = cmp.Or(cfg.Redis.KeyPrefix, RedisKeyPrefixDefault)
+	cfg.Dedup = cfg.Dedup.WithDefaults()
+	cfg.Cache = cfg.Cache.WithDefaults()
+	need := func(at ast.Node, where string) {
+		if cfg.Redis.URL == "" && at != nil {
+			l.errorf(at, where+" is redis but redis.url is not set",
+				"add a top-level redis: {url: redis://127.0.0.1:6379/0}, or use backend: postgres")
+		}
+	}
+	if cfg.Dedup.Enabled && cfg.Dedup.Backend == BackendRedis {
+		need(s.dedupBackendAt, "dedup.backend")
+	}
+	if cfg.Cache.Backend == BackendRedis {
+		need(s.cacheBackendAt, "cache.backend")
+	}
+}
