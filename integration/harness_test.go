@@ -58,7 +58,13 @@ type proc struct {
 // until it reports that it started.
 func startRun(t *testing.T, databaseURL, config string, env ...string) *proc {
 	t.Helper()
-	p := spawnRun(t, databaseURL, config, env...)
+	return startRunArgs(t, databaseURL, config, nil, env...)
+}
+
+// startRunArgs is startRun with extra command-line arguments.
+func startRunArgs(t *testing.T, databaseURL, config string, args []string, env ...string) *proc {
+	t.Helper()
+	p := spawnRunArgs(t, databaseURL, config, args, env...)
 	select {
 	case <-p.started:
 	case <-p.exited:
@@ -72,10 +78,17 @@ func startRun(t *testing.T, databaseURL, config string, env ...string) *proc {
 // spawnRun starts `run` without waiting for it.
 func spawnRun(t *testing.T, databaseURL, config string, env ...string) *proc {
 	t.Helper()
+	return spawnRunArgs(t, databaseURL, config, nil, env...)
+}
+
+// spawnRunArgs is spawnRun with extra command-line arguments.
+func spawnRunArgs(t *testing.T, databaseURL, config string, args []string, env ...string) *proc {
+	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "observers.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(config), 0o600))
-	cmd := exec.Command(binary, "run", "--config", cfgPath, "--database-url", databaseURL,
-		"--http-addr", "127.0.0.1:0", "--log-level", "debug", "--drain-timeout", "10s")
+	argv := append([]string{"run", "--config", cfgPath, "--database-url", databaseURL,
+		"--http-addr", "127.0.0.1:0", "--log-level", "debug", "--drain-timeout", "10s"}, args...)
+	cmd := exec.Command(binary, argv...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)

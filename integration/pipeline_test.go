@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -271,4 +272,23 @@ observers:
 	}, 20*time.Second, 50*time.Millisecond)
 	require.Contains(t, errText, "loopback")
 	require.Empty(t, recv.All(), "no request may reach a loopback target")
+}
+
+// A leader stopped cleanly hands over at once: the standby here would retry
+// only every 10 minutes, so only the handover notification can wake it.
+func TestCleanStopHandsOverImmediately(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, nil)
+	cfg := webhookConfig("", orderObserver(recv.URL))
+	slow := []string{"--standby-retry", "10m"}
+	a := startRunArgs(t, url, cfg, slow)
+	require.Eventually(t, func() bool { return strings.Contains(a.Log(), "listener: became leader") }, 20*time.Second, 20*time.Millisecond)
+	b := startRunArgs(t, url, cfg, slow)
+	require.Eventually(t, func() bool { return strings.Contains(b.Log(), "listener: standing by") }, 20*time.Second, 20*time.Millisecond)
+	a.Stop()
+	require.Contains(t, a.Log(), "listener: handed leadership over")
+	require.Eventually(t, func() bool { return strings.Contains(b.Log(), "listener: became leader") }, 30*time.Second, 20*time.Millisecond)
+	insertChange(t, pool, "Order", "after-handover", "INSERT", `{}`)
+	recv.waitN(t, 1, 30*time.Second)
 }

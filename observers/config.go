@@ -18,8 +18,12 @@ const (
 	ListenerBatchSizeDefault    = 500
 	ListenerPollIntervalDefault = time.Second
 
-	WorkersMaxWorkersDefault        = 100
-	WorkersFetchCooldownDefault     = 10 * time.Millisecond
+	// Worker defaults come from `just bench` on a 2-core machine (see
+	// BENCHMARKS.md): River's own 100 workers and 10ms cooldown cap a queue
+	// near 9k jobs/s; 200 workers and 5ms lift that ceiling to 15k+ and cut
+	// commit→delivery latency, at no idle cost.
+	WorkersMaxWorkersDefault        = 200
+	WorkersFetchCooldownDefault     = 5 * time.Millisecond
 	WorkersFetchPollIntervalDefault = time.Second
 
 	// WebhookTimeoutDefault and WebhookMethodDefault live in webhook.go.

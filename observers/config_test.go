@@ -32,7 +32,7 @@ func TestConfigParseValid(t *testing.T) {
 
 	require.Equal(t, ListenerConfig{ID: "orders", Table: ListenerTableDefault, BatchSize: 100, PollInterval: time.Second}, cfg.Listener)
 	require.True(t, cfg.AllowPrivateTargets)
-	require.Equal(t, WorkersConfig{MaxWorkers: 100, FetchCooldown: 10 * time.Millisecond, FetchPollInterval: time.Second}, cfg.Workers)
+	require.Equal(t, WorkersConfig{MaxWorkers: WorkersMaxWorkersDefault, FetchCooldown: WorkersFetchCooldownDefault, FetchPollInterval: time.Second}, cfg.Workers)
 	require.Equal(t, data, cfg.Source)
 	require.Len(t, cfg.Hash, 64)
 	require.Equal(t, "valid.yaml", cfg.Filename)

@@ -21,6 +21,9 @@ import (
 // NotifyChannel is the channel the change-log trigger notifies on commit.
 const NotifyChannel = "fraiseql_observers"
 
+// HandoverChannel is notified by a leader that steps down cleanly.
+const HandoverChannel = "fraiseql_observers_handover"
+
 // Listener defaults.
 const (
 	StandbyRetryDefault      = time.Second
@@ -205,7 +208,13 @@ func (l *Listener) campaign(ctx context.Context) error {
 	if err := dbsqlc.New(l.p.Pool).CheckpointEnsure(ctx, l.p.Config.Listener.ID); err != nil {
 		return errors.Wrap(err, "listener: ensure checkpoint row")
 	}
-	for {
+	// A standby waits for the lock on a handover notification, so a leader
+	// that stops cleanly is replaced at once; StandbyRetry covers a leader
+	// that dies without a word.
+	if _, err := conn.Exec(ctx, "LISTEN "+HandoverChannel); err != nil {
+		return errors.Wrap(err, "listener: LISTEN handover")
+	}
+	for attempt := 0; ; attempt++ {
 		var got bool
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := conn.QueryRow(qctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, l.lockKey).Scan(&got)
@@ -216,8 +225,18 @@ func (l *Listener) campaign(ctx context.Context) error {
 		if got {
 			break
 		}
-		if !sleepCtx(ctx, l.p.StandbyRetry) {
+		if attempt == 0 {
+			l.logger.Info("listener: standing by; another instance leads")
+		}
+		wctx, cancel := context.WithTimeout(ctx, l.p.StandbyRetry)
+		_, err = conn.WaitForNotification(wctx)
+		timedOut := wctx.Err() != nil
+		cancel()
+		if ctx.Err() != nil {
 			return nil
+		}
+		if err != nil && !(timedOut || pgconn.Timeout(err)) {
+			return errors.Wrap(err, "listener: standby session lost")
 		}
 	}
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
@@ -225,6 +244,20 @@ func (l *Listener) campaign(ctx context.Context) error {
 	}
 	l.setRole(ctx, RoleLeader)
 	defer l.setRole(context.WithoutCancel(ctx), RoleStandby)
+	defer func() {
+		if ctx.Err() == nil {
+			return // leadership lost, not a shutdown: nothing to hand over
+		}
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		// Unlock, then wake the standbys; both take effect before this returns.
+		if _, err := conn.Exec(hctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0)), pg_notify($2, $3)`,
+			l.lockKey, HandoverChannel, l.p.Config.Listener.ID); err != nil {
+			l.logger.Warn("listener: handover notification failed; standbys take over within their retry", slog.String("error", err.Error()))
+			return
+		}
+		l.logger.Info("listener: handed leadership over")
+	}()
 	l.logger.Info("listener: became leader", slog.String("table", l.log.Table()))
 	return l.lead(ctx, conn)
 }

@@ -123,17 +123,7 @@ func (c *WebhookClient) SendSlack(ctx context.Context, rawURL string, body []byt
 			errors.Newf("slack %s responded %s; redirects are not followed", what, resp.Status),
 			"configure the webhook URL Slack gave")}
 	}
-	permanent := code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
-	de := &DeliveryError{StatusCode: code, Permanent: permanent}
-	if !permanent {
-		de.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-	}
-	msg := fmt.Sprintf("slack %s responded %s", what, resp.Status)
-	if de.RetryAfter > 0 {
-		msg += fmt.Sprintf(" (retry after %s)", de.RetryAfter)
-	}
-	de.Err = errors.Newf("%s: %s", msg, errorExcerpt(excerpt))
-	return de
+	return statusError("slack", what, resp, excerpt)
 }
 
 func (l *loader) slack(fields []entry, at ast.Node, where string) (*SlackAction, bool) {

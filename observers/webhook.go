@@ -285,17 +285,24 @@ func (c *WebhookClient) Send(ctx context.Context, req WebhookRequest) (*WebhookR
 		return out, &DeliveryError{StatusCode: code, Permanent: true, Err: errors.WithHint(
 			errors.Newf("%s", msg), "configure the final URL of the webhook")}
 	}
+	return out, statusError("webhook", what, resp, excerpt)
+}
+
+// statusError classifies a non-2xx, non-3xx answer: 4xx other than 408 and
+// 429 is permanent; the rest is transient and honours Retry-After.
+func statusError(kind, what string, resp *http.Response, excerpt []byte) *DeliveryError {
+	code := resp.StatusCode
 	permanent := code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
 	de := &DeliveryError{StatusCode: code, Permanent: permanent}
 	if !permanent {
 		de.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
-	msg := fmt.Sprintf("webhook %s responded %s", what, resp.Status)
+	msg := fmt.Sprintf("%s %s responded %s", kind, what, resp.Status)
 	if de.RetryAfter > 0 {
 		msg += fmt.Sprintf(" (retry after %s)", de.RetryAfter)
 	}
 	de.Err = errors.Newf("%s: %s", msg, errorExcerpt(excerpt))
-	return out, de
+	return de
 }
 
 // transportError classifies an error from http.Client.Do.

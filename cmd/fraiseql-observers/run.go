@@ -40,6 +40,7 @@ type runOpts struct {
 	LogFormat    string
 	DrainTimeout time.Duration
 	Pprof        bool
+	StandbyRetry time.Duration
 }
 
 func (o *runOpts) Validate() error {
@@ -75,6 +76,7 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&opts.HTTPAddr, "http-addr", "127.0.0.1:8000", "admin HTTP address (/healthz, /readyz, /metrics); empty disables it")
 	cmd.Flags().StringVar(&opts.LogLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&opts.LogFormat, "log-format", "text", "text or json")
+	cmd.Flags().DurationVar(&opts.StandbyRetry, "standby-retry", observers.StandbyRetryDefault, "how often a standby tries to take over from a leader that died without handing over")
 	cmd.Flags().BoolVar(&opts.Pprof, "pprof", false, "serve Go's /debug/pprof/ on the admin HTTP address (for profiling)")
 	cmd.Flags().DurationVar(&opts.DrainTimeout, "drain-timeout", drainTimeoutDefault, "how long shutdown waits for in-flight jobs before cancelling them")
 	return cmd
@@ -175,7 +177,7 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 
 	listener, err := observers.NewListener(observers.ListenerParams{
 		Pool: pool, Config: cfg, ConfigVersion: ver.ID, Enqueuer: obsriver.NewEnqueuer(client),
-		Logger: logger, Metrics: metrics, HTTPAddr: httpAddr, Version: version,
+		Logger: logger, Metrics: metrics, HTTPAddr: httpAddr, Version: version, StandbyRetry: o.StandbyRetry,
 		BeforeCommit: faultBeforeCommit(),
 		Dedup:        stores.Dedup, Cleanups: stores.Cleanups,
 	})
