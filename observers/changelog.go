@@ -42,6 +42,7 @@ type ChangeLog struct {
 	table    string
 	batchSQL string
 	getSQL   string
+	peekSQL  string
 }
 
 const changeLogColumns = `pk_entity_change_log,
@@ -78,6 +79,9 @@ WHERE (COALESCE(txid, '0'::xid8), pk_entity_change_log) > ($1::text::xid8, $2::b
 ORDER BY COALESCE(txid, '0'::xid8), pk_entity_change_log
 LIMIT $3`,
 		getSQL: `SELECT ` + changeLogColumns + ` FROM ` + q + ` WHERE pk_entity_change_log = ANY($1::bigint[])`,
+		peekSQL: `SELECT EXISTS (SELECT 1 FROM ` + q + `
+WHERE (COALESCE(txid, '0'::xid8), pk_entity_change_log) > ($1::text::xid8, $2::bigint)
+  AND COALESCE(txid, '0'::xid8) < pg_snapshot_xmin(pg_current_snapshot()))`,
 	}, nil
 }
 
@@ -126,6 +130,16 @@ func (c *ChangeLog) ReadBatch(ctx context.Context, q Querier, pos Position, limi
 		return nil, nil, pos, errors.Wrapf(err, "read change log %s", c.table)
 	}
 	return events, skipped, last, nil
+}
+
+// HasRowsAfter reports, with one read-only query, whether ReadBatch from pos
+// would return anything.
+func (c *ChangeLog) HasRowsAfter(ctx context.Context, q Querier, pos Position) (bool, error) {
+	var ok bool
+	if err := q.QueryRow(ctx, c.peekSQL, fmt.Sprint(pos.TxID), pos.Seq).Scan(&ok); err != nil {
+		return false, errors.Wrapf(err, "peek change log %s", c.table)
+	}
+	return ok, nil
 }
 
 // Get reads one change-log row by pk. A row that cannot be decoded is

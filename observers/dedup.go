@@ -70,6 +70,9 @@ func (c DedupConfig) WithDefaults() DedupConfig {
 
 // CacheConfig is the cache: block (the result cache's store).
 type CacheConfig struct {
+	// Enabled is true when the file has a cache: block: successful webhook
+	// and Slack results are then cached for TTL. Default false.
+	Enabled bool
 	Backend string        // postgres (default) or redis
 	TTL     time.Duration // default 5m
 }
@@ -182,7 +185,7 @@ func (l *loader) dedupBlock(e entry, s *storageSpec) DedupConfig {
 }
 
 func (l *loader) cacheBlock(e entry, s *storageSpec) CacheConfig {
-	var c CacheConfig
+	c := CacheConfig{Enabled: true}
 	fields, _ := l.mapping(e.value, e.keyN, "cache", cacheKeys)
 	for _, f := range fields {
 		switch f.key {

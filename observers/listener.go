@@ -82,6 +82,10 @@ type Listener struct {
 	lockKey string
 	logger  *slog.Logger
 
+	// drained is the checkpoint of a batch that found nothing; the next wake
+	// first peeks from there without a transaction. Only the lead loop uses it.
+	drained *Position
+
 	mu         sync.Mutex
 	role       Role
 	leaderFrom time.Time
@@ -265,6 +269,7 @@ func (l *Listener) campaign(ctx context.Context) error {
 // lead drains the log, then sleeps until a NOTIFY or the poll interval.
 func (l *Listener) lead(ctx context.Context, conn *pgx.Conn) error {
 	cfg := l.p.Config.Listener
+	l.drained = nil
 	for {
 		for {
 			n, err := l.processBatch(ctx)
@@ -307,6 +312,20 @@ func (l *Listener) lead(ctx context.Context, conn *pgx.Conn) error {
 func (l *Listener) processBatch(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, BatchTimeoutDefault)
 	defer cancel()
+	if l.drained != nil {
+		// Idle wakes (polls, notifications for rows still above the horizon)
+		// cost one read-only query instead of a locking transaction. Another
+		// leader can only have moved the checkpoint forward, so a stale
+		// position errs towards looking.
+		more, err := l.log.HasRowsAfter(ctx, l.p.Pool, *l.drained)
+		if err != nil {
+			return 0, err
+		}
+		if !more {
+			return 0, nil
+		}
+		l.drained = nil
+	}
 	start := time.Now()
 	tx, err := l.p.Pool.Begin(ctx)
 	if err != nil {
@@ -334,6 +353,7 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 	}
 	n := len(events) + len(skipped)
 	if n == 0 {
+		l.drained = &pos
 		return 0, nil
 	}
 

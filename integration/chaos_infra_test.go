@@ -1,0 +1,356 @@
+//go:build chaos
+
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// chaosProc is one `fraiseql-observers run` of the chaos suite. Its log goes
+// to a file (hundreds of processes come and go in a long run); the last lines
+// are kept for failure messages.
+type chaosProc struct {
+	cmd      *exec.Cmd
+	slot     int
+	logPath  string
+	started  chan struct{}
+	exited   chan struct{}
+	exitErr  error
+	killedBy bool // set before the suite kills it on purpose
+
+	mu   sync.Mutex
+	tail []string
+}
+
+func (p *chaosProc) Pid() int { return p.cmd.Process.Pid }
+
+func (p *chaosProc) isStarted() bool {
+	select {
+	case <-p.started:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *chaosProc) isExited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Tail returns the last lines the process logged.
+func (p *chaosProc) Tail() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.tail, "\n")
+}
+
+// spawnChaosProc starts `run` without waiting for it to start.
+func spawnChaosProc(dir, databaseURL, cfgPath string, slot, n int) (*chaosProc, error) {
+	logPath := filepath.Join(dir, fmt.Sprintf("run-slot%d-%03d.log", slot, n))
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(binary, "run", "--config", cfgPath, "--database-url", databaseURL,
+		"--http-addr", "127.0.0.1:0", "--log-level", "info", "--drain-timeout", "10s", "--standby-retry", "1s")
+	cmd.Stdout = io.Discard
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	p := &chaosProc{cmd: cmd, slot: slot, logPath: logPath, started: make(chan struct{}), exited: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	go func() {
+		defer f.Close()
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		var once sync.Once
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(f, line)
+			p.mu.Lock()
+			p.tail = append(p.tail, line)
+			if len(p.tail) > 30 {
+				p.tail = p.tail[len(p.tail)-30:]
+			}
+			p.mu.Unlock()
+			if strings.Contains(line, "run: started") {
+				once.Do(func() { close(p.started) })
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		p.exitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// kill SIGKILLs the process and waits (bounded) until it is gone.
+func (p *chaosProc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+	}
+}
+
+// chaosReceiver is the webhook endpoint: it records every request by
+// webhook-id, answers 500 to some and hangs on others (until the client gives
+// up, at most hangMax), and answers 200 to the rest.
+type chaosReceiver struct {
+	*httptest.Server
+	fail, hang float64 // probabilities
+	hangMax    time.Duration
+
+	mu       sync.Mutex
+	ids      map[string]*idRecord // webhook-id → what arrived under it
+	requests int
+	fails    int
+	hangs    int
+	ok       int
+	bad      []string // malformed requests
+}
+
+// idRecord is what the receiver knows about one webhook-id.
+type idRecord struct {
+	Keys      map[string]bool // (change id, observer, path) seen under this id; one expected
+	Requests  int
+	Successes int // 2xx answers
+}
+
+type chaosEnvelope struct {
+	ID       string `json:"id"`
+	Observer string `json:"observer"`
+}
+
+func newChaosReceiver(t *testing.T, fail, hang float64, hangMax time.Duration) *chaosReceiver {
+	r := &chaosReceiver{fail: fail, hang: hang, hangMax: hangMax, ids: map[string]*idRecord{}}
+	r.Server = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *chaosReceiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	id := req.Header.Get("webhook-id")
+	var env chaosEnvelope
+	if err == nil {
+		err = json.Unmarshal(body, &env)
+	}
+	if err != nil || id == "" || env.ID == "" {
+		r.mu.Lock()
+		r.bad = append(r.bad, fmt.Sprintf("%s %s webhook-id=%q err=%v body=%.200s", req.Method, req.URL.Path, id, err, body))
+		r.mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest) // permanent: the job is cancelled and the run fails
+		return
+	}
+	key := env.ID + "|" + env.Observer + "|" + req.URL.Path
+	dice := rand.Float64()
+	r.mu.Lock()
+	r.requests++
+	rec := r.ids[id]
+	if rec == nil {
+		rec = &idRecord{Keys: map[string]bool{}}
+		r.ids[id] = rec
+	}
+	rec.Keys[key] = true
+	rec.Requests++
+	switch {
+	case dice < r.fail:
+		r.fails++
+		r.mu.Unlock()
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	case dice < r.fail+r.hang:
+		r.hangs++
+		r.mu.Unlock()
+		// Bounded: the client's action timeout ends the request first.
+		select {
+		case <-req.Context().Done():
+		case <-time.After(r.hangMax):
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	rec.Successes++
+	r.ok++
+	r.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+// snapshot copies the per-id records.
+func (r *chaosReceiver) snapshot() map[string]idRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]idRecord, len(r.ids))
+	for id, rec := range r.ids {
+		keys := make(map[string]bool, len(rec.Keys))
+		for k := range rec.Keys {
+			keys[k] = true
+		}
+		out[id] = idRecord{Keys: keys, Requests: rec.Requests, Successes: rec.Successes}
+	}
+	return out
+}
+
+// tcpProxy forwards 127.0.0.1:<port> to a target (the shared Redis), so the
+// suite can break only its own connections: Cut closes every open
+// connection and refuses new ones until Restore.
+type tcpProxy struct {
+	ln     net.Listener
+	target string
+
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	down     bool
+	accepted int
+	cut      int // connections closed by Cut
+	refused  int // connections refused while down
+	wg       sync.WaitGroup
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy listen: %v", err)
+	}
+	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.acceptLoop()
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *tcpProxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *tcpProxy) acceptLoop() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.refused++
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.accepted++
+		p.mu.Unlock()
+		go p.pipe(c)
+	}
+}
+
+func (p *tcpProxy) pipe(c net.Conn) {
+	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		c.Close()
+		up.Close()
+		return
+	}
+	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	<-done
+	c.Close()
+	up.Close()
+	<-done
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, up)
+	p.mu.Unlock()
+}
+
+// Cut closes every proxied connection and refuses new ones until Restore.
+func (p *tcpProxy) Cut() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	n := 0
+	for c := range p.conns {
+		c.Close()
+		n++
+	}
+	p.cut += n / 2
+	return n / 2
+}
+
+// Restore accepts connections again.
+func (p *tcpProxy) Restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
+
+func (p *tcpProxy) stats() (accepted, cut, refused int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted, p.cut, p.refused
+}
+
+func (p *tcpProxy) Close() {
+	p.ln.Close()
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// pgIsReady waits (bounded) until pg_isready reports the server at host:port
+// accepting connections.
+func pgIsReady(ctx context.Context, host, port string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := exec.CommandContext(cctx, "pg_isready", "-q", "-h", host, "-p", port).Run()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres at %s:%s not ready after %s: %v", host, port, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
