@@ -23,6 +23,7 @@ test:
     scripts/ensure-services.sh
     go vet ./...
     go test -race -count=1 -timeout 15m ./...
+    go run ./integration/bench -quick
 
 # Run the observer with a config file (default examples/observers.yaml).
 run config="examples/observers.yaml": build
