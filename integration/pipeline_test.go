@@ -292,3 +292,44 @@ func TestCleanStopHandsOverImmediately(t *testing.T) {
 	insertChange(t, pool, "Order", "after-handover", "INSERT", `{}`)
 	recv.waitN(t, 1, 30*time.Second)
 }
+
+// When Postgres kills the leader's lock session, that leader stops reading at
+// once and leadership is taken again (by either instance); nothing is lost or
+// enqueued twice.
+func TestFailoverWhenLockSessionIsKilled(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, nil)
+	cfg := webhookConfig("", orderObserver(recv.URL))
+	ctx := context.Background()
+	a := startRun(t, url, cfg)
+	b := startRun(t, url, cfg)
+	lockHolder := func() (pid int) {
+		_ = pool.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&pid)
+		return pid
+	}
+	require.Eventually(t, func() bool { return lockHolder() != 0 }, 20*time.Second, 20*time.Millisecond)
+	var pks []int64
+	for i := range 10 {
+		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("before-", i), "INSERT", `{}`))
+	}
+	recv.waitN(t, 10, 30*time.Second)
+
+	old := lockHolder()
+	_, err := pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, old)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return strings.Contains(a.Log(), "lock session lost") || strings.Contains(b.Log(), "lock session lost")
+	}, 20*time.Second, 20*time.Millisecond, "the leader notices at once")
+	require.Eventually(t, func() bool { h := lockHolder(); return h != 0 && h != old }, 20*time.Second, 20*time.Millisecond)
+
+	for i := range 10 {
+		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("after-", i), "INSERT", `{}`))
+	}
+	recv.waitN(t, 10, 30*time.Second)
+	counts := jobCounts(t, pool)
+	for _, pk := range pks {
+		require.Equal(t, 1, counts[pk], "change %d", pk)
+	}
+}
