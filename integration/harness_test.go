@@ -275,3 +275,14 @@ func webhookConfig(extra string, observers map[string]string) string {
 	}
 	return b.String()
 }
+
+// scrape returns the process's /metrics text.
+func scrape(t *testing.T, p *proc) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.HTTPAddr + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}

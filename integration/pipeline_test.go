@@ -69,7 +69,7 @@ func TestCommitOrderNeverLosesAnEvent(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
 	recv := newReceiver(t, nil)
-	startRun(t, url, webhookConfig("", orderObserver(recv.URL)))
+	p := startRun(t, url, webhookConfig("", orderObserver(recv.URL)))
 	ctx := context.Background()
 
 	txA, err := pool.Begin(ctx)
@@ -86,6 +86,9 @@ func TestCommitOrderNeverLosesAnEvent(t *testing.T) {
 	var cp int64
 	require.NoError(t, pool.QueryRow(ctx, `SELECT event_id FROM observer_checkpoints WHERE listener_id = 'it'`).Scan(&cp))
 	require.Less(t, cp, pkA, "the checkpoint must not pass an open transaction's row")
+	require.Eventually(t, func() bool {
+		return strings.Contains(scrape(t, p), "observer_horizon_held_events 1\n")
+	}, 10*time.Second, 50*time.Millisecond, "the held-back row is visible in the metrics")
 
 	require.NoError(t, txA.Commit(ctx))
 	got := recv.waitN(t, 2, 30*time.Second)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -124,12 +123,7 @@ func TestBadRowsAreSkippedAndReported(t *testing.T) {
 	require.Contains(t, p.Log(), "listener: condition failed; treated as no match")
 
 	// The metrics say so too.
-	resp, err := http.Get("http://" + p.HTTPAddr + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	metrics := string(body)
+	metrics := scrape(t, p)
 	require.Contains(t, metrics, `observer_events_skipped_total{reason="unknown_kind"} 1`)
 	require.Contains(t, metrics, `observer_events_skipped_total{reason="bad_payload"} 1`)
 	require.Contains(t, metrics, `observer_condition_errors_total{observer="typed"} 1`)

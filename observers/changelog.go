@@ -81,7 +81,11 @@ LIMIT $3`,
 		getSQL: `SELECT ` + changeLogColumns + ` FROM ` + q + ` WHERE pk_entity_change_log = ANY($1::bigint[])`,
 		peekSQL: `SELECT EXISTS (SELECT 1 FROM ` + q + `
 WHERE (COALESCE(txid, '0'::xid8), pk_entity_change_log) > ($1::text::xid8, $2::bigint)
-  AND COALESCE(txid, '0'::xid8) < pg_snapshot_xmin(pg_current_snapshot()))`,
+  AND COALESCE(txid, '0'::xid8) < pg_snapshot_xmin(pg_current_snapshot())),
+(SELECT count(*) FROM (SELECT 1 FROM ` + q + `
+WHERE (COALESCE(txid, '0'::xid8), pk_entity_change_log) > ($1::text::xid8, $2::bigint)
+  AND COALESCE(txid, '0'::xid8) >= pg_snapshot_xmin(pg_current_snapshot())
+LIMIT ` + fmt.Sprint(HeldCountLimit) + `) held)`,
 	}, nil
 }
 
@@ -132,14 +136,18 @@ func (c *ChangeLog) ReadBatch(ctx context.Context, q Querier, pos Position, limi
 	return events, skipped, last, nil
 }
 
-// HasRowsAfter reports, with one read-only query, whether ReadBatch from pos
-// would return anything.
-func (c *ChangeLog) HasRowsAfter(ctx context.Context, q Querier, pos Position) (bool, error) {
-	var ok bool
-	if err := q.QueryRow(ctx, c.peekSQL, fmt.Sprint(pos.TxID), pos.Seq).Scan(&ok); err != nil {
-		return false, errors.Wrapf(err, "peek change log %s", c.table)
+// HeldCountLimit caps the count of rows held back by the horizon.
+const HeldCountLimit = 10000
+
+// Peek reports, with one read-only query, whether ReadBatch from pos would
+// return anything, and how many committed rows after pos the transaction
+// horizon still holds back (up to HeldCountLimit): a long-open transaction
+// shows up there before anyone wonders why nothing is delivered.
+func (c *ChangeLog) Peek(ctx context.Context, q Querier, pos Position) (ready bool, held int64, err error) {
+	if err := q.QueryRow(ctx, c.peekSQL, fmt.Sprint(pos.TxID), pos.Seq).Scan(&ready, &held); err != nil {
+		return false, 0, errors.Wrapf(err, "peek change log %s", c.table)
 	}
-	return ok, nil
+	return ready, held, nil
 }
 
 // Get reads one change-log row by pk. A row that cannot be decoded is

@@ -317,10 +317,11 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 		// cost one read-only query instead of a locking transaction. Another
 		// leader can only have moved the checkpoint forward, so a stale
 		// position errs towards looking.
-		more, err := l.log.HasRowsAfter(ctx, l.p.Pool, *l.drained)
+		more, held, err := l.log.Peek(ctx, l.p.Pool, *l.drained)
 		if err != nil {
 			return 0, err
 		}
+		l.p.Metrics.HorizonHeldEvents.Set(float64(held))
 		if !more {
 			return 0, nil
 		}

@@ -14,22 +14,22 @@ import (
 // Metrics are the pipeline's Prometheus metrics. Names follow the dashboards
 // shipped in deploy/ (observer_*).
 type Metrics struct {
-	EventsProcessed  prometheus.Counter     // change-log rows read and checkpointed
-	EventsSkipped    *prometheus.CounterVec // rows recorded in observer_skipped_events, by reason
-	EventsMatched    prometheus.Counter     // rows that matched at least one observer
-	ConditionErrors  *prometheus.CounterVec // condition runtime errors, by observer
-	JobsEnqueued     *prometheus.CounterVec // jobs inserted, by action type
-	Batches          prometheus.Counter     // enqueue transactions committed
-	BatchDuration    prometheus.Histogram   // time of one enqueue transaction
-	BatchErrors      prometheus.Counter     // enqueue transactions that failed (and will be replayed)
-	ActionsExecuted  *prometheus.CounterVec // delivery attempts, by action type and observer
-	ActionsFailed    *prometheus.CounterVec // failed attempts, by action type, observer and class (transient|permanent)
-	ActionDuration   *prometheus.HistogramVec
-	IsLeader         prometheus.Gauge   // 1 while this instance leads its listener group
-	CheckpointSeq    prometheus.Gauge   // pk of the last checkpointed change
-	CheckpointTxID   prometheus.Gauge   // txid of the last checkpointed change
-	LeaderChanges    prometheus.Counter // times this instance became leader
-	HorizonLagEvents prometheus.Gauge   // rows committed after the checkpoint that the horizon still holds back (sampled)
+	EventsProcessed   prometheus.Counter     // change-log rows read and checkpointed
+	EventsSkipped     *prometheus.CounterVec // rows recorded in observer_skipped_events, by reason
+	EventsMatched     prometheus.Counter     // rows that matched at least one observer
+	ConditionErrors   *prometheus.CounterVec // condition runtime errors, by observer
+	JobsEnqueued      *prometheus.CounterVec // jobs inserted, by action type
+	Batches           prometheus.Counter     // enqueue transactions committed
+	BatchDuration     prometheus.Histogram   // time of one enqueue transaction
+	BatchErrors       prometheus.Counter     // enqueue transactions that failed (and will be replayed)
+	ActionsExecuted   *prometheus.CounterVec // delivery attempts, by action type and observer
+	ActionsFailed     *prometheus.CounterVec // failed attempts, by action type, observer and class (transient|permanent)
+	ActionDuration    *prometheus.HistogramVec
+	IsLeader          prometheus.Gauge   // 1 while this instance leads its listener group
+	CheckpointSeq     prometheus.Gauge   // pk of the last checkpointed change
+	CheckpointTxID    prometheus.Gauge   // txid of the last checkpointed change
+	LeaderChanges     prometheus.Counter // times this instance became leader
+	HorizonHeldEvents prometheus.Gauge   // rows committed after the checkpoint that the horizon still holds back (sampled)
 
 	DedupSkips   prometheus.Counter     // matched events not enqueued: their content key was seen within the window
 	DedupErrors  *prometheus.CounterVec // dedup backend failures, by backend
@@ -91,8 +91,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		LeaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "observer_leader_acquired_total", Help: "Times this instance became the leader of its listener group.",
 		}),
-		HorizonLagEvents: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "observer_horizon_held_events", Help: "Committed change-log rows after the checkpoint that the transaction horizon still holds back (sampled when the log looks drained).",
+		HorizonHeldEvents: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "observer_horizon_held_events", Help: "Committed change-log rows after the checkpoint that the transaction horizon still holds back (a long-open transaction); sampled whenever the leader finds nothing to read.",
 		}),
 		DedupSkips: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "observer_dedup_skips_total", Help: "Matched events not enqueued because the same content was seen within the dedup window.",
@@ -117,7 +117,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.EventsProcessed, m.EventsSkipped, m.EventsMatched, m.ConditionErrors,
 			m.JobsEnqueued, m.Batches, m.BatchDuration, m.BatchErrors, m.ActionsExecuted,
 			m.ActionsFailed, m.ActionDuration, m.IsLeader, m.CheckpointSeq, m.CheckpointTxID,
-			m.LeaderChanges, m.HorizonLagEvents,
+			m.LeaderChanges, m.HorizonHeldEvents,
 			m.DedupSkips, m.DedupErrors, m.CacheHits, m.CacheMisses, m.CacheHitRate, m.CacheErrors)
 	}
 	return m
