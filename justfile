@@ -24,6 +24,14 @@ test:
     go vet ./...
     go test -race -count=1 -timeout 15m ./...
     go run ./integration/bench -quick
+    CHAOS_DURATION=60s go test -tags chaos -run TestChaos -count=1 -timeout 10m -v ./integration/
+
+# The chaos suite for 10 minutes: three instances under SIGKILLs, a leader
+# kill, a Postgres restart and a Redis cut; nothing may be lost or stuck.
+# It restarts the Postgres cluster ($CHAOS_PG_CLUSTER, default "<ver> main").
+chaos:
+    scripts/ensure-services.sh
+    CHAOS_DURATION=10m go test -tags chaos -run TestChaos -count=1 -timeout 30m -v ./integration/
 
 # Run the observer with a config file (default examples/observers.yaml).
 run config="examples/observers.yaml": build

@@ -686,8 +686,13 @@ func TestChaos(t *testing.T) {
 
 	// The assertions.
 	require.Empty(t, recv.bad, "malformed webhook requests")
-	require.True(t, drained, "not drained after %s: checkpoint %d, last change %d, jobs left: %v\n%s",
-		drainTimeout, cp, lastPk, pendingStates, stuckJobs(ctx, s.pool))
+	hint := ""
+	if pendingStates["running"] > 0 {
+		hint = "jobs left 'running' by a SIGKILLed instance wait for River's job rescuer " +
+			"(RescueStuckJobsAfter, 1h unless the River client sets it)\n"
+	}
+	require.True(t, drained, "not drained after %s: checkpoint %d, last change %d, jobs left: %v\n%s%s",
+		drainTimeout, cp, lastPk, pendingStates, hint, stuckJobs(ctx, s.pool))
 	require.NotEmpty(t, changeIDs, "the writer wrote nothing")
 	for _, st := range []string{"available", "running", "retryable", "scheduled", "pending", "discarded", "cancelled"} {
 		require.Zero(t, states[st], "jobs %s: %v\n%s", st, states, stuckJobs(ctx, s.pool))

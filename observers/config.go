@@ -75,6 +75,11 @@ type Config struct {
 	// CircuitBreaker is the top-level circuit_breaker: block with defaults
 	// applied; each webhook action's own block overrides it field by field.
 	CircuitBreaker CircuitBreakerConfig
+	// CircuitBreakerBackend is circuit_breaker.backend: where every
+	// instance shares the breakers' state, postgres (default) or redis
+	// (needs redis.url). `status` reads the breakers from Postgres either
+	// way: the Redis store mirrors each state write there.
+	CircuitBreakerBackend string
 	// SMTP is the top-level smtp: block with defaults applied; nil when the
 	// file has none (it is required when any email action exists).
 	SMTP      *SMTPConfig

@@ -1,6 +1,7 @@
 package observers
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"regexp"
@@ -22,7 +23,7 @@ var (
 		"body_template", "timeout", "method", "signature", "circuit_breaker"}
 	retryKeys   = []string{"max_attempts", "initial_delay", "max_delay", "backoff_strategy"}
 	breakerKeys = []string{"enabled", "failure_threshold", "success_threshold", "timeout", "sample_size",
-		"min_requests", "window"}
+		"min_requests", "window", "backend"} // backend: top level only
 )
 
 const durationHint = "use a duration with a unit, such as 500ms, 30s, 5m or 1h"
@@ -451,6 +452,8 @@ type breakerSpec struct {
 	sampleSize       *int
 	minRequests      *int
 	window           *time.Duration
+	backend          string   // top level only: where the state is shared
+	backendAt        ast.Node // its value, for messages
 }
 
 func (l *loader) circuitBreaker(e entry, where string) *breakerSpec {
@@ -477,6 +480,14 @@ func (l *loader) circuitBreaker(e entry, where string) *breakerSpec {
 			s.sampleSize = nonZero(l.positiveInt(f, w))
 		case "min_requests":
 			s.minRequests = nonZero(l.positiveInt(f, w))
+		case "backend":
+			if where != "circuit_breaker" {
+				l.errorf(f.keyN, w+": the state store is chosen once, for every breaker",
+					"move backend: to the top-level circuit_breaker: block")
+				continue
+			}
+			s.backendAt = f.value
+			s.backend = l.oneOf(f, w, storageBackends) // dedup.go
 		}
 	}
 	return s
@@ -521,6 +532,14 @@ func derefOr[T any](p *T, def T) T {
 func (l *loader) mergeBreakers(cfg *Config, global *breakerSpec) {
 	cfg.CircuitBreaker = global.over(CircuitBreakerConfig{}).WithDefaults()
 	l.checkBreaker(global, cfg.CircuitBreaker)
+	if global != nil {
+		cfg.CircuitBreakerBackend = global.backend
+	}
+	cfg.CircuitBreakerBackend = cmp.Or(cfg.CircuitBreakerBackend, BackendPostgres)
+	if cfg.CircuitBreakerBackend == BackendRedis && cfg.Redis.URL == "" {
+		l.errorf(global.backendAt, "circuit_breaker.backend is redis but redis.url is not set",
+			"add a top-level redis: {url: redis://127.0.0.1:6379/0}, or use backend: postgres")
+	}
 	for _, o := range cfg.Observers {
 		for i := range o.Actions {
 			w := o.Actions[i].Webhook

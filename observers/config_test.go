@@ -514,3 +514,29 @@ func TestConfigActionErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigCircuitBreakerBackend(t *testing.T) {
+	t.Parallel()
+	const obs = "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhook, url: 'https://a/'}]\n"
+	cfg, diags, err := Parse("none.yaml", []byte(obs))
+	require.NoError(t, err, "%v", diags)
+	require.Equal(t, BackendPostgres, cfg.CircuitBreakerBackend, "postgres by default")
+
+	cfg, diags, err = Parse("redis.yaml", []byte("redis: {url: 'redis://127.0.0.1:6379/0'}\ncircuit_breaker: {backend: Redis, timeout: 5s}\n"+obs))
+	require.NoError(t, err, "%v", diags)
+	require.Empty(t, diags)
+	require.Equal(t, BackendRedis, cfg.CircuitBreakerBackend)
+	require.Equal(t, 5*time.Second, cfg.Observer("o").Actions[0].Webhook.CircuitBreaker.Timeout, "the other fields still apply")
+
+	action := "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions:\n      - type: webhook\n        url: https://a/\n        circuit_breaker: "
+	for src, want := range map[string]string{
+		"circuit_breaker: {backend: redis}\n" + obs:     "x.yaml:1:28: circuit_breaker.backend is redis but redis.url is not set",
+		"circuit_breaker: {backend: memcached}\n" + obs: `x.yaml:1:28: unknown circuit_breaker.backend "memcached"`,
+		action + "{backend: postgres}\n":                "x.yaml:8:27: observers.o.actions[0].circuit_breaker.backend: the state store is chosen once, for every breaker",
+	} {
+		_, diags, err := Parse("x.yaml", []byte(src))
+		require.Error(t, err, src)
+		require.NotEmpty(t, diags.Errors(), src)
+		require.Equal(t, want, firstLine(diags.Errors()[0].String()), src)
+	}
+}

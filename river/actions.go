@@ -25,12 +25,21 @@ func (w *ActionWorker) slack(ctx context.Context, v *Version, o *observers.Obser
 	if err != nil {
 		return permanent(errors.Wrap(err, "slack: encode message"))
 	}
+	key := w.results.slackKey(v, o, ev, url, body)
+	hit, release := w.results.lookup(ctx, key)
+	if hit {
+		return nil
+	}
+	defer release()
 	permit, err := w.breakerAllow(ctx, url, v.Config.CircuitBreaker)
 	if err != nil {
 		return err // a snooze: the endpoint's breaker is open
 	}
 	err = w.webhooks.SendSlack(ctx, url, body, sa.Timeout)
 	permit.Done(ctx, err)
+	if err == nil {
+		w.results.save(ctx, v, key, 0)
+	}
 	return err
 }
 

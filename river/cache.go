@@ -49,6 +49,9 @@ func newResultCache(store storage.Cache, logger *slog.Logger) *resultCache {
 	if store == nil {
 		return nil
 	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	return &resultCache{store: store, logger: logger, inflight: map[string]chan struct{}{}}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/storage"
 )
 
 // ClientParams configures the River client of a `run` process.
@@ -25,6 +26,7 @@ type ClientParams struct {
 	Metrics  *observers.Metrics
 	Logger   *slog.Logger
 	Getenv   func(string) (string, bool) // default os.LookupEnv
+	Cache    storage.Cache               // action result cache (see WorkerParams.Cache); nil: none
 	// InsertOnly builds a client that enqueues but works no jobs.
 	InsertOnly bool
 }
@@ -50,7 +52,7 @@ func NewClient(p ClientParams) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, NewActionWorker(WorkerParams{
 		Pool: p.Pool, Configs: p.Configs, Webhooks: p.Webhooks, Mailer: p.Mailer, Breakers: p.Breakers,
-		Metrics: p.Metrics, Logger: p.Logger, Getenv: p.Getenv,
+		Metrics: p.Metrics, Logger: p.Logger, Getenv: p.Getenv, Cache: p.Cache,
 	}))
 	rc := &river.Config{
 		Logger:                      p.Logger.With(slog.String("component", "river")),

@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/storage"
 )
 
 // timeoutMargin is added to an action's own timeout for River's job timeout,
@@ -35,6 +36,7 @@ type ActionWorker struct {
 	logger   *slog.Logger
 	getenv   func(string) (string, bool)
 	events   *eventLoader
+	results  *resultCache // cache.go; nil: no result cache
 
 	// retryAt carries a receiver's Retry-After from Work to NextRetry, which
 	// River calls right after Work returns, in the same process.
@@ -51,6 +53,9 @@ type WorkerParams struct {
 	Metrics  *observers.Metrics
 	Logger   *slog.Logger
 	Getenv   func(string) (string, bool) // default os.LookupEnv
+	// Cache stores action results when a config version has a cache:
+	// block (instrumented: observers.InstrumentCache); nil: never cached.
+	Cache storage.Cache
 }
 
 // NewActionWorker builds the worker.
@@ -61,7 +66,7 @@ func NewActionWorker(p WorkerParams) *ActionWorker {
 	return &ActionWorker{
 		pool: p.Pool, configs: p.Configs, webhooks: p.Webhooks, mailer: p.Mailer,
 		metrics: p.Metrics, logger: p.Logger, getenv: p.Getenv, breakers: p.Breakers,
-		events: newEventLoader(p.Pool),
+		events: newEventLoader(p.Pool), results: newResultCache(p.Cache, p.Logger),
 	}
 }
 
@@ -188,11 +193,17 @@ func (w *ActionWorker) webhook(ctx context.Context, v *Version, o *observers.Obs
 	} else if body, err = json.Marshal(ev.Envelope(o.Name)); err != nil {
 		return permanent(errors.Wrap(err, "encode event envelope"))
 	}
+	key := w.results.webhookKey(v, o, idx, ev, url, body)
+	hit, release := w.results.lookup(ctx, key)
+	if hit {
+		return nil
+	}
+	defer release()
 	permit, err := w.breakerAllow(ctx, url, wa.CircuitBreaker)
 	if err != nil {
 		return err // a snooze: the endpoint's breaker is open
 	}
-	_, err = w.webhooks.Send(ctx, observers.WebhookRequest{
+	resp, err := w.webhooks.Send(ctx, observers.WebhookRequest{
 		URL:       url,
 		Method:    wa.Method,
 		Headers:   wa.Headers,
@@ -203,6 +214,9 @@ func (w *ActionWorker) webhook(ctx context.Context, v *Version, o *observers.Obs
 		Timeout:   wa.Timeout,
 	})
 	permit.Done(ctx, err)
+	if err == nil {
+		w.results.save(ctx, v, key, resp.StatusCode)
+	}
 	return err
 }
 

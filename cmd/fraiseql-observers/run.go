@@ -137,15 +137,22 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 		AllowPrivateTargets: cfg.AllowPrivateTargets,
 		UserAgent:           "fraiseql-observers/" + version,
 	})
+	mailer := observers.NewMailer(observers.MailerConfig{Getenv: os.LookupEnv})
+	stores, err := openStores(ctx, cfg, pool, metrics, logger)
+	if err != nil {
+		return withExitCode(exitFailure, err)
+	}
+	defer stores.Close()
 	breakers, err := observers.NewBreakerRegistry(observers.BreakerRegistryConfig{
-		Store: postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{}), Metrics: observers.NewBreakerMetrics(reg), Logger: logger,
+		Store: stores.Breaker, Metrics: observers.NewBreakerMetrics(reg), Logger: logger,
 	})
 	if err != nil {
 		return withExitCode(exitFailure, err)
 	}
-	mailer := observers.NewMailer(observers.MailerConfig{Getenv: os.LookupEnv})
+
 	client, err := obsriver.NewClient(obsriver.ClientParams{
 		Pool: pool, Config: cfg, Configs: configs, Webhooks: webhooks, Mailer: mailer, Breakers: breakers, Metrics: metrics, Logger: logger,
+		Cache: stores.Cache, // used for versions with a cache: block
 	})
 	if err != nil {
 		return withExitCode(exitFailure, err)
@@ -168,12 +175,6 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 			}
 		}()
 	}
-
-	stores, err := openStores(ctx, cfg, pool, metrics, logger)
-	if err != nil {
-		return withExitCode(exitFailure, err)
-	}
-	defer stores.Close()
 
 	listener, err := observers.NewListener(observers.ListenerParams{
 		Pool: pool, Config: cfg, ConfigVersion: ver.ID, Enqueuer: obsriver.NewEnqueuer(client),
@@ -222,14 +223,15 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 
 // daemonStores are the storage layers chosen by the configuration.
 type daemonStores struct {
-	Dedup    storage.Dedup // nil when dedup is off
-	Cache    storage.Cache // instrumented; for the action result cache (not wired yet)
+	Dedup    storage.Dedup        // nil when dedup is off
+	Cache    storage.Cache        // instrumented; the action result cache (river/cache.go)
+	Breaker  storage.BreakerStore // circuit-breaker state (circuit_breaker.backend)
 	Cleanups []func(context.Context) error
 	Close    func()
 }
 
 // openStores makes the Redis client (when redis.url is set; one client for
-// every Redis-backed layer) and the dedup and cache stores. An unreachable
+// every Redis-backed layer) and the dedup, cache and breaker stores. An unreachable
 // Redis is logged, not fatal: dedup.on_error decides at each batch.
 func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, m *observers.Metrics, logger *slog.Logger) (*daemonStores, error) {
 	s := &daemonStores{Close: func() {}}
@@ -250,6 +252,14 @@ func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, 
 		} else {
 			s.Dedup = postgres.NewDedup(pool, postgres.DedupConfig{Window: cfg.Dedup.Window})
 		}
+	}
+	pgBreaker := postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{})
+	s.Breaker = pgBreaker
+	if cfg.CircuitBreakerBackend == observers.BackendRedis {
+		// status reads observer_circuit_breakers: mirror each state write there.
+		s.Breaker = storeredis.NewBreakerStore(rdb, storeredis.BreakerStoreConfig{
+			Prefix: cfg.Redis.KeyPrefix + "breaker:", Mirror: pgBreaker.SetData, Logger: logger,
+		})
 	}
 	if cfg.Cache.Backend == observers.BackendRedis {
 		s.Cache = observers.InstrumentCache(storeredis.NewCache(rdb, storeredis.CacheConfig{Prefix: cfg.Redis.KeyPrefix + "cache:"}), m)
