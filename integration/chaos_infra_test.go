@@ -5,21 +5,29 @@ package integration
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
 )
 
 // chaosProc is one `fraiseql-observers run` of the chaos suite. Its log goes
@@ -170,7 +178,7 @@ func (r *chaosReceiver) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	key := env.ID + "|" + env.Observer + "|" + req.URL.Path
-	dice := rand.Float64()
+	dice := mrand.Float64()
 	r.mu.Lock()
 	r.requests++
 	rec := r.ids[id]
@@ -201,6 +209,20 @@ func (r *chaosReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.ok++
 	r.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
+}
+
+// counts returns the request counts: all, answered 500, hung, answered 200.
+func (r *chaosReceiver) counts() (requests, fails, hangs, ok int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.requests, r.fails, r.hangs, r.ok
+}
+
+// malformed returns the requests that were not well-formed deliveries.
+func (r *chaosReceiver) malformed() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.bad...)
 }
 
 // snapshot copies the per-id records.
@@ -352,5 +374,139 @@ func pgIsReady(ctx context.Context, host, port string, timeout time.Duration) er
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
+	}
+}
+
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	if v := os.Getenv(name); v != "" {
+		d, err := time.ParseDuration(v)
+		require.NoError(t, err, name)
+		return d
+	}
+	return def
+}
+
+// defaultCluster is "<first version in /etc/postgresql> main".
+func defaultCluster() string {
+	ents, err := os.ReadDir("/etc/postgresql")
+	ver := "15"
+	if err == nil {
+		var names []string
+		for _, e := range ents {
+			if e.IsDir() {
+				names = append(names, e.Name())
+			}
+		}
+		slices.Sort(names)
+		if len(names) > 0 {
+			ver = names[0]
+		}
+	}
+	return ver + " main"
+}
+
+func indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func fmtDur(d time.Duration) string {
+	if d < 0 {
+		return "NEVER"
+	}
+	return d.String()
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// jobStates counts River jobs by state (only the given states when any);
+// nil when the query failed.
+func jobStates(ctx context.Context, pool *pgxpool.Pool, only ...string) map[string]int {
+	if only == nil {
+		only = []string{} // NULL would match nothing
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rows, err := pool.Query(qctx, `SELECT state::text, count(*) FROM river_job
+		WHERE cardinality($1::text[]) = 0 OR state::text = ANY($1) GROUP BY 1`, only)
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if rows.Scan(&st, &n) != nil {
+			return nil
+		}
+		out[st] = n
+	}
+	if rows.Err() != nil {
+		return nil
+	}
+	return out
+}
+
+// stuckJobs describes up to ten jobs that are not completed.
+func stuckJobs(ctx context.Context, pool *pgxpool.Pool) string {
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rows, err := pool.Query(qctx, `SELECT id, state::text, attempt, max_attempts, coalesce(attempted_at::text, ''),
+		coalesce(attempted_by::text, ''), coalesce(errors[array_length(errors, 1)]::text, '')
+		FROM river_job WHERE state <> 'completed' ORDER BY id LIMIT 10`)
+	if err != nil {
+		return "stuck jobs: " + err.Error()
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id int64
+		var st, at, by, lastErr string
+		var attempt, maxAttempts int
+		if err := rows.Scan(&id, &st, &attempt, &maxAttempts, &at, &by, &lastErr); err != nil {
+			return b.String() + err.Error()
+		}
+		fmt.Fprintf(&b, "  job %d %s attempt %d/%d attempted_at %s by %s last error %.300s\n", id, st, attempt, maxAttempts, at, by, lastErr)
+	}
+	return b.String()
+}
+
+// adminExecURL runs one statement on the admin database (bounded).
+func adminExecURL(t *testing.T, adminURL, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, adminURL)
+	require.NoError(t, err, "connect %s", adminURL)
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, sql)
+	require.NoError(t, err, sql)
+}
+
+// deleteRedisPrefix removes the run's keys from the shared Redis (they would
+// expire by TTL anyway).
+func deleteRedisPrefix(rdb *goredis.Client, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	iter := rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+		if len(keys) == 500 {
+			rdb.Del(ctx, keys...)
+			keys = keys[:0]
+		}
+	}
+	if len(keys) > 0 {
+		rdb.Del(ctx, keys...)
 	}
 }

@@ -4,8 +4,6 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	mrand "math/rand/v2"
@@ -81,240 +79,6 @@ observers:
 `, chaosListenerID, recvURL, redisAddr, prefix, chaosEntity)
 }
 
-// failover is one leader death and the new leader row that followed it.
-type failover struct {
-	At      time.Duration // since the chaos phase began
-	Took    time.Duration // kill → new leader row seen; <0: none within failoverBound
-	OldPid  int
-	NewPid  int
-	Planned bool // the suite aimed at the leader (else a random kill hit it)
-}
-
-// chaosSuite holds the processes and everything the report counts.
-type chaosSuite struct {
-	t        *testing.T
-	dir      string
-	procURL  string
-	cfgPath  string
-	pool     *pgxpool.Pool
-	pgHost   string
-	pgPort   string
-	pgVer    string
-	pgName   string
-	began    time.Time
-	stopSupv chan struct{}
-	supvDone chan struct{}
-
-	mu            sync.Mutex
-	slots         [chaosInstances]*chaosProc
-	lastSpawn     [chaosInstances]time.Time
-	all           []*chaosProc
-	spawns        int
-	instanceKills int
-	leaderKills   int
-	startupExits  int // exited before "run: started" without being killed (e.g. Postgres down)
-	crashExits    int // exited after starting without being killed
-	exitNotes     []string
-	failovers     []failover
-}
-
-func (s *chaosSuite) spawnLocked(slot int) {
-	s.spawns++
-	p, err := spawnChaosProc(s.dir, s.procURL, s.cfgPath, slot, s.spawns)
-	if err != nil {
-		s.t.Errorf("spawn run: %v", err)
-		return
-	}
-	s.slots[slot] = p
-	s.lastSpawn[slot] = time.Now()
-	s.all = append(s.all, p)
-}
-
-// supervise restarts any process that exited without being killed by the
-// suite (and counts it), like a killed one.
-func (s *chaosSuite) supervise() {
-	defer close(s.supvDone)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-s.stopSupv:
-			return
-		case <-tick.C:
-		}
-		s.mu.Lock()
-		for i, p := range s.slots {
-			if p == nil || !p.isExited() || p.killedBy {
-				continue
-			}
-			if time.Since(s.lastSpawn[i]) < 500*time.Millisecond {
-				continue // back off while Postgres is down
-			}
-			p.killedBy = true // counted once
-			if p.isStarted() {
-				s.crashExits++
-				s.exitNotes = append(s.exitNotes, fmt.Sprintf("t+%s pid %d exited after starting: %v (log %s)\n%s",
-					s.since(), p.Pid(), p.exitErr, p.logPath, indent(p.Tail())))
-			} else {
-				s.startupExits++
-			}
-			s.spawnLocked(i)
-		}
-		s.mu.Unlock()
-	}
-}
-
-func (s *chaosSuite) since() time.Duration { return time.Since(s.began).Round(time.Millisecond) }
-
-func (s *chaosSuite) livePids() []int32 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var pids []int32
-	for _, p := range s.slots {
-		if p != nil && !p.isExited() {
-			pids = append(pids, int32(p.Pid()))
-		}
-	}
-	return pids
-}
-
-// leader returns the pid of the live instance whose row says it leads.
-func (s *chaosSuite) leader(ctx context.Context, after time.Time, not int) (int, bool) {
-	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	var pid int32
-	err := s.pool.QueryRow(qctx, `SELECT pid FROM observer_listeners
-		WHERE listener_id = $1 AND role = 'leader' AND pid = ANY($2) AND pid <> $3 AND leader_since > $4
-		ORDER BY leader_since DESC LIMIT 1`, chaosListenerID, s.livePids(), not, after).Scan(&pid)
-	return int(pid), err == nil
-}
-
-// waitLeader polls (every 20ms, at most bound) for a leader row.
-func (s *chaosSuite) waitLeader(ctx context.Context, after time.Time, not int, bound time.Duration) (int, time.Time, bool) {
-	deadline := time.Now().Add(bound)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if pid, ok := s.leader(ctx, after, not); ok {
-			return pid, time.Now(), true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return 0, time.Time{}, false
-}
-
-// kill SIGKILLs the instance in slot and restarts it at once; when it was the
-// leader it measures the failover.
-func (s *chaosSuite) kill(ctx context.Context, slot int, planned bool) {
-	s.mu.Lock()
-	p := s.slots[slot]
-	p.killedBy = true
-	s.mu.Unlock()
-	victim := p.Pid()
-	wasLeader, _ := s.leaderPid(ctx)
-	at := time.Now()
-	p.kill()
-	s.mu.Lock()
-	s.instanceKills++
-	if wasLeader == victim {
-		s.leaderKills++
-	}
-	s.spawnLocked(slot)
-	s.mu.Unlock()
-	if wasLeader != victim {
-		return
-	}
-	f := failover{At: at.Sub(s.began).Round(time.Millisecond), OldPid: victim, Planned: planned, Took: -1}
-	if pid, seen, ok := s.waitLeader(ctx, at, victim, failoverBound); ok {
-		f.NewPid, f.Took = pid, seen.Sub(at).Round(time.Millisecond)
-	} else {
-		s.t.Errorf("no new leader within %s after killing leader pid %d at t+%s", failoverBound, victim, f.At)
-	}
-	s.mu.Lock()
-	s.failovers = append(s.failovers, f)
-	s.mu.Unlock()
-}
-
-func (s *chaosSuite) leaderPid(ctx context.Context) (int, bool) {
-	return s.leader(ctx, time.Time{}, 0)
-}
-
-// killLeader waits (bounded) for a leader and kills it.
-func (s *chaosSuite) killLeader(ctx context.Context) bool {
-	pid, _, ok := s.waitLeader(ctx, time.Time{}, 0, failoverBound)
-	if !ok {
-		s.t.Errorf("no leader to kill at t+%s", s.since())
-		return false
-	}
-	s.mu.Lock()
-	slot := -1
-	for i, p := range s.slots {
-		if p != nil && p.Pid() == pid {
-			slot = i
-		}
-	}
-	s.mu.Unlock()
-	if slot < 0 {
-		return false
-	}
-	s.kill(ctx, slot, true)
-	return true
-}
-
-// pgRestart is what the Postgres restart measured.
-type pgRestart struct {
-	At       time.Duration
-	Ready    time.Duration // restart command start → pg_isready
-	Leader   time.Duration // → a leader row newer than the restart
-	Pipeline time.Duration // → checkpoint past a row written after the restart
-}
-
-func (s *chaosSuite) restartPostgres(ctx context.Context) (r pgRestart) {
-	t0 := time.Now()
-	r.At = t0.Sub(s.began).Round(time.Millisecond)
-	r.Ready, r.Leader, r.Pipeline = -1, -1, -1
-	cctx, cancel := context.WithTimeout(ctx, recoveryBound)
-	out, err := exec.CommandContext(cctx, "pg_ctlcluster", "--skip-systemctl-redirect", s.pgVer, s.pgName, "restart").CombinedOutput()
-	cancel()
-	if err != nil {
-		s.t.Errorf("pg_ctlcluster %s %s restart: %v\n%s", s.pgVer, s.pgName, err, out)
-	}
-	if err := pgIsReady(ctx, s.pgHost, s.pgPort, recoveryBound); err != nil {
-		s.t.Errorf("after restart: %v", err)
-		return r
-	}
-	r.Ready = time.Since(t0).Round(time.Millisecond)
-	var horizon int64
-	require.Eventually(s.t, func() bool {
-		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
-		return s.pool.QueryRow(qctx, `SELECT coalesce(max(pk_entity_change_log), 0) FROM core.tb_entity_change_log`).Scan(&horizon) == nil
-	}, recoveryBound, 100*time.Millisecond, "the test pool reconnects after the restart")
-	if _, seen, ok := s.waitLeader(ctx, t0, 0, recoveryBound); ok {
-		r.Leader = seen.Sub(t0).Round(time.Millisecond)
-	} else {
-		s.t.Errorf("no leader within %s of the Postgres restart", recoveryBound)
-	}
-	deadline := time.Now().Add(recoveryBound)
-	for time.Now().Before(deadline) {
-		if cp, err := s.checkpoint(ctx); err == nil && cp > horizon {
-			r.Pipeline = time.Since(t0).Round(time.Millisecond)
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if r.Pipeline < 0 {
-		s.t.Errorf("the checkpoint did not pass change %d within %s of the Postgres restart", horizon, recoveryBound)
-	}
-	return r
-}
-
-func (s *chaosSuite) checkpoint(ctx context.Context) (int64, error) {
-	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	var cp int64
-	err := s.pool.QueryRow(qctx, `SELECT event_id FROM observer_checkpoints WHERE listener_id = $1`, chaosListenerID).Scan(&cp)
-	return cp, err
-}
-
 // chaosDuration is -chaos.duration, else $CHAOS_DURATION, else 60s.
 func chaosDuration(t *testing.T) time.Duration {
 	if *chaosDurationFlag > 0 {
@@ -326,42 +90,6 @@ func chaosDuration(t *testing.T) time.Duration {
 		return d
 	}
 	return 60 * time.Second
-}
-
-func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
-	if v := os.Getenv(name); v != "" {
-		d, err := time.ParseDuration(v)
-		require.NoError(t, err, name)
-		return d
-	}
-	return def
-}
-
-// defaultCluster is "<first version in /etc/postgresql> main".
-func defaultCluster() string {
-	ents, err := os.ReadDir("/etc/postgresql")
-	ver := "15"
-	if err == nil {
-		var names []string
-		for _, e := range ents {
-			if e.IsDir() {
-				names = append(names, e.Name())
-			}
-		}
-		slices.Sort(names)
-		if len(names) > 0 {
-			ver = names[0]
-		}
-	}
-	return ver + " main"
-}
-
-func indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // TestChaos runs three instances under faults (SIGKILLs, a leader kill, a
@@ -650,7 +378,8 @@ func TestChaos(t *testing.T) {
 	fmt.Fprintf(&b, "  events:                %d (writer: %d ok, %d failed inserts, %d/s)\n", len(changeIDs), writes.Load(), writeErrs.Load(), rate)
 	fmt.Fprintf(&b, "  expected deliveries:   %d (%d events x %d actions)\n", len(expected), len(changeIDs), len(chaosActions))
 	fmt.Fprintf(&b, "  deliveries seen:       %d of %d pairs got a 2xx; %d distinct webhook-ids\n", len(deliveredKeys), len(expected), len(seen))
-	fmt.Fprintf(&b, "  requests:              %d (%d answered 500, %d left hanging, %d answered 200)\n", requests, recv.fails, recv.hangs, recv.ok)
+	_, fails, hangs, oks := recv.counts()
+	fmt.Fprintf(&b, "  requests:              %d (%d answered 500, %d left hanging, %d answered 200)\n", requests, fails, hangs, oks)
 	fmt.Fprintf(&b, "  duplicates seen:       %d (2xx for an already delivered webhook-id; allowed)\n", duplicates)
 	fmt.Fprintf(&b, "  jobs by state:         %v\n", states)
 	fmt.Fprintf(&b, "  instance kills:        %d (SIGKILL; %d processes started in all)\n", s.instanceKills, s.spawns)
@@ -685,7 +414,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	// The assertions.
-	require.Empty(t, recv.bad, "malformed webhook requests")
+	require.Empty(t, recv.malformed(), "malformed webhook requests")
 	hint := ""
 	if pendingStates["running"] > 0 {
 		hint = "jobs left 'running' by a SIGKILLed instance wait for River's job rescuer " +
@@ -707,100 +436,5 @@ func TestChaos(t *testing.T) {
 	require.Len(t, keyIDs, len(expected), "every (event, action) pair has exactly one webhook-id")
 	for k, n := range keyIDs {
 		require.Equal(t, 1, n, "pair %s arrived under %d webhook-ids", k, n)
-	}
-}
-
-func fmtDur(d time.Duration) string {
-	if d < 0 {
-		return "NEVER"
-	}
-	return d.String()
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// jobStates counts River jobs by state (only the given states when any);
-// nil when the query failed.
-func jobStates(ctx context.Context, pool *pgxpool.Pool, only ...string) map[string]int {
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	rows, err := pool.Query(qctx, `SELECT state::text, count(*) FROM river_job
-		WHERE cardinality($1::text[]) = 0 OR state::text = ANY($1) GROUP BY 1`, only)
-	if err != nil {
-		return nil
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if rows.Scan(&st, &n) != nil {
-			return nil
-		}
-		out[st] = n
-	}
-	if rows.Err() != nil {
-		return nil
-	}
-	return out
-}
-
-// stuckJobs describes up to ten jobs that are not completed.
-func stuckJobs(ctx context.Context, pool *pgxpool.Pool) string {
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	rows, err := pool.Query(qctx, `SELECT id, state::text, attempt, max_attempts, coalesce(attempted_at::text, ''),
-		coalesce(attempted_by::text, ''), coalesce(errors[array_length(errors, 1)]::text, '')
-		FROM river_job WHERE state <> 'completed' ORDER BY id LIMIT 10`)
-	if err != nil {
-		return "stuck jobs: " + err.Error()
-	}
-	defer rows.Close()
-	var b strings.Builder
-	for rows.Next() {
-		var id int64
-		var st, at, by, lastErr string
-		var attempt, maxAttempts int
-		if err := rows.Scan(&id, &st, &attempt, &maxAttempts, &at, &by, &lastErr); err != nil {
-			return b.String() + err.Error()
-		}
-		fmt.Fprintf(&b, "  job %d %s attempt %d/%d attempted_at %s by %s last error %.300s\n", id, st, attempt, maxAttempts, at, by, lastErr)
-	}
-	return b.String()
-}
-
-// adminExecURL runs one statement on the admin database (bounded).
-func adminExecURL(t *testing.T, adminURL, sql string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, adminURL)
-	require.NoError(t, err, "connect %s", adminURL)
-	defer conn.Close(context.WithoutCancel(ctx))
-	_, err = conn.Exec(ctx, sql)
-	require.NoError(t, err, sql)
-}
-
-// deleteRedisPrefix removes the run's keys from the shared Redis (they would
-// expire by TTL anyway).
-func deleteRedisPrefix(rdb *goredis.Client, prefix string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 500 {
-			rdb.Del(ctx, keys...)
-			keys = keys[:0]
-		}
-	}
-	if len(keys) > 0 {
-		rdb.Del(ctx, keys...)
 	}
 }

@@ -62,7 +62,7 @@ cache: {backend: Redis, ttl: 1m}
 	require.Empty(t, diags)
 	require.Equal(t, RedisConfig{URL: "redis://127.0.0.1:6379/0", KeyPrefix: RedisKeyPrefixDefault}, cfg.Redis)
 	require.Equal(t, DedupConfig{Enabled: true, Backend: BackendRedis, Window: 30 * time.Second, OnError: DedupOnErrorPause}, cfg.Dedup)
-	require.Equal(t, CacheConfig{Backend: BackendRedis, TTL: time.Minute}, cfg.Cache)
+	require.Equal(t, CacheConfig{Enabled: true, Backend: BackendRedis, TTL: time.Minute}, cfg.Cache)
 
 	_, diags, err = Parse("off.yaml", []byte("dedup: {enabled: false, backend: redis}\n"+observersYAML))
 	require.NoError(t, err, "a disabled redis dedup needs no redis.url")

@@ -78,7 +78,7 @@ func (r *result) get(name string) float64 {
 	return 0
 }
 
-var allScenarios = []string{"ceiling", "throughput", "fanout", "latency", "concurrency", "idle"}
+var allScenarios = []string{"ceiling", "throughput", "fanout", "latency", "concurrency", "idle", "cache"}
 
 func main() {
 	o := options{}
@@ -176,6 +176,8 @@ func run(ctx context.Context, o options, s string) result {
 		return concurrencyScenario(ctx, o)
 	case "idle":
 		return idleScenario(ctx, o)
+	case "cache":
+		return cacheScenario(ctx, o)
 	}
 	return result{Scenario: s, Err: fmt.Errorf("unknown scenario")}
 }

@@ -460,3 +460,87 @@ func idleScenario(ctx context.Context, o options) result {
 	r.add("pg_connections", float64(connections(ctx, db.pool)), "conns")
 	return r
 }
+
+// cacheScenario is the seed's 1000-webhook example: events where the same
+// change repeats (entities × identical copies), against a receiver that
+// takes cacheReceiverDelay per request, without and with
+// `cache: {backend: postgres}`. Wall time runs from the first insert until
+// every job has completed.
+func cacheScenario(ctx context.Context, o options) result {
+	entities, copies := 100, 10
+	if o.quick {
+		entities, copies = 20, 10
+	}
+	r := result{Scenario: "cache", Params: map[string]any{"events": entities * copies, "entities": entities,
+		"copies_per_entity": copies, "receiver_delay": cacheReceiverDelay.String(),
+		"workers": observers.WorkersConfig{MaxWorkers: o.workers}.WithDefaults().MaxWorkers}}
+	for _, c := range []struct{ name, block string }{
+		{"no_cache", ""},
+		{"cache_postgres", "cache: {backend: postgres, ttl: 5m}\n"},
+	} {
+		el, requests, hits, errs, err := cacheRun(ctx, o, c.name, c.block, entities, copies)
+		if err != nil {
+			r.Err = fmt.Errorf("%s: %w", c.name, err)
+			return r
+		}
+		r.add("wall_s_"+c.name, el.Seconds(), "s")
+		r.add("requests_"+c.name, float64(requests), "requests")
+		if c.block != "" {
+			r.add("cache_hits_"+c.name, hits, "hits")
+			r.add("cache_errors_"+c.name, max(errs, 0), "errors")
+		}
+	}
+	r.add("speedup", r.get("wall_s_no_cache")/r.get("wall_s_cache_postgres"), "x")
+	return r
+}
+
+// cacheReceiverDelay stands for an external API's latency.
+const cacheReceiverDelay = 50 * time.Millisecond
+
+func cacheRun(ctx context.Context, o options, name, block string, entities, copies int) (el time.Duration, requests int64, hits, errs float64, err error) {
+	db, err := newDatabase(ctx, o.admin, "fraiseql_bench_cache_"+name)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	defer db.drop(ctx, o.admin)
+	recv, err := newReceiver(cacheReceiverDelay, false)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	defer recv.close()
+	cfg := strings.Replace(configYAML(o, recv.url, 1, 1, o.workers, ""), "observers:\n", block+"observers:\n", 1)
+	p, err := startRun(o.bin, db.url, cfg)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	defer p.stop()
+	if err := p.waitLeader(ctx, db.pool); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	n := entities * copies
+	start := time.Now()
+	// Copy k of every entity in one transaction; the copies follow each other.
+	for k := range copies {
+		if _, err := db.pool.Exec(ctx, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data)
+			SELECT 'Order', 'c-' || g, 'INSERT', jsonb_build_object('n', g, 'status', 'new') FROM generate_series(1, $1::int) g`, entities); err != nil {
+			return 0, 0, 0, 0, fmt.Errorf("insert copy %d: %w", k, err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		var done int
+		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&done); err != nil {
+			return 0, 0, 0, 0, err
+		}
+		if done == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, 0, 0, 0, fmt.Errorf("only %d of %d jobs completed", done, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	el = time.Since(start)
+	return el, recv.count.Load(), scrapeMetric(p.httpAddr, "observer_cache_hits_total"),
+		scrapeMetric(p.httpAddr, `observer_cache_errors_total{backend="postgres"}`), nil
+}
