@@ -52,6 +52,7 @@ type proc struct {
 	exited   chan struct{}
 	exitErr  error
 	HTTPAddr string
+	Config   string // path of the configuration file it runs with
 }
 
 // startRun starts `run` with the config text against databaseURL and waits
@@ -93,7 +94,7 @@ func spawnRunArgs(t *testing.T, databaseURL, config string, args []string, env .
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	cmd.Stdout = io.Discard
-	p := &proc{t: t, cmd: cmd, started: make(chan struct{}), exited: make(chan struct{})}
+	p := &proc{t: t, cmd: cmd, started: make(chan struct{}), exited: make(chan struct{}), Config: cfgPath}
 	require.NoError(t, cmd.Start())
 	go func() {
 		sc := bufio.NewScanner(stderr)

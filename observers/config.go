@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,6 +27,14 @@ const (
 	WorkersFetchCooldownDefault     = 5 * time.Millisecond
 	WorkersFetchPollIntervalDefault = time.Second
 
+	// ConcurrencyMaxParallelismDefault is concurrency.max_parallelism's
+	// default: the measured WorkersMaxWorkersDefault. Email defaults lower
+	// (EmailMaxWorkersDefault): SMTP servers throttle parallel senders.
+	ConcurrencyMaxParallelismDefault = WorkersMaxWorkersDefault
+	EmailMaxWorkersDefault           = 20
+	// ConcurrencyMaxParallelismMax is River's limit of workers per queue.
+	ConcurrencyMaxParallelismMax = 10_000
+
 	// WebhookTimeoutDefault and WebhookMethodDefault live in webhook.go.
 
 	RetryMaxAttemptsDefault  = 5
@@ -47,10 +56,13 @@ const (
 	ActionTypeEmail    = "email"
 	ActionTypeDatabase = "database"
 	ActionTypeLog      = "log"
+	ActionTypeCache    = "cache"
+	ActionTypeSearch   = "search"
 )
 
 // actionTypes lists every action type, for hints.
-var actionTypes = []string{ActionTypeWebhook, ActionTypeSlack, ActionTypeEmail, ActionTypeDatabase, ActionTypeLog}
+var actionTypes = []string{ActionTypeWebhook, ActionTypeSlack, ActionTypeEmail, ActionTypeDatabase, ActionTypeLog,
+	ActionTypeCache, ActionTypeSearch}
 
 // Backoff strategies of a retry policy.
 const (
@@ -71,7 +83,10 @@ type Config struct {
 	// AllowPrivateTargets lets webhooks reach private and loopback addresses
 	// (SSRF guard). Default false.
 	AllowPrivateTargets bool
-	Workers             WorkersConfig
+	// Workers is the workers: block; Workers.MaxWorkers always equals
+	// Concurrency.MaxParallelism (workers.max_workers is its older name).
+	Workers     WorkersConfig
+	Concurrency ConcurrencyConfig
 	// CircuitBreaker is the top-level circuit_breaker: block with defaults
 	// applied; each webhook action's own block overrides it field by field.
 	CircuitBreaker CircuitBreakerConfig
@@ -114,8 +129,8 @@ func (c ListenerConfig) WithDefaults() ListenerConfig {
 
 // WorkersConfig configures the River workers that run actions.
 type WorkersConfig struct {
-	MaxWorkers        int           // concurrent jobs; default 100
-	FetchCooldown     time.Duration // minimum time between fetches; default 10ms
+	MaxWorkers        int           // alias of ConcurrencyConfig.MaxParallelism; default 200
+	FetchCooldown     time.Duration // minimum time between fetches; default 5ms
 	FetchPollInterval time.Duration // fetch poll when no notification arrives; default 1s
 }
 
@@ -126,6 +141,41 @@ func (c WorkersConfig) WithDefaults() WorkersConfig {
 	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, WorkersFetchPollIntervalDefault)
 	return c
 }
+
+// ConcurrencyConfig is the concurrency: block. Each action type runs on its
+// own River queue, so a slow email server cannot starve webhooks.
+type ConcurrencyConfig struct {
+	// MaxParallelism is the most jobs of one action type that run at once;
+	// default 200 (ConcurrencyMaxParallelismDefault). workers.max_workers is
+	// an alias.
+	MaxParallelism int
+	// Queues overrides MaxParallelism per action type (at most
+	// MaxParallelism each); nil when the file sets none.
+	Queues map[string]int
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c ConcurrencyConfig) WithDefaults() ConcurrencyConfig {
+	c.MaxParallelism = cmp.Or(c.MaxParallelism, ConcurrencyMaxParallelismDefault)
+	return c
+}
+
+// MaxWorkers returns how many jobs of actionType run at once: its queues:
+// entry, else MaxParallelism, except email, which defaults to at most
+// EmailMaxWorkersDefault.
+func (c ConcurrencyConfig) MaxWorkers(actionType string) int {
+	if n := c.Queues[actionType]; n > 0 {
+		return n
+	}
+	mp := cmp.Or(c.MaxParallelism, ConcurrencyMaxParallelismDefault)
+	if actionType == ActionTypeEmail {
+		return min(EmailMaxWorkersDefault, mp)
+	}
+	return mp
+}
+
+// ActionTypes returns every action type, in a fixed order.
+func ActionTypes() []string { return slices.Clone(actionTypes) }
 
 // Observer reacts to the changes of one entity type (or every one, "*").
 type Observer struct {
@@ -158,12 +208,14 @@ func (o *Observer) MatchesKind(k Kind) bool {
 // Action is one side effect of an observer. Exactly one of the typed fields
 // is set, the one named by Type.
 type Action struct {
-	Type     string // webhook, slack, email, database or log
+	Type     string // webhook, slack, email, database, log, cache or search
 	Webhook  *WebhookAction
 	Slack    *SlackAction    // slack.go
 	Email    *EmailAction    // email.go
 	Database *DatabaseAction // dbfunc.go
 	Log      *LogAction      // logaction.go
+	Cache    *CacheAction    // cacheaction.go
+	Search   *SearchAction   // searchaction.go
 }
 
 // WebhookAction posts the event to a URL.

@@ -15,11 +15,12 @@ import (
 
 // Valid keys at each level of the file.
 var (
-	topKeys      = []string{"listener", "allow_private_targets", "workers", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers"}
-	listenerKeys = []string{"id", "table", "batch_size", "poll_interval"}
-	workersKeys  = []string{"max_workers", "fetch_cooldown", "fetch_poll_interval"}
-	observerKeys = []string{"entity", "events", "condition", "actions", "retry"}
-	webhookKeys  = []string{"type", "url", "url_env", "signing_secret", "signing_secret_env", "headers",
+	topKeys         = []string{"listener", "allow_private_targets", "workers", "concurrency", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers"}
+	listenerKeys    = []string{"id", "table", "batch_size", "poll_interval"}
+	workersKeys     = []string{"max_workers", "fetch_cooldown", "fetch_poll_interval"}
+	concurrencyKeys = []string{"max_parallelism", "queues"} // queues: action type → workers
+	observerKeys    = []string{"entity", "events", "condition", "actions", "retry"}
+	webhookKeys     = []string{"type", "url", "url_env", "signing_secret", "signing_secret_env", "headers",
 		"body_template", "timeout", "method", "signature", "circuit_breaker"}
 	retryKeys   = []string{"max_attempts", "initial_delay", "max_delay", "backoff_strategy"}
 	breakerKeys = []string{"enabled", "failure_threshold", "success_threshold", "timeout", "sample_size",
@@ -41,6 +42,7 @@ func (l *loader) config(root ast.Node) *Config {
 	var breaker *breakerSpec
 	var smtpAt ast.Node
 	var stores storageSpec // dedup.go
+	conc := concurrencySpec{queueAt: map[string]ast.Node{}}
 	for _, e := range entries {
 		switch e.key {
 		case "listener":
@@ -50,6 +52,8 @@ func (l *loader) config(root ast.Node) *Config {
 		case "workers":
 			workersAt = e.keyN
 			cfg.Workers = l.workers(e)
+		case "concurrency":
+			cfg.Concurrency = l.concurrency(e, &conc)
 		case "circuit_breaker":
 			breaker = l.circuitBreaker(e, "circuit_breaker")
 		case "smtp":
@@ -65,6 +69,7 @@ func (l *loader) config(root ast.Node) *Config {
 		}
 	}
 	cfg.Listener = cfg.Listener.WithDefaults()
+	l.checkConcurrency(cfg, &conc, workersAt)
 	cfg.Workers = cfg.Workers.WithDefaults()
 	if cfg.Workers.FetchPollInterval < cfg.Workers.FetchCooldown {
 		l.errorf(workersAt, fmt.Sprintf("workers.fetch_poll_interval (%s) is shorter than workers.fetch_cooldown (%s)",
@@ -73,6 +78,7 @@ func (l *loader) config(root ast.Node) *Config {
 	l.mergeBreakers(cfg, breaker)
 	l.checkSMTP(cfg, smtpAt) // email.go
 	l.checkStorage(cfg, &stores)
+	l.checkCacheActions(cfg) // cacheaction.go
 	if warnEmpty && len(cfg.Observers) == 0 {
 		l.warnf(root, "no observers are defined", "add an observers: map; without it no event triggers anything")
 	}
@@ -111,6 +117,71 @@ func (l *loader) workers(e entry) WorkersConfig {
 		}
 	}
 	return c
+}
+
+// concurrencySpec keeps the positions of the concurrency: block's values.
+type concurrencySpec struct {
+	maxAt   ast.Node            // max_parallelism's value; nil when absent
+	queueAt map[string]ast.Node // each queues: value
+}
+
+func (l *loader) concurrency(e entry, s *concurrencySpec) ConcurrencyConfig {
+	var c ConcurrencyConfig
+	fields, _ := l.mapping(e.value, e.keyN, "concurrency", concurrencyKeys)
+	for _, f := range fields {
+		switch f.key {
+		case "max_parallelism":
+			s.maxAt = f.value
+			c.MaxParallelism = l.positiveInt(f, "concurrency.max_parallelism")
+		case "queues":
+			queues, _ := l.mapping(f.value, f.keyN, "concurrency.queues", nil)
+			for _, q := range queues {
+				t := strings.ToLower(q.key)
+				if !contains(actionTypes, t) {
+					l.errorf(q.keyN, fmt.Sprintf("unknown action type %q in concurrency.queues", q.key),
+						keyHint(q.key, actionTypes))
+					continue
+				}
+				if n := l.positiveInt(q, "concurrency.queues."+t); n > 0 {
+					if c.Queues == nil {
+						c.Queues = map[string]int{}
+					}
+					c.Queues[t], s.queueAt[t] = n, q.value
+				}
+			}
+		}
+	}
+	return c
+}
+
+// checkConcurrency merges workers.max_workers (the older name of
+// concurrency.max_parallelism) into cfg.Concurrency, applies its default and
+// checks the per-type queues against it. workersAt is the workers: key.
+func (l *loader) checkConcurrency(cfg *Config, s *concurrencySpec, workersAt ast.Node) {
+	c, alias := &cfg.Concurrency, cfg.Workers.MaxWorkers
+	switch {
+	case c.MaxParallelism != 0 && alias != 0 && c.MaxParallelism != alias:
+		l.errorf(s.maxAt, fmt.Sprintf("concurrency.max_parallelism (%d) and workers.max_workers (%d) differ",
+			c.MaxParallelism, alias), "workers.max_workers is the older name of concurrency.max_parallelism; keep one of them")
+	case c.MaxParallelism == 0:
+		c.MaxParallelism = alias
+	}
+	*c = c.WithDefaults()
+	if c.MaxParallelism > ConcurrencyMaxParallelismMax {
+		field, at := "concurrency.max_parallelism", s.maxAt
+		if at == nil {
+			field, at = "workers.max_workers", workersAt
+		}
+		l.errorf(at, fmt.Sprintf("%s (%d) is more than River's %d workers per queue", field, c.MaxParallelism,
+			ConcurrencyMaxParallelismMax), fmt.Sprintf("use at most %d", ConcurrencyMaxParallelismMax))
+	}
+	cfg.Workers.MaxWorkers = c.MaxParallelism
+	for t, n := range c.Queues {
+		if n > c.MaxParallelism {
+			l.errorf(s.queueAt[t], fmt.Sprintf("concurrency.queues.%s (%d) is more than max_parallelism (%d)", t, n, c.MaxParallelism),
+				"max_parallelism caps every action type: raise it, or lower this queue")
+		}
+	}
 }
 
 // observers decodes the observers map; ok is false when it is not a map.
@@ -290,6 +361,12 @@ func (l *loader) action(item, at ast.Node, where string) (Action, bool) {
 	case ActionTypeLog: // logaction.go
 		g, ok := l.logAction(fields, at, where)
 		return Action{Type: ActionTypeLog, Log: g}, ok
+	case ActionTypeCache: // cacheaction.go
+		c, ok := l.cacheAction(fields, at, where)
+		return Action{Type: ActionTypeCache, Cache: c}, ok
+	case ActionTypeSearch: // searchaction.go
+		s, ok := l.searchAction(fields, at, where)
+		return Action{Type: ActionTypeSearch, Search: s}, ok
 	default:
 		hint := "valid action types: " + strings.Join(actionTypes, ", ")
 		if s := suggest(t, actionTypes); s != "" {

@@ -540,3 +540,48 @@ func TestConfigCircuitBreakerBackend(t *testing.T) {
 		require.Equal(t, want, firstLine(diags.Errors()[0].String()), src)
 	}
 }
+
+func TestConfigConcurrency(t *testing.T) {
+	t.Parallel()
+	const obs = "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: log}]\n"
+	for _, tc := range []struct {
+		name, src string
+		want      ConcurrencyConfig
+		email     int
+	}{
+		{"defaults", obs, ConcurrencyConfig{MaxParallelism: ConcurrencyMaxParallelismDefault}, EmailMaxWorkersDefault},
+		{"workers alias", "workers: {max_workers: 50}\n" + obs, ConcurrencyConfig{MaxParallelism: 50}, EmailMaxWorkersDefault},
+		{"both, equal", "workers: {max_workers: 50}\nconcurrency: {max_parallelism: 50}\n" + obs, ConcurrencyConfig{MaxParallelism: 50}, EmailMaxWorkersDefault},
+		{"small", "concurrency: {max_parallelism: 8}\n" + obs, ConcurrencyConfig{MaxParallelism: 8}, 8},
+		{"queues", "concurrency:\n  max_parallelism: 300\n  queues: {Email: 40, webhook: 300}\n" + obs,
+			ConcurrencyConfig{MaxParallelism: 300, Queues: map[string]int{"email": 40, "webhook": 300}}, 40},
+	} {
+		cfg, diags, err := Parse("x.yaml", []byte(tc.src))
+		require.NoError(t, err, "%s: %v", tc.name, diags)
+		require.Equal(t, tc.want, cfg.Concurrency, tc.name)
+		require.Equal(t, tc.want.MaxParallelism, cfg.Workers.MaxWorkers, "%s: workers.max_workers follows", tc.name)
+		require.Equal(t, tc.email, cfg.Concurrency.MaxWorkers(ActionTypeEmail), tc.name)
+		require.Equal(t, cfg.Concurrency.MaxParallelism, cfg.Concurrency.MaxWorkers(ActionTypeSlack), tc.name)
+	}
+
+	for src, want := range map[string]string{
+		"workers: {max_workers: 50}\nconcurrency: {max_parallelism: 60}\n": "x.yaml:2:32: concurrency.max_parallelism (60) and workers.max_workers (50) differ",
+		"concurrency: {max_parallelism: 0}\n":                              "x.yaml:1:32: concurrency.max_parallelism must be positive, got 0",
+		"concurrency: {max_parallelism: 20000}\n":                          "x.yaml:1:32: concurrency.max_parallelism (20000) is more than River's 10000 workers per queue",
+		"workers: {max_workers: 20000}\n":                                  "x.yaml:1:1: workers.max_workers (20000) is more than River's 10000 workers per queue",
+		"concurrency: {max_paralelism: 5}\n":                               `x.yaml:1:15: unknown key "max_paralelism" in concurrency`,
+		"concurrency: {queues: {sms: 5}}\n":                                `x.yaml:1:24: unknown action type "sms" in concurrency.queues`,
+		"concurrency: {queues: {email: many}}\n":                           "x.yaml:1:31: concurrency.queues.email must be an integer, got a string",
+		"concurrency:\n  max_parallelism: 10\n  queues: {webhook: 11}\n":   "x.yaml:3:21: concurrency.queues.webhook (11) is more than max_parallelism (10)",
+		"concurrency: [1]\n":                                               "x.yaml:1:14: concurrency must be a mapping, got a list",
+	} {
+		_, diags, err := Parse("x.yaml", []byte(src+obs))
+		require.Error(t, err, src)
+		require.NotEmpty(t, diags.Errors(), src)
+		require.Equal(t, want, firstLine(diags.Errors()[0].String()), src)
+	}
+	_, diags, _ := Parse("x.yaml", []byte("concurrency: {queues: {emial: 5}}\n"+obs))
+	require.Contains(t, diags.Errors()[0].Hint, `did you mean "email"?`)
+	_, diags, _ = Parse("x.yaml", []byte("workers: {max_workers: 50}\nconcurrency: {max_parallelism: 60}\n"+obs))
+	require.Contains(t, diags.Errors()[0].Hint, "older name")
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/errors"
@@ -82,6 +83,10 @@ type Listener struct {
 	lockKey string
 	logger  *slog.Logger
 
+	// active is the configuration in force and its stored version; Reload
+	// swaps it, and each batch reads it once.
+	active atomic.Pointer[activeConfig]
+
 	// drained is the checkpoint of a batch that found nothing; the next wake
 	// first peeks from there without a transaction. Only the lead loop uses it.
 	drained *Position
@@ -126,13 +131,33 @@ func NewListener(p ListenerParams) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Listener{
+	l := &Listener{
 		p:       p,
 		log:     cl,
 		lockKey: "fraiseql-observers/listener/" + p.Config.Listener.ID,
 		logger:  p.Logger.With(slog.String("listener_id", p.Config.Listener.ID), slog.String("instance_id", p.InstanceID)),
 		role:    RoleStandby,
-	}, nil
+	}
+	l.active.Store(&activeConfig{cfg: p.Config, version: p.ConfigVersion})
+	return l, nil
+}
+
+type activeConfig struct {
+	cfg     *Config
+	version int64
+}
+
+// Reload puts cfg (stored as version) in force from the next batch on. Jobs
+// already enqueued keep the version they were matched under. The listener
+// group and its change log cannot change while running.
+func (l *Listener) Reload(cfg *Config, version int64) error {
+	old := l.active.Load().cfg
+	if cfg.Listener.ID != old.Listener.ID || cfg.Listener.Table != old.Listener.Table {
+		return errors.WithHint(errors.Newf("listener.id and listener.table cannot change while running (%s on %s)",
+			old.Listener.ID, old.Listener.Table), "restart the process to move to another listener group or change log")
+	}
+	l.active.Store(&activeConfig{cfg: cfg, version: version})
+	return nil
 }
 
 // InstanceID identifies this process in observer_listeners.
@@ -268,9 +293,9 @@ func (l *Listener) campaign(ctx context.Context) error {
 
 // lead drains the log, then sleeps until a NOTIFY or the poll interval.
 func (l *Listener) lead(ctx context.Context, conn *pgx.Conn) error {
-	cfg := l.p.Config.Listener
 	l.drained = nil
 	for {
+		cfg := l.active.Load().cfg.Listener
 		for {
 			n, err := l.processBatch(ctx)
 			if ctx.Err() != nil {
@@ -341,14 +366,15 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 		return 0, errors.Wrap(err, "set synchronous_commit")
 	}
 
+	a := l.active.Load()
 	q := dbsqlc.New(tx)
-	listenerID := l.p.Config.Listener.ID
+	listenerID := a.cfg.Listener.ID
 	cp, err := q.CheckpointLock(ctx, listenerID)
 	if err != nil {
 		return 0, errors.Wrap(err, "lock checkpoint")
 	}
 	pos := Position{TxID: uint64(cp.Txid), Seq: cp.EventID}
-	events, skipped, last, err := l.log.ReadBatch(ctx, tx, pos, l.p.Config.Listener.BatchSize)
+	events, skipped, last, err := l.log.ReadBatch(ctx, tx, pos, a.cfg.Listener.BatchSize)
 	if err != nil {
 		return 0, err
 	}
@@ -361,7 +387,7 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 	var matchedEvents []*Event
 	var matches [][]Match
 	for _, ev := range events {
-		ms := l.p.Config.Match(ev, func(o *Observer, err error) {
+		ms := a.cfg.Match(ev, func(o *Observer, err error) {
 			l.p.Metrics.ConditionErrors.WithLabelValues(o.Name).Inc()
 			l.logger.Warn("listener: condition failed; treated as no match",
 				slog.String("observer", o.Name), slog.Int64("event_seq", ev.Seq),
@@ -372,7 +398,7 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 			matches = append(matches, ms)
 		}
 	}
-	fresh, err := l.dedup(ctx, tx, matchedEvents)
+	fresh, err := l.dedup(ctx, tx, a.cfg, matchedEvents)
 	if err != nil {
 		return 0, err
 	}
@@ -386,7 +412,7 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 			continue
 		}
 		for _, m := range matches[i] {
-			jobs = append(jobs, Job{Event: ev, Observer: m.Observer, ActionIndex: m.ActionIndex, ConfigVersion: l.p.ConfigVersion})
+			jobs = append(jobs, Job{Event: ev, Observer: m.Observer, ActionIndex: m.ActionIndex, ConfigVersion: a.version})
 		}
 	}
 	if len(jobs) > 0 {
@@ -447,14 +473,14 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 // dedup claims the content keys of the matched events in tx and reports
 // which are fresh; nil means every event is (dedup off, or the backend failed
 // under on_error: process). Keys are scoped by listener id.
-func (l *Listener) dedup(ctx context.Context, tx pgx.Tx, events []*Event) ([]bool, error) {
+func (l *Listener) dedup(ctx context.Context, tx pgx.Tx, cfg *Config, events []*Event) ([]bool, error) {
 	d := l.p.Dedup
-	if d == nil || !l.p.Config.Dedup.Enabled || len(events) == 0 {
+	if d == nil || !cfg.Dedup.Enabled || len(events) == 0 {
 		return nil, nil
 	}
 	keys := make([]string, len(events))
 	for i, ev := range events {
-		keys[i] = l.p.Config.Listener.ID + "/" + DedupKey(ev)
+		keys[i] = cfg.Listener.ID + "/" + DedupKey(ev)
 	}
 	fresh, err := d.Claim(ctx, tx, keys)
 	if err == nil {
@@ -465,7 +491,7 @@ func (l *Listener) dedup(ctx context.Context, tx pgx.Tx, events []*Event) ([]boo
 	}
 	l.p.Metrics.DedupErrors.WithLabelValues(d.Backend()).Inc()
 	// Only a failure outside Postgres leaves the transaction usable.
-	if errors.Is(err, storage.ErrUnavailable) && l.p.Config.Dedup.OnError != DedupOnErrorPause {
+	if errors.Is(err, storage.ErrUnavailable) && cfg.Dedup.OnError != DedupOnErrorPause {
 		l.logger.Warn("listener: dedup backend failed; enqueueing the batch without deduplication (on_error: process)",
 			slog.String("backend", d.Backend()), slog.Int("events", len(events)), slog.String("error", err.Error()))
 		return nil, nil

@@ -16,8 +16,18 @@ import (
 // ActionKind is the River job kind of every observer action.
 const ActionKind = "fraiseql_observer_action"
 
-// QueueName is the River queue observer actions run on.
+// QueueName is the single queue every action ran on before each action
+// type had its own. The client still works it, so jobs enqueued before an
+// upgrade are not lost; it is also the prefix of the per-type queues.
 const QueueName = "fraiseql_observers"
+
+// LegacyQueueMaxWorkers is the workers of QueueName: it only drains jobs
+// left by an older version.
+const LegacyQueueMaxWorkers = 10
+
+// QueueFor returns the River queue of an action type:
+// fraiseql_observers_<type>, so a slow email server cannot starve webhooks.
+func QueueFor(actionType string) string { return QueueName + "_" + actionType }
 
 // ActionArgs is a job's payload. It names the event and the action rather
 // than copying them: the event is read from the change log, the action from
@@ -50,6 +60,7 @@ func NewEnqueuer(client *river.Client[pgx.Tx]) *Enqueuer { return &Enqueuer{clie
 func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs []observers.Job) error {
 	params := make([]river.InsertManyParams, len(jobs))
 	for i, j := range jobs {
+		typ := j.Observer.Actions[j.ActionIndex].Type
 		params[i] = river.InsertManyParams{
 			Args: ActionArgs{
 				Seq:           j.Event.Seq,
@@ -57,12 +68,12 @@ func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs []observers.Jo
 				Entity:        j.Event.EntityType,
 				Observer:      j.Observer.Name,
 				Action:        j.ActionIndex,
-				ActionType:    j.Observer.Actions[j.ActionIndex].Type,
+				ActionType:    typ,
 				ConfigVersion: j.ConfigVersion,
 			},
 			InsertOpts: &river.InsertOpts{
 				MaxAttempts: j.Observer.Retry.MaxAttempts,
-				Queue:       QueueName,
+				Queue:       QueueFor(typ),
 			},
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
@@ -18,7 +19,7 @@ import (
 // ClientParams configures the River client of a `run` process.
 type ClientParams struct {
 	Pool     *pgxpool.Pool
-	Config   *observers.Config // worker settings come from its workers: block
+	Config   *observers.Config // worker settings come from its workers: and concurrency: blocks
 	Configs  *ConfigStore
 	Webhooks *observers.WebhookClient
 	Mailer   *observers.Mailer          // sends email actions; nil: one reading Getenv
@@ -27,6 +28,8 @@ type ClientParams struct {
 	Logger   *slog.Logger
 	Getenv   func(string) (string, bool) // default os.LookupEnv
 	Cache    storage.Cache               // action result cache (see WorkerParams.Cache); nil: none
+	Redis    goredis.Cmdable             // the redis: block's client, for cache actions; nil: none
+	Search   storage.Search              // documents of search actions; nil: none
 	// InsertOnly builds a client that enqueues but works no jobs.
 	InsertOnly bool
 }
@@ -38,7 +41,9 @@ const (
 	DeadLetterRetentionDefault = 30 * 24 * time.Hour
 )
 
-// NewClient builds a River client that works observer actions on QueueName.
+// NewClient builds a River client that works observer actions: one queue
+// per action type (QueueFor), each with the concurrency: block's workers,
+// and the pre-upgrade QueueName with LegacyQueueMaxWorkers.
 func NewClient(p ClientParams) (*river.Client[pgx.Tx], error) {
 	if p.Getenv == nil {
 		p.Getenv = os.LookupEnv
@@ -53,6 +58,7 @@ func NewClient(p ClientParams) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, NewActionWorker(WorkerParams{
 		Pool: p.Pool, Configs: p.Configs, Webhooks: p.Webhooks, Mailer: p.Mailer, Breakers: p.Breakers,
 		Metrics: p.Metrics, Logger: p.Logger, Getenv: p.Getenv, Cache: p.Cache,
+		Redis: p.Redis, Search: p.Search,
 	}))
 	rc := &river.Config{
 		Logger:                      p.Logger.With(slog.String("component", "river")),
@@ -60,16 +66,52 @@ func NewClient(p ClientParams) (*river.Client[pgx.Tx], error) {
 		CompletedJobRetentionPeriod: CompletedRetentionDefault,
 		CancelledJobRetentionPeriod: DeadLetterRetentionDefault,
 		DiscardedJobRetentionPeriod: DeadLetterRetentionDefault,
+		RescueStuckJobsAfter:        rescueAfter(p.Config),
 	}
 	if !p.InsertOnly {
 		w := p.Config.Workers
 		rc.FetchCooldown = w.FetchCooldown
 		rc.FetchPollInterval = w.FetchPollInterval
-		rc.Queues = map[string]river.QueueConfig{QueueName: {MaxWorkers: w.MaxWorkers}}
+		rc.Queues = Queues(p.Config.Concurrency)
 	}
 	client, err := river.NewClient(riverpgxv5.New(p.Pool), rc)
 	if err != nil {
 		return nil, errors.Wrap(err, "create river client")
 	}
 	return client, nil
+}
+
+// Queues returns the River queues of a `run` process: one per action type,
+// plus the legacy QueueName.
+func Queues(c observers.ConcurrencyConfig) map[string]river.QueueConfig {
+	qs := map[string]river.QueueConfig{
+		QueueName: {MaxWorkers: min(LegacyQueueMaxWorkers, c.MaxWorkers(""))},
+	}
+	for _, t := range observers.ActionTypes() {
+		qs[QueueFor(t)] = river.QueueConfig{MaxWorkers: c.MaxWorkers(t)}
+	}
+	return qs
+}
+
+// rescueFloor is the least time after which a job left running by a process
+// that died (SIGKILL, lost host) is worked again. River's own default is an
+// hour, which would hold a killed instance's deliveries that long; it must
+// stay above River's one-minute default job timeout.
+const rescueFloor = 70 * time.Second
+
+// rescueAfter is rescueFloor, or more when an action may legitimately run
+// longer (a webhook with a long timeout), so a slow job is not worked twice.
+func rescueAfter(cfg *observers.Config) time.Duration {
+	d := rescueFloor
+	if cfg == nil {
+		return d
+	}
+	for _, o := range cfg.Observers {
+		for _, a := range o.Actions {
+			if a.Webhook != nil {
+				d = max(d, a.Webhook.Timeout+timeoutMargin+10*time.Second)
+			}
+		}
+	}
+	return d
 }

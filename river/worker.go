@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
@@ -38,6 +39,10 @@ type ActionWorker struct {
 	events   *eventLoader
 	results  *resultCache // cache.go; nil: no result cache
 
+	// For cache and search actions (actions_more.go); nil: none.
+	redis       goredis.Cmdable
+	searchStore storage.Search
+
 	// retryAt carries a receiver's Retry-After from Work to NextRetry, which
 	// River calls right after Work returns, in the same process.
 	retryAt sync.Map // job id → time.Time
@@ -56,6 +61,12 @@ type WorkerParams struct {
 	// Cache stores action results when a config version has a cache:
 	// block (instrumented: observers.InstrumentCache); nil: never cached.
 	Cache storage.Cache
+	// Redis is the client of the redis: block, for cache actions; nil: a
+	// cache action fails permanently.
+	Redis goredis.Cmdable
+	// Search stores the documents of search actions; nil: a search action
+	// fails permanently.
+	Search storage.Search
 }
 
 // NewActionWorker builds the worker.
@@ -67,6 +78,7 @@ func NewActionWorker(p WorkerParams) *ActionWorker {
 		pool: p.Pool, configs: p.Configs, webhooks: p.Webhooks, mailer: p.Mailer,
 		metrics: p.Metrics, logger: p.Logger, getenv: p.Getenv, breakers: p.Breakers,
 		events: newEventLoader(p.Pool), results: newResultCache(p.Cache, p.Logger),
+		redis: p.Redis, searchStore: p.Search,
 	}
 }
 
@@ -143,6 +155,10 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 		err = w.database(ctx, o, a.Action, ev)
 	case observers.ActionTypeLog:
 		err = w.logAction(ctx, o, a.Action, ev)
+	case observers.ActionTypeCache: // actions_more.go
+		err = w.cache(ctx, o, a.Action, ev)
+	case observers.ActionTypeSearch:
+		err = w.search(ctx, o, a.Action, ev)
 	default:
 		err = permanent(errors.Newf("action type %q is not supported by this version", action.Type))
 	}

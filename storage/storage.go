@@ -84,6 +84,24 @@ type Cache interface {
 	Backend() string
 }
 
+// ErrRejected marks a backend error that a retry would meet again (the
+// document or the request is invalid, a constraint refused it): the caller
+// gives up instead of retrying. Test it with errors.Is.
+var ErrRejected = errors.New("storage: rejected by the backend")
+
+// Search indexes documents by index and id, for the search action. Documents
+// are JSON objects.
+type Search interface {
+	// Index stores doc under (index, id), replacing any document there.
+	Index(ctx context.Context, index, id string, doc []byte) error
+	// Delete removes the document; an absent one is not an error.
+	Delete(ctx context.Context, index, id string) error
+	// Get returns the document, or ErrNotFound (possibly wrapped).
+	Get(ctx context.Context, index, id string) ([]byte, error)
+	// Backend names the implementation ("postgres", …) for metrics.
+	Backend() string
+}
+
 // Distinct returns keys without repeats, in first-seen order. Dedup
 // implementations use it to claim each key once.
 func Distinct(keys []string) []string {

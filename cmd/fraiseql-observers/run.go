@@ -41,6 +41,7 @@ type runOpts struct {
 	DrainTimeout time.Duration
 	Pprof        bool
 	StandbyRetry time.Duration
+	WatchConfig  bool
 }
 
 func (o *runOpts) Validate() error {
@@ -76,6 +77,7 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&opts.HTTPAddr, "http-addr", "127.0.0.1:8000", "admin HTTP address (/healthz, /readyz, /metrics); empty disables it")
 	cmd.Flags().StringVar(&opts.LogLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&opts.LogFormat, "log-format", "text", "text or json")
+	cmd.Flags().BoolVar(&opts.WatchConfig, "watch-config", true, "reload the configuration when the file changes (SIGHUP always reloads)")
 	cmd.Flags().DurationVar(&opts.StandbyRetry, "standby-retry", observers.StandbyRetryDefault, "how often a standby tries to take over from a leader that died without handing over")
 	cmd.Flags().BoolVar(&opts.Pprof, "pprof", false, "serve Go's /debug/pprof/ on the admin HTTP address (for profiling)")
 	cmd.Flags().DurationVar(&opts.DrainTimeout, "drain-timeout", drainTimeoutDefault, "how long shutdown waits for in-flight jobs before cancelling them")
@@ -153,6 +155,7 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 	client, err := obsriver.NewClient(obsriver.ClientParams{
 		Pool: pool, Config: cfg, Configs: configs, Webhooks: webhooks, Mailer: mailer, Breakers: breakers, Metrics: metrics, Logger: logger,
 		Cache: stores.Cache, // used for versions with a cache: block
+		Redis: stores.Redis, Search: stores.Search,
 	})
 	if err != nil {
 		return withExitCode(exitFailure, err)
@@ -196,6 +199,7 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 		return withExitCode(exitFailure, err)
 	}
 	ready.Store(true)
+	go (&reloader{path: o.ConfigPath, watch: o.WatchConfig, logger: logger, configs: configs, listener: listener, current: cfg}).run(ctx)
 	logger.Info("run: started", slog.String("instance_id", listener.InstanceID()),
 		slog.String("listener_id", cfg.Listener.ID), slog.Int("observers", len(cfg.Observers)),
 		slog.Int64("config_version", ver.ID), slog.String("http_addr", httpAddr), slog.String("version", version))
@@ -226,6 +230,8 @@ type daemonStores struct {
 	Dedup    storage.Dedup        // nil when dedup is off
 	Cache    storage.Cache        // instrumented; the action result cache (river/cache.go)
 	Breaker  storage.BreakerStore // circuit-breaker state (circuit_breaker.backend)
+	Redis    goredis.Cmdable      // the redis: block's client (cache actions); nil without redis.url
+	Search   storage.Search       // documents of search actions
 	Cleanups []func(context.Context) error
 	Close    func()
 }
@@ -241,7 +247,7 @@ func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, 
 		if err != nil {
 			return nil, err
 		}
-		rdb, s.Close = c, func() { _ = c.Close() }
+		rdb, s.Redis, s.Close = c, c, func() { _ = c.Close() }
 		if err := storeredis.Ping(ctx, c); err != nil {
 			logger.Warn("run: Redis does not answer; Redis-backed layers degrade until it does", slog.String("error", err.Error()))
 		}
@@ -268,5 +274,6 @@ func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, 
 		s.Cache = observers.InstrumentCache(pc, m)
 		s.Cleanups = append(s.Cleanups, pc.Cleanup)
 	}
+	s.Search = postgres.NewSearch(pool)
 	return s, nil
 }

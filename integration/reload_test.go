@@ -1,0 +1,74 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
+)
+
+func pathObserver(url, path string) map[string]string {
+	return map[string]string{"o": fmt.Sprintf("entity: Order\nevents: [INSERT]\nactions:\n  - {type: webhook, url: %s/%s}\n", url, path)}
+}
+
+// Observers change without a restart: a changed file is picked up, a broken
+// one is rejected with the old observers still running, and SIGHUP reloads
+// too. Jobs enqueued before a reload keep the action they were matched with.
+func TestConfigReloadsWithoutRestart(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, nil)
+	p := startRun(t, url, webhookConfig("", pathObserver(recv.URL, "a")))
+	reloads := func() int { return strings.Count(p.Log(), "config: reloaded") }
+	write := func(cfg string) {
+		t.Helper()
+		require.NoError(t, os.WriteFile(p.Config+".tmp", []byte(cfg), 0o600))
+		require.NoError(t, os.Rename(p.Config+".tmp", p.Config)) // as editors do
+	}
+
+	insertChange(t, pool, "Order", "1", "INSERT", `{}`)
+	require.Equal(t, "/a", recv.waitN(t, 1, 30*time.Second)[0].Path)
+
+	write(webhookConfig("", pathObserver(recv.URL, "b")))
+	require.Eventually(t, func() bool { return reloads() == 1 }, 20*time.Second, 20*time.Millisecond)
+	insertChange(t, pool, "Order", "2", "INSERT", `{}`)
+	require.Equal(t, "/b", recv.waitN(t, 1, 30*time.Second)[0].Path)
+
+	write("observers:\n  broken:\n    entity: Order\n    events: [INSERT]\n    condition: \"status ==\"\n    actions:\n      - {type: webhook}\n")
+	require.Eventually(t, func() bool { return strings.Contains(p.Log(), "config: reload rejected") }, 20*time.Second, 20*time.Millisecond)
+	require.Contains(t, p.Log(), "invalid condition")
+	insertChange(t, pool, "Order", "3", "INSERT", `{}`)
+	require.Equal(t, "/b", recv.waitN(t, 1, 30*time.Second)[0].Path, "a broken reload keeps the running observers")
+
+	write(webhookConfig("", pathObserver(recv.URL, "c")))
+	require.Eventually(t, func() bool { return reloads() == 2 }, 20*time.Second, 20*time.Millisecond)
+	insertChange(t, pool, "Order", "4", "INSERT", `{}`)
+	require.Equal(t, "/c", recv.waitN(t, 1, 30*time.Second)[0].Path)
+
+	var versions int
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(DISTINCT args->>'config_version') FROM river_job`).Scan(&versions))
+	require.Equal(t, 3, versions, "each job carries the version it was matched under")
+}
+
+// Without the file watcher, SIGHUP reloads (and does not stop the process).
+func TestSIGHUPReloads(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, nil)
+	p := startRunArgs(t, url, webhookConfig("", pathObserver(recv.URL, "a")), []string{"--watch-config=false"})
+	require.NoError(t, os.WriteFile(p.Config, []byte(webhookConfig("", pathObserver(recv.URL, "b"))), 0o600))
+	insertChange(t, pool, "Order", "1", "INSERT", `{}`)
+	require.Equal(t, "/a", recv.waitN(t, 1, 30*time.Second)[0].Path, "no watcher: the file change alone does nothing")
+
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(p.Log(), "config: reloaded") }, 20*time.Second, 20*time.Millisecond)
+	require.Contains(t, p.Log(), "trigger=SIGHUP")
+	insertChange(t, pool, "Order", "2", "INSERT", `{}`)
+	require.Equal(t, "/b", recv.waitN(t, 1, 30*time.Second)[0].Path)
+}

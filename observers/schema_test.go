@@ -1,0 +1,198 @@
+package observers
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/goccy/go-yaml"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/stretchr/testify/require"
+)
+
+const schemaPath = "../schema/observers.schema.json"
+
+// actionKeyTables are the decoder's key tables of each action type. A new
+// action type fails TestSchemaKeys until it is added here and to the schema
+// as $defs/<type>Action.
+var actionKeyTables = map[string][]string{
+	ActionTypeWebhook:  webhookKeys,
+	ActionTypeSlack:    slackKeys,
+	ActionTypeEmail:    emailKeys,
+	ActionTypeDatabase: databaseKeys,
+	ActionTypeLog:      logKeys,
+	ActionTypeCache:    cacheActionKeys,
+	ActionTypeSearch:   searchKeys,
+}
+
+// The schema names exactly the keys the decoder accepts, at the same place,
+// and rejects every other key.
+func TestSchemaKeys(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(schemaPath)
+	require.NoError(t, err)
+	var root map[string]any
+	require.NoError(t, json.Unmarshal(data, &root))
+
+	at := func(ptr string) map[string]any {
+		node := root
+		for _, p := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+			if p == "" {
+				continue
+			}
+			next, ok := node[p].(map[string]any)
+			require.True(t, ok, "schema has no %s (at %q)", ptr, p)
+			node = next
+		}
+		return node
+	}
+	keysOf := func(ptr string) []string {
+		node := at(ptr)
+		require.Equal(t, false, node["additionalProperties"], "%s must reject unknown keys", ptr)
+		var keys []string
+		for k := range at(ptr + "/properties") {
+			keys = append(keys, k)
+		}
+		return keys
+	}
+	actionBreakerKeys := slices.DeleteFunc(slices.Clone(breakerKeys), func(k string) bool { return k == "backend" })
+	for ptr, want := range map[string][]string{
+		"":                        topKeys,
+		"/properties/listener":    listenerKeys,
+		"/properties/workers":     workersKeys,
+		"/properties/concurrency": concurrencyKeys,
+		"/properties/concurrency/properties/queues": actionTypes,
+		"/properties/circuit_breaker":               breakerKeys,
+		"/$defs/circuitBreaker":                     actionBreakerKeys,
+		"/properties/smtp":                          smtpKeys,
+		"/properties/redis":                         redisKeys,
+		"/properties/dedup":                         dedupKeys,
+		"/properties/cache":                         cacheKeys,
+		"/$defs/observer":                           observerKeys,
+		"/$defs/retry":                              retryKeys,
+	} {
+		require.ElementsMatch(t, want, keysOf(ptr), "schema %s vs the decoder's key table", cmpOr(ptr, "top level"))
+	}
+
+	// Actions: the type enum is the action types, each selects its own
+	// definition, and each definition has the decoder's keys.
+	var enum []string
+	for _, v := range at("/$defs/action/properties/type")["enum"].([]any) {
+		enum = append(enum, v.(string))
+	}
+	require.Equal(t, actionTypes, enum, "$defs/action type enum")
+	allOf := at("/$defs/action")["allOf"].([]any)
+	require.Len(t, allOf, len(actionTypes))
+	for i, typ := range actionTypes {
+		keys, ok := actionKeyTables[typ]
+		require.True(t, ok, "action type %q: add its key table to actionKeyTables and $defs/%sAction to %s", typ, typ, schemaPath)
+		require.ElementsMatch(t, keys, keysOf("/$defs/"+typ+"Action"), "$defs/%sAction vs the decoder's key table", typ)
+		branch := allOf[i].(map[string]any)
+		cond := branch["if"].(map[string]any)["properties"].(map[string]any)["type"].(map[string]any)
+		require.Equal(t, typ, cond["const"])
+		require.Equal(t, "#/$defs/"+typ+"Action", branch["then"].(map[string]any)["$ref"])
+	}
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func compileSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	f, err := os.Open(schemaPath)
+	require.NoError(t, err)
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	require.NoError(t, err)
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	require.NoError(t, c.AddResource("observers.schema.json", doc))
+	s, err := c.Compile("observers.schema.json")
+	require.NoError(t, err)
+	return s
+}
+
+// schemaValidate converts YAML to JSON and validates it against s.
+func schemaValidate(t *testing.T, s *jsonschema.Schema, src []byte) error {
+	t.Helper()
+	j, err := yaml.YAMLToJSON(src)
+	require.NoError(t, err)
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(j))
+	require.NoError(t, err)
+	return s.Validate(inst)
+}
+
+// everyBlock uses every block and action type; the loader accepts it, and so
+// must the schema.
+const everyBlock = `
+listener: {id: x, table: core.tb_entity_change_log, batch_size: 10, poll_interval: 500ms}
+allow_private_targets: false
+workers: {max_workers: 50, fetch_cooldown: 5ms, fetch_poll_interval: 1s}
+concurrency:
+  max_parallelism: 50
+  queues: {email: 5, webhook: 50, slack: 10, database: 4, log: 1, cache: 2, search: 3}
+circuit_breaker: {enabled: true, failure_threshold: 0.5, success_threshold: 1, timeout: 1m, sample_size: 20, min_requests: 5, window: 1h30m, backend: redis}
+smtp: {host: smtp.example.com, port: 465, from: a@example.com, username_env: SMTP_USER, password_env: SMTP_PASS, tls: tls, timeout: 10s}
+redis: {url: "redis://127.0.0.1:6379/0", key_prefix: "app:"}
+dedup: {enabled: true, backend: postgres, window: 5m, on_error: pause}
+cache: {backend: redis, ttl: 30s}
+observers:
+  all:
+    entity: "*"
+    events: [INSERT, updated, delete, CUSTOM]
+    condition: "status == 'new'"
+    retry: {max_attempts: 2, initial_delay: 1s, max_delay: 1m, backoff_strategy: fixed}
+    actions:
+      - {type: webhook, url: "https://example.com/h", signing_secret_env: S, headers: {X-A: b}, body_template: "{}", timeout: 5s, method: put, signature: fraiseql, circuit_breaker: {enabled: false}}
+      - {type: slack, webhook_url_env: SLACK, channel: "#c", message_template: "m", timeout: 5s}
+      - {type: email, to: [a@example.com, b@example.com], cc: c@example.com, reply_to: r@example.com, subject: s, body_template: b, html_template: "<p>h</p>"}
+      - {type: email, to_template: "{{ email }}", subject_template: "s {{ id }}"}
+      - {type: database, function_name: app.fn, params: {a: 1, b: [x]}, timeout: 5s}
+      - {type: log, level: warn, message_template: "m"}
+      - {type: cache, key_pattern: "app:order:{{ id }}:*", action: invalidate}
+      - {type: search, index: orders}
+`
+
+// The example files and everyBlock, which the loader accepts, validate
+// against the schema; typical mistakes do not.
+func TestSchemaValidatesExamples(t *testing.T) {
+	t.Parallel()
+	s := compileSchema(t)
+	env := envOf(map[string]string{"S": "x", "SLACK": "https://hooks.example/x", "SMTP_USER": "u", "SMTP_PASS": "p"})
+	for _, path := range []string{"../examples/observers.yaml", "testdata/valid.yaml", "everyBlock"} {
+		src := []byte(everyBlock)
+		if path != "everyBlock" {
+			var err error
+			src, err = os.ReadFile(path)
+			require.NoError(t, err)
+		}
+		_, diags, err := ParseWithEnv(path, src, env)
+		require.NoError(t, err, "%s: %v", path, diags)
+		require.NoError(t, schemaValidate(t, s, src), path)
+	}
+
+	obs := "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: log}]\n"
+	for name, src := range map[string]string{
+		"unknown top key":       "listner: {id: x}\n" + obs,
+		"concurrency typo":      "concurrency: {max_paralelism: 5}\n" + obs,
+		"unknown queue":         "concurrency: {queues: {sms: 5}}\n" + obs,
+		"zero workers":          "concurrency: {max_parallelism: 0}\n" + obs,
+		"unknown action type":   "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: sms}]\n",
+		"key of another type":   "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: log, url: 'https://x'}]\n",
+		"duration without unit": "listener: {poll_interval: 30}\n" + obs,
+		"unknown event":         "observers:\n  o:\n    entity: A\n    events: [INSERTED]\n    actions: [{type: log}]\n",
+		"no actions":            "observers:\n  o:\n    entity: A\n    events: [INSERT]\n",
+		"backend on a webhook":  "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhook, url: 'https://x/', circuit_breaker: {backend: redis}}]\n",
+	} {
+		require.Error(t, schemaValidate(t, s, []byte(src)), name)
+		_, _, err := Parse("x.yaml", []byte(src))
+		require.Error(t, err, "%s: the loader rejects it too", name)
+	}
+}

@@ -1,0 +1,98 @@
+package river
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
+)
+
+func TestQueues(t *testing.T) {
+	t.Parallel()
+	qs := Queues(observers.ConcurrencyConfig{}.WithDefaults())
+	require.Equal(t, river.QueueConfig{MaxWorkers: LegacyQueueMaxWorkers}, qs[QueueName], "the pre-upgrade queue is still worked")
+	for _, typ := range observers.ActionTypes() {
+		require.Contains(t, qs, QueueFor(typ), "every action type has its own queue")
+	}
+	require.Len(t, qs, len(observers.ActionTypes())+1)
+	require.Equal(t, "fraiseql_observers_webhook", QueueFor(observers.ActionTypeWebhook))
+	require.Equal(t, observers.WorkersMaxWorkersDefault, qs["fraiseql_observers_webhook"].MaxWorkers)
+	require.Equal(t, observers.EmailMaxWorkersDefault, qs["fraiseql_observers_email"].MaxWorkers)
+
+	qs = Queues(observers.ConcurrencyConfig{MaxParallelism: 8, Queues: map[string]int{"webhook": 3}})
+	require.Equal(t, 3, qs["fraiseql_observers_webhook"].MaxWorkers)
+	require.Equal(t, 8, qs["fraiseql_observers_slack"].MaxWorkers)
+	require.Equal(t, 8, qs["fraiseql_observers_email"].MaxWorkers, "email: min(20, max_parallelism)")
+	require.Equal(t, 8, qs[QueueName].MaxWorkers)
+}
+
+// A job left in the single pre-upgrade queue is worked after the upgrade,
+// next to new jobs, which go to their action type's queue.
+func TestClientWorksLegacyQueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := sqltest.NewDB(t)
+	cfg, _, err := observers.ParseWithEnv("test.yaml", []byte(`
+concurrency:
+  max_parallelism: 4
+  queues: {log: 2}
+observers:
+  audit:
+    entity: Order
+    events: [INSERT]
+    actions:
+      - type: log
+        message_template: "order {{ event.entity_id }}"
+`), func(string) (string, bool) { return "", false })
+	require.NoError(t, err)
+	store := NewConfigStore(pool)
+	v, err := store.Register(ctx, cfg)
+	require.NoError(t, err)
+
+	var seq int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO core.tb_entity_change_log
+		(object_type, object_id, modification_type, object_data) VALUES ('Order', '1', 'INSERT', '{}')
+		RETURNING pk_entity_change_log`).Scan(&seq))
+	ev := &observers.Event{Seq: seq, ID: "legacy", EntityType: "Order"}
+
+	client, err := NewClient(ClientParams{Pool: pool, Config: cfg, Configs: store})
+	require.NoError(t, err)
+	// As an older version enqueued it: no queue but the single one.
+	_, err = client.Insert(ctx, ActionArgs{Seq: seq, EventID: ev.ID, Entity: "Order", Observer: "audit",
+		ActionType: "log", ConfigVersion: v.ID}, &river.InsertOpts{Queue: QueueName})
+	require.NoError(t, err)
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	require.NoError(t, NewEnqueuer(client).EnqueueTx(ctx, tx, []observers.Job{
+		{Event: ev, Observer: cfg.Observer("audit"), ActionIndex: 0, ConfigVersion: v.ID},
+	}))
+	require.NoError(t, tx.Commit(ctx))
+
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, client.Stop(context.WithoutCancel(ctx))) })
+
+	completed := func() map[string]string {
+		rows, err := pool.Query(ctx, `SELECT queue, state::text FROM river_job`)
+		require.NoError(t, err)
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var q, s string
+			require.NoError(t, rows.Scan(&q, &s))
+			out[q] = s
+		}
+		require.NoError(t, rows.Err())
+		return out
+	}
+	want := map[string]string{QueueName: "completed", "fraiseql_observers_log": "completed"}
+	require.Eventually(t, func() bool {
+		got := completed()
+		return got[QueueName] == "completed" && got["fraiseql_observers_log"] == "completed"
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, want, completed())
+}
