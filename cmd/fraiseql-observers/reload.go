@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"syscall"
 	"time"
 
@@ -104,6 +105,7 @@ func (r *reloader) reload(ctx context.Context, why string) {
 
 // restartOnly reports whether settings that only a restart applies differ.
 func restartOnly(a, b *observers.Config) bool {
-	return a.Workers != b.Workers || a.AllowPrivateTargets != b.AllowPrivateTargets ||
-		a.Dedup != b.Dedup || a.Redis != b.Redis || a.Cache != b.Cache
+	return a.Workers != b.Workers || !reflect.DeepEqual(a.Concurrency, b.Concurrency) ||
+		a.AllowPrivateTargets != b.AllowPrivateTargets || a.CircuitBreakerBackend != b.CircuitBreakerBackend ||
+		a.Dedup != b.Dedup || a.Redis != b.Redis || a.Cache != b.Cache || !reflect.DeepEqual(a.SMTP, b.SMTP)
 }
