@@ -46,14 +46,19 @@ func TestConfigReloadsWithoutRestart(t *testing.T) {
 	insertChange(t, pool, "Order", "3", "INSERT", `{}`)
 	require.Equal(t, "/b", recv.waitN(t, 1, 30*time.Second)[0].Path, "a broken reload keeps the running observers")
 
-	write(webhookConfig("", pathObserver(recv.URL, "c")))
+	// A reload that brings a new action type also starts its queue.
+	obs := pathObserver(recv.URL, "c")
+	obs["audit"] = "entity: Order\nevents: [INSERT]\nactions:\n  - {type: log, message_template: 'audit {{ event.entity_id }}'}\n"
+	write(webhookConfig("", obs))
 	require.Eventually(t, func() bool { return reloads() == 2 }, 20*time.Second, 20*time.Millisecond)
 	insertChange(t, pool, "Order", "4", "INSERT", `{}`)
 	require.Equal(t, "/c", recv.waitN(t, 1, 30*time.Second)[0].Path)
+	require.Eventually(t, func() bool { return strings.Contains(p.Log(), "audit 4") }, 20*time.Second, 20*time.Millisecond,
+		"the log action's new queue is worked")
 
 	var versions int
 	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(DISTINCT args->>'config_version') FROM river_job`).Scan(&versions))
-	require.Equal(t, 3, versions, "each job carries the version it was matched under")
+	require.Equal(t, 3, versions, "each job carries the version it was matched under (the rejected file made none)")
 }
 
 // Without the file watcher, SIGHUP reloads (and does not stop the process).

@@ -28,7 +28,7 @@ const HandoverChannel = "fraiseql_observers_handover"
 // Listener defaults.
 const (
 	StandbyRetryDefault      = time.Second
-	HeartbeatIntervalDefault = 2 * time.Second
+	HeartbeatIntervalDefault = 5 * time.Second
 	BatchTimeoutDefault      = 30 * time.Second
 	CleanupIntervalDefault   = time.Minute
 )

@@ -1,6 +1,7 @@
 package river
 
 import (
+	"slices"
 	"log/slog"
 	"os"
 	"time"
@@ -72,7 +73,7 @@ func NewClient(p ClientParams) (*river.Client[pgx.Tx], error) {
 		w := p.Config.Workers
 		rc.FetchCooldown = w.FetchCooldown
 		rc.FetchPollInterval = w.FetchPollInterval
-		rc.Queues = Queues(p.Config.Concurrency)
+		rc.Queues = Queues(p.Config)
 	}
 	client, err := river.NewClient(riverpgxv5.New(p.Pool), rc)
 	if err != nil {
@@ -81,16 +82,46 @@ func NewClient(p ClientParams) (*river.Client[pgx.Tx], error) {
 	return client, nil
 }
 
-// Queues returns the River queues of a `run` process: one per action type,
-// plus the legacy QueueName.
-func Queues(c observers.ConcurrencyConfig) map[string]river.QueueConfig {
+// Queues returns the River queues of a `run` process: one per action type
+// that cfg uses (each idle queue's producer polls, so unused types get none),
+// plus the legacy QueueName. AddQueues starts more after a reload.
+func Queues(cfg *observers.Config) map[string]river.QueueConfig {
+	c := cfg.Concurrency
 	qs := map[string]river.QueueConfig{
 		QueueName: {MaxWorkers: min(LegacyQueueMaxWorkers, c.MaxWorkers(""))},
 	}
-	for _, t := range observers.ActionTypes() {
+	for _, t := range usedActionTypes(cfg) {
 		qs[QueueFor(t)] = river.QueueConfig{MaxWorkers: c.MaxWorkers(t)}
 	}
 	return qs
+}
+
+// AddQueues starts the queues of action types that cfg uses and that are
+// not in have (the queue names already worked), and records them in have.
+func AddQueues(client *river.Client[pgx.Tx], have map[string]bool, cfg *observers.Config) error {
+	for name, qc := range Queues(cfg) {
+		if have[name] {
+			continue
+		}
+		if err := client.Queues().Add(name, qc); err != nil {
+			return errors.Wrapf(err, "start queue %s", name)
+		}
+		have[name] = true
+	}
+	return nil
+}
+
+func usedActionTypes(cfg *observers.Config) []string {
+	var out []string
+	for _, t := range observers.ActionTypes() {
+		for _, o := range cfg.Observers {
+			if slices.ContainsFunc(o.Actions, func(a observers.Action) bool { return a.Type == t }) {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // rescueFloor is the least time after which a job left running by a process

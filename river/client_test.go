@@ -14,21 +14,50 @@ import (
 
 func TestQueues(t *testing.T) {
 	t.Parallel()
-	qs := Queues(observers.ConcurrencyConfig{}.WithDefaults())
-	require.Equal(t, river.QueueConfig{MaxWorkers: LegacyQueueMaxWorkers}, qs[QueueName], "the pre-upgrade queue is still worked")
-	for _, typ := range observers.ActionTypes() {
-		require.Contains(t, qs, QueueFor(typ), "every action type has its own queue")
+	parse := func(src string) *observers.Config {
+		cfg, _, err := observers.ParseWithEnv("q.yaml", []byte(src), func(string) (string, bool) { return "", false })
+		require.NoError(t, err)
+		return cfg
 	}
-	require.Len(t, qs, len(observers.ActionTypes())+1)
-	require.Equal(t, "fraiseql_observers_webhook", QueueFor(observers.ActionTypeWebhook))
+	cfg := parse(`
+observers:
+  a:
+    entity: Order
+    events: [INSERT]
+    actions:
+      - {type: webhook, url: "https://example.com/x"}
+      - {type: log}
+`)
+	qs := Queues(cfg)
+	require.Equal(t, river.QueueConfig{MaxWorkers: LegacyQueueMaxWorkers}, qs[QueueName], "the pre-upgrade queue is still worked")
+	require.Equal(t, map[string]bool{QueueName: true, "fraiseql_observers_webhook": true, "fraiseql_observers_log": true},
+		keys(qs), "a queue per action type in use, no idle producers for the rest")
 	require.Equal(t, observers.WorkersMaxWorkersDefault, qs["fraiseql_observers_webhook"].MaxWorkers)
-	require.Equal(t, observers.EmailMaxWorkersDefault, qs["fraiseql_observers_email"].MaxWorkers)
 
-	qs = Queues(observers.ConcurrencyConfig{MaxParallelism: 8, Queues: map[string]int{"webhook": 3}})
+	cfg = parse(`
+concurrency: {max_parallelism: 8, queues: {webhook: 3}}
+observers:
+  a:
+    entity: Order
+    events: [INSERT]
+    actions:
+      - {type: webhook, url: "https://example.com/x"}
+      - {type: slack, webhook_url: "https://example.com/s"}
+`)
+	qs = Queues(cfg)
 	require.Equal(t, 3, qs["fraiseql_observers_webhook"].MaxWorkers)
 	require.Equal(t, 8, qs["fraiseql_observers_slack"].MaxWorkers)
-	require.Equal(t, 8, qs["fraiseql_observers_email"].MaxWorkers, "email: min(20, max_parallelism)")
 	require.Equal(t, 8, qs[QueueName].MaxWorkers)
+	c := observers.ConcurrencyConfig{}.WithDefaults()
+	require.Equal(t, observers.EmailMaxWorkersDefault, c.MaxWorkers(observers.ActionTypeEmail), "email: min(20, max_parallelism)")
+}
+
+func keys(m map[string]river.QueueConfig) map[string]bool {
+	out := map[string]bool{}
+	for k := range m {
+		out[k] = true
+	}
+	return out
 }
 
 // A job left in the single pre-upgrade queue is worked after the upgrade,

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
 	obsriver "github.com/fraiseql/fraiseql-observers/river"
@@ -30,6 +32,8 @@ type reloader struct {
 	configs  *obsriver.ConfigStore
 	listener *observers.Listener
 	current  *observers.Config
+	client   *river.Client[pgx.Tx]
+	queues   map[string]bool // River queues this process works
 }
 
 // run blocks until ctx ends.
@@ -89,6 +93,10 @@ func (r *reloader) reload(ctx context.Context, why string) {
 		return
 	}
 	ver, err := r.configs.Register(ctx, cfg)
+	if err == nil {
+		// Queues first, so jobs of a newly used action type find a worker.
+		err = obsriver.AddQueues(r.client, r.queues, cfg)
+	}
 	if err == nil {
 		err = r.listener.Reload(cfg, ver.ID)
 	}

@@ -199,7 +199,12 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 		return withExitCode(exitFailure, err)
 	}
 	ready.Store(true)
-	go (&reloader{path: o.ConfigPath, watch: o.WatchConfig, logger: logger, configs: configs, listener: listener, current: cfg}).run(ctx)
+	queues := map[string]bool{}
+	for name := range obsriver.Queues(cfg) {
+		queues[name] = true
+	}
+	go (&reloader{path: o.ConfigPath, watch: o.WatchConfig, logger: logger, configs: configs,
+		listener: listener, current: cfg, client: client, queues: queues}).run(ctx)
 	logger.Info("run: started", slog.String("instance_id", listener.InstanceID()),
 		slog.String("listener_id", cfg.Listener.ID), slog.Int("observers", len(cfg.Observers)),
 		slog.Int64("config_version", ver.ID), slog.String("http_addr", httpAddr), slog.String("version", version))
