@@ -1,9 +1,9 @@
 package river
 
 import (
-	"slices"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/errors"
