@@ -1,6 +1,7 @@
 package river
 
 import (
+	"cmp"
 	"log/slog"
 	"os"
 	"slices"
@@ -33,6 +34,11 @@ type ClientParams struct {
 	Search   storage.Search              // documents of search actions; nil: none
 	// InsertOnly builds a client that enqueues but works no jobs.
 	InsertOnly bool
+	// Cleanups run as a River periodic job every CleanupInterval (default
+	// CleanupIntervalDefault) on the group's River leader: expired dedup
+	// keys, cache rows, Redis claim tokens.
+	Cleanups        []Cleanup
+	CleanupInterval time.Duration
 }
 
 // Retention of finished jobs. Discarded and cancelled jobs are the
@@ -68,6 +74,9 @@ func NewClient(p ClientParams) (*river.Client[pgx.Tx], error) {
 		CancelledJobRetentionPeriod: DeadLetterRetentionDefault,
 		DiscardedJobRetentionPeriod: DeadLetterRetentionDefault,
 		RescueStuckJobsAfter:        rescueAfter(p.Config),
+	}
+	if job := cleanupJob(workers, p.Cleanups, cmp.Or(p.CleanupInterval, CleanupIntervalDefault), p.Logger); job != nil {
+		rc.PeriodicJobs = []*river.PeriodicJob{job}
 	}
 	if !p.InsertOnly {
 		w := p.Config.Workers
