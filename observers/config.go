@@ -97,11 +97,16 @@ type Config struct {
 	CircuitBreakerBackend string
 	// SMTP is the top-level smtp: block with defaults applied; nil when the
 	// file has none (it is required when any email action exists).
-	SMTP      *SMTPConfig
-	Observers []*Observer // sorted by Name
-	Source    []byte      // the raw file bytes as loaded
-	Hash      string      // hex sha256 of Source: the config version identity
-	Filename  string
+	SMTP *SMTPConfig
+	// ObserversTable is observers_table: FraiseQL's tb_observer table whose
+	// rows are observers too (tableobservers.go); "" when not set.
+	ObserversTable string
+	Observers      []*Observer // sorted by Name, the file's and the table's
+	// Source is the raw file bytes as loaded, followed by the table's rows
+	// when observers_table is set (ParseVersion reads it back).
+	Source   []byte
+	Hash     string // hex sha256 of Source: the config version identity
+	Filename string
 
 	// Redis, Dedup and Cache are the redis:, dedup: and cache: blocks,
 	// defaults applied (dedup.go).

@@ -15,7 +15,7 @@ import (
 
 // Valid keys at each level of the file.
 var (
-	topKeys         = []string{"listener", "allow_private_targets", "workers", "concurrency", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers"}
+	topKeys         = []string{"listener", "allow_private_targets", "workers", "concurrency", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers", "observers_table"}
 	listenerKeys    = []string{"id", "table", "batch_size", "poll_interval"}
 	workersKeys     = []string{"max_workers", "fetch_cooldown", "fetch_poll_interval"}
 	concurrencyKeys = []string{"max_parallelism", "queues"} // queues: action type → workers
@@ -66,7 +66,17 @@ func (l *loader) config(root ast.Node) *Config {
 			cfg.Cache = l.cacheBlock(e, &stores)
 		case "observers":
 			cfg.Observers, warnEmpty = l.observers(e)
+		case "observers_table":
+			cfg.ObserversTable = strings.TrimSpace(l.str(e, "observers_table"))
+			if _, err := parseTableName(cfg.ObserversTable); err != nil && cfg.ObserversTable != "" {
+				l.errorf(e.value, fmt.Sprintf("observers_table %q is not a table name", cfg.ObserversTable),
+					`use "schema.table", e.g. core.tb_observer`)
+			}
 		}
+	}
+	if l.withRows { // tableobservers.go
+		l.tableObservers(cfg)
+		sort.Slice(cfg.Observers, func(i, j int) bool { return cfg.Observers[i].Name < cfg.Observers[j].Name })
 	}
 	cfg.Listener = cfg.Listener.WithDefaults()
 	l.checkConcurrency(cfg, &conc, workersAt)
@@ -79,7 +89,7 @@ func (l *loader) config(root ast.Node) *Config {
 	l.checkSMTP(cfg, smtpAt) // email.go
 	l.checkStorage(cfg, &stores)
 	l.checkCacheActions(cfg) // cacheaction.go
-	if warnEmpty && len(cfg.Observers) == 0 {
+	if warnEmpty && len(cfg.Observers) == 0 && cfg.ObserversTable == "" {
 		l.warnf(root, "no observers are defined", "add an observers: map; without it no event triggers anything")
 	}
 	return cfg
@@ -198,7 +208,10 @@ func (l *loader) observers(e entry) (out []*Observer, ok bool) {
 
 func (l *loader) observer(e entry) *Observer {
 	o := &Observer{Name: e.key}
-	where := "observers." + e.key
+	where := "observers." + e.key + "."
+	if l.row { // a table row: the diagnostic's file names the observer
+		where = ""
+	}
 	if strings.TrimSpace(e.key) == "" {
 		l.errorf(e.keyN, "observer name is empty", "name each observer, e.g. order_created:")
 	}
@@ -211,20 +224,20 @@ func (l *loader) observer(e entry) *Observer {
 	for _, f := range fields {
 		switch f.key {
 		case "entity":
-			o.Entity = strings.TrimSpace(l.str(f, where+".entity"))
+			o.Entity = strings.TrimSpace(l.str(f, where+"entity"))
 			v := l.resolve(f.value)
 			haveEntity = o.Entity != "" || (!isNull(v) && !isScalar(v)) // a type error is already reported
 		case "events":
 			haveEvents = true
-			o.Events = l.events(f, where+".events")
+			o.Events = l.events(f, where+"events")
 		case "condition":
 			o.Condition = l.condition(f)
 		case "actions":
 			haveActions = true
-			o.Actions = l.actions(f, where+".actions")
+			o.Actions = l.actions(f, where+"actions")
 		case "retry":
 			retryAt = f.keyN
-			o.Retry = l.retry(f, where+".retry")
+			o.Retry = l.retry(f, where+"retry")
 		}
 	}
 	if !haveEntity {

@@ -1,8 +1,6 @@
 package observers
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"sort"
@@ -47,7 +45,11 @@ type Diagnostic struct {
 // warning: message"), followed by "\n  hint: …" when there is a hint.
 func (d Diagnostic) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d:%d: ", d.File, d.Line, d.Column)
+	if d.Line == 0 && d.Column == 0 { // a table row, or a position the parser did not give
+		fmt.Fprintf(&b, "%s: ", d.File)
+	} else {
+		fmt.Fprintf(&b, "%s:%d:%d: ", d.File, d.Line, d.Column)
+	}
 	if d.Severity == SeverityWarning {
 		b.WriteString("warning: ")
 	}
@@ -114,10 +116,21 @@ func Parse(filename string, data []byte) (*Config, Diagnostics, error) {
 
 // ParseWithEnv is Parse with the environment lookup injected.
 func ParseWithEnv(filename string, data []byte, getenv func(string) (string, bool)) (*Config, Diagnostics, error) {
-	l := &loader{file: filename, getenv: getenv, anchors: map[string]ast.Node{}, warnedEnv: map[string]bool{}}
+	return parse(filename, data, nil, false, data, getenv)
+}
+
+// parse decodes the file data and, when withRows, the observers_table rows
+// (tableobservers.go); src is the version source that Source and Hash hold.
+func parse(filename string, data []byte, rows []TableObserver, withRows bool, src []byte,
+	getenv func(string) (string, bool)) (*Config, Diagnostics, error) {
+	l := &loader{file: filename, getenv: getenv, anchors: map[string]ast.Node{}, warnedEnv: map[string]bool{},
+		rows: rows, withRows: withRows}
 	cfg := l.parse(data)
 	sort.SliceStable(l.diags, func(i, j int) bool {
 		a, b := l.diags[i], l.diags[j]
+		if (a.File == filename) != (b.File == filename) { // the file's first, then the rows in order
+			return a.File == filename
+		}
 		if a.Line != b.Line {
 			return a.Line < b.Line
 		}
@@ -133,9 +146,8 @@ func ParseWithEnv(filename string, data []byte, getenv func(string) (string, boo
 			errors.Newf("invalid observer config %s: %d %s, first: %s", filename, len(errs), noun, first),
 			fmt.Sprintf("run `fraiseql-observers validate-config %s` to list them all", filename))
 	}
-	cfg.Source = data
-	sum := sha256.Sum256(data)
-	cfg.Hash = hex.EncodeToString(sum[:])
+	cfg.Source = src
+	cfg.Hash = sourceHash(src)
 	cfg.Filename = filename
 	return cfg, l.diags, nil
 }
@@ -148,6 +160,10 @@ type loader struct {
 	anchors map[string]ast.Node
 
 	warnedEnv map[string]bool // variables already reported unset
+
+	rows     []TableObserver // observers_table rows (tableobservers.go)
+	withRows bool            // decode rows: the table was read
+	row      bool            // decoding a row: diagnostics have no position
 }
 
 // entry is one key/value pair of a mapping.
@@ -206,6 +222,9 @@ func (a anchorCollector) Visit(n ast.Node) ast.Visitor {
 }
 
 func (l *loader) diag(sev Severity, line, col int, msg, hint string) {
+	if l.row {
+		line, col = 0, 0
+	}
 	l.diags = append(l.diags, Diagnostic{File: l.file, Line: line, Column: col, Severity: sev, Message: msg, Hint: hint})
 }
 

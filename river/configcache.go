@@ -53,7 +53,7 @@ func (s *ConfigStore) Get(ctx context.Context, id int64) (*Version, error) {
 	if err != nil {
 		return nil, errors.Wrapf(err, "load config version %d", id)
 	}
-	cfg, _, err := observers.Parse(fmt.Sprintf("config-version-%d.yaml", id), []byte(row.Source))
+	cfg, _, err := observers.ParseVersion(fmt.Sprintf("config-version-%d.yaml", id), []byte(row.Source))
 	if err != nil {
 		return nil, errors.Wrapf(err, "compile config version %d", id)
 	}

@@ -125,6 +125,18 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 	if err := checkSchema(ctx, pool); err != nil {
 		return withExitCode(exitFailure, err)
 	}
+	if cfg.ObserversTable != "" { // reload.go
+		cfg, diags, err = withTableObservers(ctx, pool, cfg)
+		for _, d := range diags {
+			logger.Warn("config: " + d.String())
+		}
+		if err == nil {
+			err = cfg.Resolve(os.LookupEnv)
+		}
+		if err != nil {
+			return withExitCode(exitFailure, err)
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -203,7 +215,7 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 	for name := range obsriver.Queues(cfg) {
 		queues[name] = true
 	}
-	go (&reloader{path: o.ConfigPath, watch: o.WatchConfig, logger: logger, configs: configs,
+	go (&reloader{path: o.ConfigPath, watch: o.WatchConfig, logger: logger, configs: configs, pool: pool,
 		listener: listener, current: cfg, client: client, queues: queues}).run(ctx)
 	logger.Info("run: started", slog.String("instance_id", listener.InstanceID()),
 		slog.String("listener_id", cfg.Listener.ID), slog.Int("observers", len(cfg.Observers)),

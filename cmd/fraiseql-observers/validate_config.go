@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,9 @@ type validateConfigOpts struct {
 	File     string
 	Format   string
 	Detailed bool
+	// DatabaseURL, when set, lets a file with observers_table check the
+	// table's rows too; "" skips them (with a note).
+	DatabaseURL string
 	// Getenv looks up the *_env variables; nil means the process environment.
 	Getenv func(string) (string, bool)
 }
@@ -41,6 +45,8 @@ the database. Every problem is reported as file:line:col with a hint.
 Unset *_env variables (url_env, signing_secret_env, webhook_url_env,
 smtp.username_env, smtp.password_env) are warnings here (run refuses
 to start without them). Exit status 0 when the file is valid, 1 when not.
+When the file sets observers_table, its rows are checked too if
+--database-url (or DATABASE_URL) is given; otherwise they are not.
 --detailed prints each observer with its defaults filled in; secrets are
 never printed.`,
 		Args: cobra.ExactArgs(1),
@@ -49,10 +55,12 @@ never printed.`,
 			if err := opts.Validate(); err != nil {
 				return withExitCode(exitUsage, err)
 			}
-			return runValidateConfig(opts, cmd.OutOrStdout())
+			return runValidateConfig(cmd.Context(), opts, cmd.OutOrStdout())
 		},
 	}
 	formatFlag(cmd, &opts.Format)
+	cmd.Flags().StringVar(&opts.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"),
+		"Postgres URL to check the observers_table rows too (env DATABASE_URL); without it they are not checked")
 	cmd.Flags().BoolVar(&opts.Detailed, "detailed", false, "print every observer resolved with defaults (secrets redacted)")
 	return cmd
 }
@@ -63,6 +71,7 @@ type validateReport struct {
 	Valid               bool             `json:"valid"`
 	Hash                string           `json:"hash,omitempty"`
 	Summary             string           `json:"summary,omitempty"`
+	Note                string           `json:"note,omitempty"` // observers_table rows not checked
 	Listener            *listenerView    `json:"listener,omitempty"`
 	Workers             *workersView     `json:"workers,omitempty"`
 	AllowPrivateTargets bool             `json:"allow_private_targets"`
@@ -162,7 +171,7 @@ type retryView struct {
 
 const redacted = "<redacted>"
 
-func runValidateConfig(opts *validateConfigOpts, w io.Writer) error {
+func runValidateConfig(ctx context.Context, opts *validateConfigOpts, w io.Writer) error {
 	data, err := os.ReadFile(opts.File)
 	if err != nil {
 		return withExitCode(exitUsage, errors.WithHint(errors.Wrap(err, "read config"),
@@ -173,10 +182,22 @@ func runValidateConfig(opts *validateConfigOpts, w io.Writer) error {
 		getenv = os.LookupEnv
 	}
 	cfg, diags, _ := observers.ParseWithEnv(opts.File, data, getenv)
+	note := ""
+	if cfg != nil && cfg.ObserversTable != "" {
+		if opts.DatabaseURL == "" {
+			note = fmt.Sprintf("note: observers in observers_table %s were not checked; pass --database-url to check them", cfg.ObserversTable)
+		} else {
+			rows, err := readTableRows(ctx, opts.DatabaseURL, cfg.ObserversTable)
+			if err != nil {
+				return withExitCode(exitFailure, err)
+			}
+			cfg, diags, _ = observers.ParseWithTable(opts.File, data, rows, getenv)
+		}
+	}
 	valid := !diags.HasErrors()
 
 	if opts.Format == "json" {
-		report := validateReport{File: opts.File, Valid: valid, Observers: []observerView{}, Diagnostics: []diagnosticView{}}
+		report := validateReport{File: opts.File, Valid: valid, Note: note, Observers: []observerView{}, Diagnostics: []diagnosticView{}}
 		for _, d := range diags {
 			report.Diagnostics = append(report.Diagnostics, diagnosticView{
 				File: d.File, Line: d.Line, Column: d.Column, Severity: d.Severity.String(), Message: d.Message, Hint: d.Hint,
@@ -204,6 +225,9 @@ func runValidateConfig(opts *validateConfigOpts, w io.Writer) error {
 		}
 		for _, d := range diags {
 			fmt.Fprintln(w, d.String())
+		}
+		if note != "" {
+			fmt.Fprintln(w, note)
 		}
 		if !valid {
 			errs := len(diags.Errors())
@@ -459,4 +483,16 @@ func writeDetailed(w io.Writer, cfg *observers.Config) {
 			multi("html_template", a.HTMLTemplate)
 		}
 	}
+}
+
+// readTableRows reads the observers_table rows through a short-lived pool.
+func readTableRows(ctx context.Context, databaseURL, table string) ([]observers.TableObserver, error) {
+	pool, err := connectPool(ctx, databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return observers.ReadTableObservers(qctx, pool, table)
 }

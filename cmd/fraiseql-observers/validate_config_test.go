@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
 const testdataDir = "../../observers/testdata"
@@ -27,7 +29,7 @@ func runValidate(t *testing.T, env map[string]string, opts validateConfigOpts) (
 	}
 	require.NoError(t, opts.Validate())
 	var out bytes.Buffer
-	err := runValidateConfig(&opts, &out)
+	err := runValidateConfig(t.Context(), &opts, &out)
 	if err == nil {
 		return exitOK, out.String()
 	}
@@ -187,4 +189,25 @@ func TestValidateConfigJSON(t *testing.T) {
 	require.Equal(t, "<redacted>", report.Observers[1].Actions[0].SigningSecret)
 	require.Len(t, report.Diagnostics, 2, "both env variables unset: warnings")
 	require.Equal(t, "warning", report.Diagnostics[0].Severity)
+}
+
+// observers_table rows are checked only with a database URL; without one the
+// output says they were not.
+func TestValidateConfigTableRows(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "obs.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("observers_table: core.tb_observer\n"), 0o600))
+	code, out := runValidate(t, nil, validateConfigOpts{File: path})
+	require.Equal(t, exitOK, code, out)
+	require.Contains(t, out, "note: observers in observers_table core.tb_observer were not checked")
+
+	pool, url := sqltest.NewDB(t)
+	_, err := pool.Exec(t.Context(), `CREATE TABLE core.tb_observer (id serial, name text, entity_type text, event_type text,
+		condition_expression text, actions jsonb, enabled boolean DEFAULT true, retry_config jsonb, timeout_ms int, deleted_at timestamptz);
+		INSERT INTO core.tb_observer (name, entity_type, actions) VALUES ('order_created', 'Order', '[{"type": "webhok"}]')`)
+	require.NoError(t, err)
+	code, out = runValidate(t, nil, validateConfigOpts{File: path, DatabaseURL: url})
+	require.Equal(t, exitFailure, code, out)
+	require.Contains(t, out, `tb_observer[order_created]: unknown action type "webhok"`+"\n  hint: did you mean \"webhook\"?")
+	require.NotContains(t, out, "not checked")
 }
