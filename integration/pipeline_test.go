@@ -168,7 +168,7 @@ func TestFailoverAfterSIGKILL(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return len(leaders()) == 1 }, 20*time.Second, 50*time.Millisecond)
 	var held int
-	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&held))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE `+listenerLock, "it").Scan(&held))
 	require.Equal(t, 1, held, "exactly one instance holds the listener lock")
 
 	var pks []int64
@@ -230,7 +230,7 @@ func TestWebhookRetriesAndDeadLetters(t *testing.T) {
 
 	jobState := func(pk int64) (state string, attempt int, errs []string) {
 		var raw []byte
-		require.NoError(t, pool.QueryRow(ctx, `SELECT state::text, attempt, to_jsonb(errors) FROM river_job WHERE (args->>'seq')::bigint = $1`, pk).Scan(&state, &attempt, &raw))
+		require.NoError(t, pool.QueryRow(ctx, `SELECT state::text, attempt, to_jsonb(errors) FROM river_job WHERE kind = 'fraiseql_observer_action' AND (args->>'seq')::bigint = $1`, pk).Scan(&state, &attempt, &raw))
 		var es []map[string]any
 		_ = json.Unmarshal(raw, &es)
 		for _, e := range es {
@@ -271,7 +271,7 @@ observers:
 	var state string
 	var errText string
 	require.Eventually(t, func() bool {
-		return pool.QueryRow(ctx, `SELECT state::text, coalesce(errors[array_length(errors,1)]->>'error','') FROM river_job WHERE (args->>'seq')::bigint = $1`, pk).Scan(&state, &errText) == nil && state == "cancelled"
+		return pool.QueryRow(ctx, `SELECT state::text, coalesce(errors[array_length(errors,1)]->>'error','') FROM river_job WHERE kind = 'fraiseql_observer_action' AND (args->>'seq')::bigint = $1`, pk).Scan(&state, &errText) == nil && state == "cancelled"
 	}, 20*time.Second, 50*time.Millisecond)
 	require.Contains(t, errText, "loopback")
 	require.Empty(t, recv.All(), "no request may reach a loopback target")
@@ -308,8 +308,7 @@ func TestFailoverWhenLockSessionIsKilled(t *testing.T) {
 	a := startRun(t, url, cfg)
 	b := startRun(t, url, cfg)
 	lockHolder := func() (pid int) {
-		_ = pool.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
-			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&pid)
+		_ = pool.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE `+listenerLock, "it").Scan(&pid)
 		return pid
 	}
 	require.Eventually(t, func() bool { return lockHolder() != 0 }, 20*time.Second, 20*time.Millisecond)
@@ -336,3 +335,9 @@ func TestFailoverWhenLockSessionIsKilled(t *testing.T) {
 		require.Equal(t, 1, counts[pk], "change %d", pk)
 	}
 }
+
+// listenerLock selects, in pg_locks, the granted session advisory lock of the
+// listener group named by $1 (River takes advisory locks of its own).
+const listenerLock = `locktype = 'advisory' AND granted AND objsubid = 1
+	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND ((classid::bigint << 32) | objid::bigint) = hashtextextended('fraiseql-observers/listener/' || $1, 0)`

@@ -30,7 +30,6 @@ const (
 	StandbyRetryDefault      = time.Second
 	HeartbeatIntervalDefault = 5 * time.Second
 	BatchTimeoutDefault      = 30 * time.Second
-	CleanupIntervalDefault   = time.Minute
 )
 
 // Role of an instance in its listener group.
@@ -67,11 +66,6 @@ type ListenerParams struct {
 	// skips the events already claimed by a committed batch within the
 	// window. Config.Dedup.OnError says what a backend failure does.
 	Dedup storage.Dedup
-	// Cleanups run while leading, between batches, at most once per
-	// CleanupInterval (default 1m): Dedup.Cleanup first, then these (for
-	// instance the Postgres cache's expired rows).
-	Cleanups        []func(context.Context) error
-	CleanupInterval time.Duration
 }
 
 // Listener is the reading half of the pipeline. Every instance runs one; the
@@ -96,7 +90,6 @@ type Listener struct {
 	leaderFrom time.Time
 	startedAt  time.Time
 	batches    int
-	cleanedAt  time.Time
 
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -123,9 +116,6 @@ func NewListener(p ListenerParams) (*Listener, error) {
 	}
 	if p.HeartbeatInterval <= 0 {
 		p.HeartbeatInterval = HeartbeatIntervalDefault
-	}
-	if p.CleanupInterval <= 0 {
-		p.CleanupInterval = CleanupIntervalDefault
 	}
 	cl, err := NewChangeLog(p.Config.Listener.Table)
 	if err != nil {
@@ -313,7 +303,6 @@ func (l *Listener) lead(ctx context.Context, conn *pgx.Conn) error {
 				return errors.New("listener: lock session closed")
 			}
 		}
-		l.cleanup(ctx)
 		wctx, cancel := context.WithTimeout(ctx, cfg.PollInterval)
 		_, err := conn.WaitForNotification(wctx)
 		timedOut := wctx.Err() != nil
@@ -498,27 +487,6 @@ func (l *Listener) dedup(ctx context.Context, tx pgx.Tx, cfg *Config, events []*
 	}
 	return nil, errors.WithHint(errors.Wrapf(err, "deduplicate (%s backend)", d.Backend()),
 		"the batch is read again later; with dedup.on_error: process a Redis failure is bypassed instead")
-}
-
-// cleanup runs the periodic cleanups when CleanupInterval has passed since
-// the last run. Failures are logged; the next run retries.
-func (l *Listener) cleanup(ctx context.Context) {
-	if time.Since(l.cleanedAt) < l.p.CleanupInterval {
-		return
-	}
-	l.cleanedAt = time.Now()
-	fns := l.p.Cleanups
-	if l.p.Dedup != nil {
-		fns = append([]func(context.Context) error{l.p.Dedup.Cleanup}, fns...)
-	}
-	for _, fn := range fns {
-		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := fn(cctx)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			l.logger.Warn("listener: cleanup failed; retried at the next interval", slog.String("error", err.Error()))
-		}
-	}
 }
 
 // skipReasonLabel keeps the metric's label set small.

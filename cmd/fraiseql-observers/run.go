@@ -168,6 +168,7 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 		Pool: pool, Config: cfg, Configs: configs, Webhooks: webhooks, Mailer: mailer, Breakers: breakers, Metrics: metrics, Logger: logger,
 		Cache: stores.Cache, // used for versions with a cache: block
 		Redis: stores.Redis, Search: stores.Search,
+		Cleanups: stores.Cleanups, // a River periodic job on the group's River leader
 	})
 	if err != nil {
 		return withExitCode(exitFailure, err)
@@ -195,7 +196,7 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 		Pool: pool, Config: cfg, ConfigVersion: ver.ID, Enqueuer: obsriver.NewEnqueuer(client),
 		Logger: logger, Metrics: metrics, HTTPAddr: httpAddr, Version: version, StandbyRetry: o.StandbyRetry,
 		BeforeCommit: faultBeforeCommit(),
-		Dedup:        stores.Dedup, Cleanups: stores.Cleanups,
+		Dedup:        stores.Dedup,
 	})
 	if err != nil {
 		return withExitCode(exitFailure, err)
@@ -249,7 +250,7 @@ type daemonStores struct {
 	Breaker  storage.BreakerStore // circuit-breaker state (circuit_breaker.backend)
 	Redis    goredis.Cmdable      // the redis: block's client (cache actions); nil without redis.url
 	Search   storage.Search       // documents of search actions
-	Cleanups []func(context.Context) error
+	Cleanups []obsriver.Cleanup // expired dedup keys, cache rows, claim tokens
 	Close    func()
 }
 
@@ -275,6 +276,7 @@ func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, 
 		} else {
 			s.Dedup = postgres.NewDedup(pool, postgres.DedupConfig{Window: cfg.Dedup.Window})
 		}
+		s.Cleanups = append(s.Cleanups, s.Dedup.Cleanup)
 	}
 	pgBreaker := postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{})
 	s.Breaker = pgBreaker

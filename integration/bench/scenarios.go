@@ -210,7 +210,7 @@ func pipelineScenario(ctx context.Context, o options, name string, nObs, nAct in
 	ps := readProcStats(p.cmd.Process.Pid)
 	wal := walLSN(ctx, db.pool) - wal0
 	var jobs int64
-	_ = db.pool.QueryRow(ctx, `SELECT count(*) FROM river_job`).Scan(&jobs)
+	_ = db.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'fraiseql_observer_action'`).Scan(&jobs)
 	batches := scrapeMetric(p.httpAddr, "observer_batches_total")
 
 	r.add("events_per_s", float64(o.n)/el.Seconds(), "events/s")
