@@ -250,7 +250,7 @@ type daemonStores struct {
 	Breaker  storage.BreakerStore // circuit-breaker state (circuit_breaker.backend)
 	Redis    goredis.Cmdable      // the redis: block's client (cache actions); nil without redis.url
 	Search   storage.Search       // documents of search actions
-	Cleanups []obsriver.Cleanup // expired dedup keys, cache rows, claim tokens
+	Cleanups []obsriver.Cleanup   // expired dedup keys, cache rows, claim tokens
 	Close    func()
 }
 
