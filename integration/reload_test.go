@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -76,4 +77,52 @@ func TestSIGHUPReloads(t *testing.T) {
 	require.Contains(t, p.Log(), "trigger=SIGHUP")
 	insertChange(t, pool, "Order", "2", "INSERT", `{}`)
 	require.Equal(t, "/b", recv.waitN(t, 1, 30*time.Second)[0].Path)
+}
+
+// Reloads while events flow lose nothing: an observer present in every
+// version delivers every event exactly once, while others come and go.
+func TestReloadWhileEventsFlow(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, nil)
+	versions := []map[string]string{
+		{"stable": "entity: Order\nevents: [INSERT]\nactions:\n  - {type: webhook, url: " + recv.URL + "/stable}\n"},
+		{"stable": "entity: Order\nevents: [INSERT]\nactions:\n  - {type: webhook, url: " + recv.URL + "/stable}\n",
+			"added": "entity: Order\nevents: [INSERT]\nactions:\n  - {type: webhook, url: " + recv.URL + "/added}\n"},
+		{"stable": "entity: Order\nevents: [INSERT]\ncondition: \"n >= 0\"\nactions:\n  - {type: webhook, url: " + recv.URL + "/stable}\n"},
+	}
+	p := startRun(t, url, webhookConfig("", versions[0]))
+	const events = 150
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range events {
+			if _, err := pool.Exec(context.Background(), `INSERT INTO core.tb_entity_change_log
+				(object_type, object_id, modification_type, object_data) VALUES ('Order', $1, 'INSERT', $2::jsonb)`,
+				fmt.Sprint(i), fmt.Sprintf(`{"n": %d}`, i)); err != nil {
+				t.Errorf("insert %d: %v", i, err)
+				return
+			}
+			time.Sleep(5 * time.Millisecond) // a steady trickle, not a correctness wait
+		}
+	}()
+	for i, v := range versions[1:] {
+		require.NoError(t, os.WriteFile(p.Config+".tmp", []byte(webhookConfig("", v)), 0o600))
+		require.NoError(t, os.Rename(p.Config+".tmp", p.Config))
+		require.Eventually(t, func() bool { return strings.Count(p.Log(), "config: reloaded") == i+1 }, 20*time.Second, 10*time.Millisecond)
+	}
+	<-done
+	seen := map[string]int{}
+	require.Eventually(t, func() bool {
+		clear(seen)
+		for _, d := range recv.All() {
+			if d.Path == "/stable" {
+				seen[d.entityID(t)]++
+			}
+		}
+		return len(seen) == events
+	}, 30*time.Second, 50*time.Millisecond, "every event reaches the observer that never went away")
+	for id, n := range seen {
+		require.Equal(t, 1, n, "event %s delivered once", id)
+	}
 }
