@@ -9,29 +9,17 @@ import (
 
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
-	"github.com/fraiseql/fraiseql-observers/storage"
 )
 
-// ClientParams configures the River client of a `run` process.
+// ClientParams configures the River client of a `run` process: the action
+// worker's dependencies plus the client's own settings.
 type ClientParams struct {
-	Pool     *pgxpool.Pool
-	Config   *observers.Config // worker settings come from its workers: and concurrency: blocks
-	Configs  *ConfigStore
-	Webhooks *observers.WebhookClient
-	Mailer   *observers.Mailer          // sends email actions; nil: one reading Getenv
-	Breakers *observers.BreakerRegistry // circuit breakers per endpoint; nil: none
-	Metrics  *observers.Metrics
-	Logger   *slog.Logger
-	Getenv   func(string) (string, bool) // default os.LookupEnv
-	Cache    storage.Cache               // action result cache (see WorkerParams.Cache); nil: none
-	Redis    goredis.Cmdable             // the redis: block's client, for cache actions; nil: none
-	Search   storage.Search              // documents of search actions; nil: none
+	WorkerParams
+	Config *observers.Config // worker settings come from its workers: and concurrency: blocks
 	// InsertOnly builds a client that enqueues but works no jobs.
 	InsertOnly bool
 	// Cleanups run as a River periodic job every CleanupInterval (default
@@ -62,11 +50,7 @@ func NewClient(p ClientParams) (*river.Client[pgx.Tx], error) {
 		p.Metrics = observers.NewMetrics(nil)
 	}
 	workers := river.NewWorkers()
-	river.AddWorker(workers, NewActionWorker(WorkerParams{
-		Pool: p.Pool, Configs: p.Configs, Webhooks: p.Webhooks, Mailer: p.Mailer, Breakers: p.Breakers,
-		Metrics: p.Metrics, Logger: p.Logger, Getenv: p.Getenv, Cache: p.Cache,
-		Redis: p.Redis, Search: p.Search,
-	}))
+	river.AddWorker(workers, NewActionWorker(p.WorkerParams))
 	rc := &river.Config{
 		Logger:                      p.Logger.With(slog.String("component", "river")),
 		Workers:                     workers,

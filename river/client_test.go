@@ -89,7 +89,7 @@ observers:
 		RETURNING pk_entity_change_log`).Scan(&seq))
 	ev := &observers.Event{Seq: seq, ID: "legacy", EntityType: "Order"}
 
-	client, err := NewClient(ClientParams{Pool: pool, Config: cfg, Configs: store})
+	client, err := NewClient(ClientParams{WorkerParams: WorkerParams{Pool: pool, Configs: store}, Config: cfg})
 	require.NoError(t, err)
 	// As an older version enqueued it: no queue but the single one.
 	_, err = client.Insert(ctx, ActionArgs{Seq: seq, EventID: ev.ID, Entity: "Order", Observer: "audit",

@@ -31,7 +31,7 @@ observers:
 
 	var failing, counted atomic.Int64
 	client, err := NewClient(ClientParams{
-		Pool: pool, Config: cfg, Configs: NewConfigStore(pool), CleanupInterval: 300 * time.Millisecond,
+		WorkerParams: WorkerParams{Pool: pool, Configs: NewConfigStore(pool)}, Config: cfg, CleanupInterval: 300 * time.Millisecond,
 		Cleanups: []Cleanup{
 			func(context.Context) error { failing.Add(1); return errors.New("backend down") },
 			func(context.Context) error { counted.Add(1); return nil },

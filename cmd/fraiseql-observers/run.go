@@ -165,9 +165,12 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 	}
 
 	client, err := obsriver.NewClient(obsriver.ClientParams{
-		Pool: pool, Config: cfg, Configs: configs, Webhooks: webhooks, Mailer: mailer, Breakers: breakers, Metrics: metrics, Logger: logger,
-		Cache: stores.Cache, // used for versions with a cache: block
-		Redis: stores.Redis, Search: stores.Search,
+		WorkerParams: obsriver.WorkerParams{
+			Pool: pool, Configs: configs, Webhooks: webhooks, Mailer: mailer, Breakers: breakers, Metrics: metrics, Logger: logger,
+			Cache: stores.Cache, // used for versions with a cache: block
+			Redis: stores.Redis, Search: stores.Search,
+		},
+		Config:   cfg,
 		Cleanups: stores.Cleanups, // a River periodic job on the group's River leader
 	})
 	if err != nil {
