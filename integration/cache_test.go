@@ -67,6 +67,8 @@ func TestCacheSameChangeTwiceSendsOnce(t *testing.T) {
 			require.Equal(t, 3.0, metricValue(t, p.HTTPAddr, "observer_cache_misses_total"))
 			require.InDelta(t, 0.4, metricValue(t, p.HTTPAddr, "observer_cache_hit_rate"), 1e-9)
 			require.Zero(t, metricValue(t, p.HTTPAddr, fmt.Sprintf("observer_cache_errors_total{backend=%q}", name)))
+			require.Equal(t, 3.0, metricValue(t, p.HTTPAddr, `observer_actions_executed_total{action_type="webhook",observer="order_created"}`),
+				"a cache hit is not an executed action")
 		})
 	}
 }

@@ -28,7 +28,7 @@ func (w *ActionWorker) slack(ctx context.Context, v *Version, o *observers.Obser
 	key := w.results.slackKey(v, o, ev, url, body)
 	hit, release := w.results.lookup(ctx, key)
 	if hit {
-		return nil
+		return errServedFromCache
 	}
 	defer release()
 	permit, err := w.breakerAllow(ctx, url, v.Config.CircuitBreaker)

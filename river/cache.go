@@ -126,6 +126,10 @@ func field(h hash.Hash, b []byte) {
 
 func noop() {}
 
+// errServedFromCache is what an action method returns when the result cache
+// answered: Work completes the job without counting an executed action.
+var errServedFromCache = errors.New("served from the result cache")
+
 // lookup reports whether key's result is cached: the action is then done and
 // nothing is sent. On a miss the caller holds key in this process until it
 // calls release (after store), so identical requests wait for it instead of

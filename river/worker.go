@@ -166,6 +166,9 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 	if errors.As(err, &snooze) {
 		return err // an open circuit breaker: nothing was attempted
 	}
+	if err == errServedFromCache {
+		return nil // an identical request succeeded within the cache TTL: nothing was sent
+	}
 	w.metrics.ActionsExecuted.WithLabelValues(action.Type, o.Name).Inc()
 	w.metrics.ActionDuration.WithLabelValues(action.Type).Observe(time.Since(start).Seconds())
 	if err == nil {
@@ -212,7 +215,7 @@ func (w *ActionWorker) webhook(ctx context.Context, v *Version, o *observers.Obs
 	key := w.results.webhookKey(v, o, idx, ev, url, body)
 	hit, release := w.results.lookup(ctx, key)
 	if hit {
-		return nil
+		return errServedFromCache
 	}
 	defer release()
 	permit, err := w.breakerAllow(ctx, url, wa.CircuitBreaker)
