@@ -48,8 +48,9 @@ type reloader struct {
 	listening    bool          // the LISTEN connection is started
 }
 
-// run blocks until ctx ends.
-func (r *reloader) run(ctx context.Context) {
+// run blocks until ctx ends; it closes armed once SIGHUP and the file are
+// watched, so no change made after armed is missed.
+func (r *reloader) run(ctx context.Context, armed chan<- struct{}) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -70,6 +71,9 @@ func (r *reloader) run(ctx context.Context) {
 	}
 	r.tableChanged = make(chan struct{}, 1)
 	r.listenTable(ctx)
+	close(armed)
+	// The file may have changed between the first load and the watch.
+	r.reload(ctx, "watch started")
 	target := filepath.Clean(r.path)
 	var debounce <-chan time.Time
 	why := ""

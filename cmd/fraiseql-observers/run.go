@@ -219,8 +219,10 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 	for name := range obsriver.Queues(cfg) {
 		queues[name] = true
 	}
+	armed := make(chan struct{})
 	go (&reloader{path: o.ConfigPath, watch: o.WatchConfig, logger: logger, configs: configs, pool: pool,
-		listener: listener, current: cfg, client: client, queues: queues}).run(ctx)
+		listener: listener, current: cfg, client: client, queues: queues}).run(ctx, armed)
+	<-armed
 	logger.Info("run: started", slog.String("instance_id", listener.InstanceID()),
 		slog.String("listener_id", cfg.Listener.ID), slog.Int("observers", len(cfg.Observers)),
 		slog.Int64("config_version", ver.ID), slog.String("http_addr", httpAddr), slog.String("version", version))
