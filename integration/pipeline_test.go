@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"testing"
 	"time"
@@ -341,3 +342,45 @@ func TestFailoverWhenLockSessionIsKilled(t *testing.T) {
 const listenerLock = `locktype = 'advisory' AND granted AND objsubid = 1
 	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 	AND ((classid::bigint << 32) | objid::bigint) = hashtextextended('fraiseql-observers/listener/' || $1, 0)`
+
+// A network cut between the leader and Postgres (its TCP connections reset)
+// frees the lock; the standby takes over and nothing is lost or doubled,
+// also after the cut heals and the old leader rejoins as a standby.
+func TestFailoverOnNetworkCut(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, nil)
+	cfg := webhookConfig("", orderObserver(recv.URL))
+	u, err := neturl.Parse(url)
+	require.NoError(t, err)
+	proxy := newTCPProxy(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.Addr()
+
+	a := startRun(t, viaProxy.String(), cfg)
+	require.Eventually(t, func() bool { return strings.Contains(a.Log(), "listener: became leader") }, 20*time.Second, 20*time.Millisecond)
+	b := startRun(t, url, cfg)
+	require.Eventually(t, func() bool { return strings.Contains(b.Log(), "listener: standing by") }, 20*time.Second, 20*time.Millisecond)
+	var pks []int64
+	for i := range 10 {
+		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("before-", i), "INSERT", `{}`))
+	}
+	recv.waitN(t, 10, 30*time.Second)
+
+	proxy.Cut()
+	require.Eventually(t, func() bool { return strings.Contains(b.Log(), "listener: became leader") }, 30*time.Second, 20*time.Millisecond)
+	for i := range 10 {
+		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("during-", i), "INSERT", `{}`))
+	}
+	recv.waitN(t, 10, 30*time.Second)
+
+	proxy.Restore()
+	for i := range 10 {
+		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("after-", i), "INSERT", `{}`))
+	}
+	recv.waitN(t, 10, 30*time.Second)
+	counts := jobCounts(t, pool)
+	for _, pk := range pks {
+		require.Equal(t, 1, counts[pk], "change %d", pk)
+	}
+}
