@@ -54,7 +54,7 @@ type ListenerParams struct {
 	Version    string // build version, shown in observer_listeners
 
 	StandbyRetry      time.Duration // how often a standby tries to take the lock; default 1s
-	HeartbeatInterval time.Duration // default 2s
+	HeartbeatInterval time.Duration // default 5s (HeartbeatIntervalDefault)
 
 	// BeforeCommit, when set, runs inside every enqueue transaction after the
 	// jobs are inserted and before the checkpoint commits. Fault-injection
