@@ -26,9 +26,9 @@ test:
     go run ./integration/bench -quick
     CHAOS_DURATION=60s go test -tags chaos -run TestChaos -count=1 -timeout 10m -v ./integration/
 
+# Chaos suite, 10 minutes: SIGKILLs, leader kill, Postgres restart, Redis cut.
 # It restarts the Postgres cluster ($CHAOS_PG_CLUSTER, default "<ver> main"),
 # so it never runs beside other tests; see README "Chaos suite".
-# Chaos suite, 10 minutes: SIGKILLs, leader kill, Postgres restart, Redis cut.
 chaos:
     scripts/ensure-services.sh
     CHAOS_DURATION=10m go test -tags chaos -run TestChaos -count=1 -timeout 30m -v ./integration/
