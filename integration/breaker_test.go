@@ -3,9 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -62,27 +60,8 @@ func TestCircuitBreakerSnoozesJobsWhileOpen(t *testing.T) {
 
 	var rejections float64
 	require.Eventually(t, func() bool {
-		rejections = scrapeMetric(t, p.HTTPAddr, `observer_circuit_breaker_rejections_total{endpoint="`+endpoint+`"}`)
+		rejections = metricValue(t, p.HTTPAddr, `observer_circuit_breaker_rejections_total{endpoint="`+endpoint+`"}`)
 		return rejections >= 6
 	}, 10*time.Second, 50*time.Millisecond)
-	require.Equal(t, 2.0, scrapeMetric(t, p.HTTPAddr, `observer_circuit_breaker_state{endpoint="`+endpoint+`"}`))
-}
-
-// scrapeMetric reads one sample from the admin /metrics page; -1 if absent.
-func scrapeMetric(t *testing.T, addr, series string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	for _, line := range strings.Split(string(body), "\n") {
-		if rest, ok := strings.CutPrefix(line, series+" "); ok {
-			var v float64
-			_, err := fmt.Sscan(rest, &v)
-			require.NoError(t, err)
-			return v
-		}
-	}
-	return -1
+	require.Equal(t, 2.0, metricValue(t, p.HTTPAddr, `observer_circuit_breaker_state{endpoint="`+endpoint+`"}`))
 }

@@ -1,12 +1,9 @@
 package integration
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,28 +13,6 @@ import (
 
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
-
-// metricValue scrapes /metrics at addr and returns the value of the sample
-// named series (name plus labels exactly as exposed, e.g.
-// `observer_dedup_errors_total{backend="redis"}`); 0 when absent.
-func metricValue(t *testing.T, addr, series string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			require.NoError(t, err)
-			return f
-		}
-	}
-	require.NoError(t, sc.Err())
-	return 0
-}
 
 // redisPrefix is a key prefix of its own for a test on the shared server.
 func redisPrefix() string {

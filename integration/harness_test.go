@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -277,13 +278,27 @@ func webhookConfig(extra string, observers map[string]string) string {
 	return b.String()
 }
 
-// scrape returns the process's /metrics text.
-func scrape(t *testing.T, p *proc) string {
+// scrape returns the /metrics text of the process serving at addr.
+func scrape(t *testing.T, addr string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + p.HTTPAddr + "/metrics")
+	resp, err := http.Get("http://" + addr + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// metricValue reads one sample (name with its labels, as exposed) from the
+// process's /metrics; 0 when the series is absent.
+func metricValue(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(scrape(t, addr), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			require.NoError(t, err)
+			return f
+		}
+	}
+	return 0
 }

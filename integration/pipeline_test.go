@@ -88,7 +88,7 @@ func TestCommitOrderNeverLosesAnEvent(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT event_id FROM observer_checkpoints WHERE listener_id = 'it'`).Scan(&cp))
 	require.Less(t, cp, pkA, "the checkpoint must not pass an open transaction's row")
 	require.Eventually(t, func() bool {
-		return strings.Contains(scrape(t, p), "observer_horizon_held_events 1\n")
+		return strings.Contains(scrape(t, p.HTTPAddr), "observer_horizon_held_events 1\n")
 	}, 10*time.Second, 50*time.Millisecond, "the held-back row is visible in the metrics")
 
 	require.NoError(t, txA.Commit(ctx))

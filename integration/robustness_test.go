@@ -123,7 +123,7 @@ func TestBadRowsAreSkippedAndReported(t *testing.T) {
 	require.Contains(t, p.Log(), "listener: condition failed; treated as no match")
 
 	// The metrics say so too.
-	metrics := scrape(t, p)
+	metrics := scrape(t, p.HTTPAddr)
 	require.Contains(t, metrics, `observer_events_skipped_total{reason="unknown_kind"} 1`)
 	require.Contains(t, metrics, `observer_events_skipped_total{reason="bad_payload"} 1`)
 	require.Contains(t, metrics, `observer_condition_errors_total{observer="typed"} 1`)

@@ -188,6 +188,16 @@ func parseWebhookURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
+// RedactURL renders a URL for people: no userinfo, no fragment, every query
+// value replaced by REDACTED (keys kept). Errors and CLI output use it.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	return redactURL(u)
+}
+
 // redactURL renders u without userinfo and fragment, with every query value
 // replaced by REDACTED (keys are kept).
 func redactURL(u *url.URL) string {

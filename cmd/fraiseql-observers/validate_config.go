@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -328,7 +327,7 @@ func viewObserver(o *observers.Observer) observerView {
 	for _, a := range o.Actions {
 		av := actionView{Type: a.Type}
 		if wh := a.Webhook; wh != nil {
-			av.URL = redactWebhookURL(wh.URL)
+			av.URL = observers.RedactURL(wh.URL)
 			av.URLEnv = wh.URLEnv
 			av.Method = wh.Method
 			av.Timeout = shortDuration(wh.Timeout)
@@ -392,31 +391,6 @@ func sensitiveName(name string) bool {
 		}
 	}
 	return false
-}
-
-// redactWebhookURL hides a webhook URL's password and credential-like query parameters.
-func redactWebhookURL(s string) string {
-	if s == "" {
-		return ""
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return redacted
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		changed := false
-		for k := range q {
-			if sensitiveName(k) {
-				q.Set(k, "REDACTED")
-				changed = true
-			}
-		}
-		if changed {
-			u.RawQuery = q.Encode()
-		}
-	}
-	return u.Redacted()
 }
 
 func writeDetailed(w io.Writer, cfg *observers.Config) {
