@@ -138,12 +138,16 @@ func TestValidateConfigDetailedRedactsSecrets(t *testing.T) {
       - type: webhook
         url_env: HOOK_URL
         signing_secret_env: HOOK_SECRET
+      - type: slack
+        webhook_url: https://hooks.slack.com/services/T000/B000/slackPathSecret42
+smtp: {host: 127.0.0.1, from: a@example.com, username_env: SMTP_USER, password_env: SMTP_PASS}
 `), 0o600))
-	env := map[string]string{"HOOK_URL": "https://env.example/secret-path", "HOOK_SECRET": "whsec_FromEnvSecret456"}
+	env := map[string]string{"HOOK_URL": "https://env.example/secret-path", "HOOK_SECRET": "whsec_FromEnvSecret456",
+		"SMTP_USER": "mailer", "SMTP_PASS": "smtpPassword77"}
 	for _, format := range []string{"text", "json"} {
 		code, out := runValidate(t, env, validateConfigOpts{File: path, Detailed: true, Format: format})
 		require.Equal(t, exitOK, code, out)
-		for _, secret := range []string{"SuperSecretValue123", "hunter2pass", "tok-abc123", "bearer-xyz789", "FromEnvSecret456", "secret-path"} {
+		for _, secret := range []string{"SuperSecretValue123", "hunter2pass", "tok-abc123", "bearer-xyz789", "FromEnvSecret456", "secret-path", "slackPathSecret42", "smtpPassword77"} {
 			require.NotContains(t, out, secret, format)
 		}
 		require.Contains(t, out, "<redacted>", format)
