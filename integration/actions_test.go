@@ -179,10 +179,10 @@ retry: {max_attempts: 3, initial_delay: 50ms, max_delay: 200ms}
 	// Every job completed; the Slack URL's secret path was never logged.
 	require.Eventually(t, func() bool {
 		var n int
-		return pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'fraiseql_observer_action' AND state = 'completed'`).Scan(&n) == nil && n == 4
+		return pool.QueryRow(ctx, `SELECT count(*) FROM observer_deliveries WHERE state = 'completed'`).Scan(&n) == nil && n == 4
 	}, 30*time.Second, 20*time.Millisecond)
 	var types []string
-	rows, err := pool.Query(ctx, `SELECT args->>'action_type' FROM river_job WHERE kind = 'fraiseql_observer_action' ORDER BY args->>'action'`)
+	rows, err := pool.Query(ctx, `SELECT action_type FROM observer_deliveries ORDER BY action`)
 	require.NoError(t, err)
 	for rows.Next() {
 		var s string

@@ -41,7 +41,7 @@ func TestCircuitBreakerSnoozesJobsWhileOpen(t *testing.T) {
 		var snoozed, total int
 		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'scheduled'
 				AND (metadata->>'snoozes')::int > 0 AND attempt < max_attempts AND scheduled_at > now() + interval '10 seconds'),
-			count(*) FROM river_job WHERE kind = 'fraiseql_observer_action'`).Scan(&snoozed, &total))
+			count(*) FROM observer_deliveries`).Scan(&snoozed, &total))
 		return total == 5 && snoozed == 5
 	}, 60*time.Second, 50*time.Millisecond, "every job is snoozed")
 	hits := len(down.All())
@@ -53,7 +53,7 @@ func TestCircuitBreakerSnoozesJobsWhileOpen(t *testing.T) {
 		var state string
 		var attempt, snoozes int
 		err := pool.QueryRow(ctx, `SELECT state, attempt, COALESCE((metadata->>'snoozes')::int, 0)
-			FROM river_job WHERE kind = 'fraiseql_observer_action' AND (args->>'seq')::bigint = $1`, pk).Scan(&state, &attempt, &snoozes)
+			FROM observer_deliveries WHERE seq = $1`, pk).Scan(&state, &attempt, &snoozes)
 		return err == nil && state == "scheduled" && attempt == 0 && snoozes == 1
 	}, 60*time.Second, 50*time.Millisecond, "the new job is snoozed without spending an attempt")
 	require.Equal(t, hits, len(down.All()), "no request reached the receiver while the breaker was open")

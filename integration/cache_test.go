@@ -27,7 +27,7 @@ func cacheBackends(ttl string) map[string]string {
 func completedJobs(t *testing.T, pool *pgxpool.Pool) int {
 	t.Helper()
 	var n int
-	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'fraiseql_observer_action' AND state = 'completed'`).Scan(&n))
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM observer_deliveries WHERE state = 'completed'`).Scan(&n))
 	return n
 }
 

@@ -320,7 +320,7 @@ func jobStates(ctx context.Context, pool *pgxpool.Pool, only ...string) map[stri
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	rows, err := pool.Query(qctx, `SELECT state::text, count(*) FROM river_job
-		WHERE kind = 'fraiseql_observer_action' AND (cardinality($1::text[]) = 0 OR state::text = ANY($1)) GROUP BY 1`, only)
+		WHERE kind IN ('fraiseql_observer_action', 'fraiseql_observer_batch') AND (cardinality($1::text[]) = 0 OR state::text = ANY($1)) GROUP BY 1`, only)
 	if err != nil {
 		return nil
 	}
@@ -346,7 +346,7 @@ func stuckJobs(ctx context.Context, pool *pgxpool.Pool) string {
 	defer cancel()
 	rows, err := pool.Query(qctx, `SELECT id, state::text, attempt, max_attempts, coalesce(attempted_at::text, ''),
 		coalesce(attempted_by::text, ''), coalesce(errors[array_length(errors, 1)]::text, '')
-		FROM river_job WHERE kind = 'fraiseql_observer_action' AND state <> 'completed' ORDER BY id LIMIT 10`)
+		FROM river_job WHERE kind IN ('fraiseql_observer_action', 'fraiseql_observer_batch') AND state <> 'completed' ORDER BY id LIMIT 10`)
 	if err != nil {
 		return "stuck jobs: " + err.Error()
 	}

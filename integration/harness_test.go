@@ -248,7 +248,7 @@ func insertChange(t *testing.T, pool *pgxpool.Pool, entity, id, kind, data strin
 // jobCounts returns, per change-log pk, how many River jobs exist.
 func jobCounts(t *testing.T, pool *pgxpool.Pool) map[int64]int {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT (args->>'seq')::bigint, count(*) FROM river_job WHERE kind = 'fraiseql_observer_action' GROUP BY 1`)
+	rows, err := pool.Query(context.Background(), `SELECT seq, count(*) FROM observer_deliveries GROUP BY 1`)
 	require.NoError(t, err)
 	defer rows.Close()
 	out := map[int64]int{}

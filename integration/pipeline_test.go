@@ -231,7 +231,7 @@ func TestWebhookRetriesAndDeadLetters(t *testing.T) {
 
 	jobState := func(pk int64) (state string, attempt int, errs []string) {
 		var raw []byte
-		require.NoError(t, pool.QueryRow(ctx, `SELECT state::text, attempt, to_jsonb(errors) FROM river_job WHERE kind = 'fraiseql_observer_action' AND (args->>'seq')::bigint = $1`, pk).Scan(&state, &attempt, &raw))
+		require.NoError(t, pool.QueryRow(ctx, `SELECT state::text, attempt, to_jsonb(errors) FROM observer_deliveries WHERE seq = $1`, pk).Scan(&state, &attempt, &raw))
 		var es []map[string]any
 		_ = json.Unmarshal(raw, &es)
 		for _, e := range es {
@@ -272,7 +272,7 @@ observers:
 	var state string
 	var errText string
 	require.Eventually(t, func() bool {
-		return pool.QueryRow(ctx, `SELECT state::text, coalesce(errors[array_length(errors,1)]->>'error','') FROM river_job WHERE kind = 'fraiseql_observer_action' AND (args->>'seq')::bigint = $1`, pk).Scan(&state, &errText) == nil && state == "cancelled"
+		return pool.QueryRow(ctx, `SELECT state::text, coalesce(errors[array_length(errors,1)]->>'error','') FROM observer_deliveries WHERE seq = $1`, pk).Scan(&state, &errText) == nil && state == "cancelled"
 	}, 20*time.Second, 50*time.Millisecond)
 	require.Contains(t, errText, "loopback")
 	require.Empty(t, recv.All(), "no request may reach a loopback target")

@@ -58,7 +58,7 @@ func TestConfigReloadsWithoutRestart(t *testing.T) {
 		"the log action's new queue is worked")
 
 	var versions int
-	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(DISTINCT args->>'config_version') FROM river_job WHERE kind = 'fraiseql_observer_action'`).Scan(&versions))
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(DISTINCT config_version) FROM observer_deliveries`).Scan(&versions))
 	require.Equal(t, 3, versions, "each job carries the version it was matched under (the rejected file made none)")
 }
 

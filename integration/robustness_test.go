@@ -154,7 +154,7 @@ func TestShutdownDrainsInFlightJobs(t *testing.T) {
 	close(release)
 	p.Stop() // asserts exit 0
 	var state string
-	require.NoError(t, pool.QueryRow(context.Background(), `SELECT state::text FROM river_job WHERE kind = 'fraiseql_observer_action' AND (args->>'seq')::bigint = $1`, pk).Scan(&state))
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT state::text FROM observer_deliveries WHERE seq = $1`, pk).Scan(&state))
 	require.Equal(t, "completed", state)
 }
 
@@ -208,7 +208,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	var wait float64
 	require.Eventually(t, func() bool {
 		err := pool.QueryRow(context.Background(), `SELECT state::text, extract(epoch FROM scheduled_at - attempted_at)
-			FROM river_job WHERE kind = 'fraiseql_observer_action' AND (args->>'seq')::bigint = $1`, pk).Scan(&state, &wait)
+			FROM observer_deliveries WHERE seq = $1`, pk).Scan(&state, &wait)
 		return err == nil && state == "retryable"
 	}, 20*time.Second, 20*time.Millisecond)
 	require.GreaterOrEqual(t, wait, 29.0, "the retry waits for Retry-After, not the 50ms backoff")

@@ -34,6 +34,12 @@ const (
 	EmailMaxWorkersDefault           = 20
 	// ConcurrencyMaxParallelismMax is River's limit of workers per queue.
 	ConcurrencyMaxParallelismMax = 10_000
+	// ConcurrencyDeliveriesPerJobDefault is concurrency.deliveries_per_job's
+	// default, from `just bench` (BENCHMARKS.md): River's per-job cost is
+	// the wall of one job per delivery on a 2-core machine.
+	ConcurrencyDeliveriesPerJobDefault = 100
+	// ConcurrencyDeliveriesPerJobMax bounds a batch job's row.
+	ConcurrencyDeliveriesPerJobMax = 1000
 
 	// WebhookTimeoutDefault and WebhookMethodDefault live in webhook.go.
 
@@ -157,11 +163,19 @@ type ConcurrencyConfig struct {
 	// Queues overrides MaxParallelism per action type (at most
 	// MaxParallelism each); nil when the file sets none.
 	Queues map[string]int
+	// DeliveriesPerJob is how many deliveries of one action type, from one
+	// listener batch, share a River job for their first attempt (default
+	// ConcurrencyDeliveriesPerJobDefault). A delivery that does not succeed
+	// there continues as its own job, so retries, snoozes and the
+	// dead-letter queue stay per delivery. 1 gives every delivery its own
+	// job from the start.
+	DeliveriesPerJob int
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c ConcurrencyConfig) WithDefaults() ConcurrencyConfig {
 	c.MaxParallelism = cmp.Or(c.MaxParallelism, ConcurrencyMaxParallelismDefault)
+	c.DeliveriesPerJob = cmp.Or(c.DeliveriesPerJob, ConcurrencyDeliveriesPerJobDefault)
 	return c
 }
 

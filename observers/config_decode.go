@@ -17,7 +17,7 @@ var (
 	topKeys         = []string{"listener", "allow_private_targets", "workers", "concurrency", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers", "observers_table"}
 	listenerKeys    = []string{"id", "table", "batch_size", "poll_interval"}
 	workersKeys     = []string{"max_workers", "fetch_cooldown", "fetch_poll_interval"}
-	concurrencyKeys = []string{"max_parallelism", "queues"} // queues: action type → workers
+	concurrencyKeys = []string{"max_parallelism", "queues", "deliveries_per_job"} // queues: action type → workers
 	observerKeys    = []string{"entity", "events", "condition", "actions", "retry"}
 	webhookKeys     = []string{"type", "url", "url_env", "signing_secret", "signing_secret_env", "headers",
 		"body_template", "timeout", "method", "signature", "circuit_breaker"}

@@ -25,6 +25,12 @@ func (l *loader) concurrency(e entry, s *concurrencySpec) ConcurrencyConfig {
 		case "max_parallelism":
 			s.maxAt = f.value
 			c.MaxParallelism = l.positiveInt(f, "concurrency.max_parallelism")
+		case "deliveries_per_job":
+			c.DeliveriesPerJob = l.positiveInt(f, "concurrency.deliveries_per_job")
+			if c.DeliveriesPerJob > ConcurrencyDeliveriesPerJobMax {
+				l.errorf(f.value, fmt.Sprintf("concurrency.deliveries_per_job (%d) is more than %d", c.DeliveriesPerJob,
+					ConcurrencyDeliveriesPerJobMax), fmt.Sprintf("use at most %d; 1 gives every delivery its own job", ConcurrencyDeliveriesPerJobMax))
+			}
 		case "queues":
 			queues, _ := l.mapping(f.value, f.keyN, "concurrency.queues", nil)
 			for _, q := range queues {

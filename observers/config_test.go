@@ -549,12 +549,13 @@ func TestConfigConcurrency(t *testing.T) {
 		want      ConcurrencyConfig
 		email     int
 	}{
-		{"defaults", obs, ConcurrencyConfig{MaxParallelism: ConcurrencyMaxParallelismDefault}, EmailMaxWorkersDefault},
-		{"workers alias", "workers: {max_workers: 50}\n" + obs, ConcurrencyConfig{MaxParallelism: 50}, EmailMaxWorkersDefault},
-		{"both, equal", "workers: {max_workers: 50}\nconcurrency: {max_parallelism: 50}\n" + obs, ConcurrencyConfig{MaxParallelism: 50}, EmailMaxWorkersDefault},
-		{"small", "concurrency: {max_parallelism: 8}\n" + obs, ConcurrencyConfig{MaxParallelism: 8}, 8},
+		{"defaults", obs, ConcurrencyConfig{MaxParallelism: ConcurrencyMaxParallelismDefault, DeliveriesPerJob: ConcurrencyDeliveriesPerJobDefault}, EmailMaxWorkersDefault},
+		{"workers alias", "workers: {max_workers: 50}\n" + obs, ConcurrencyConfig{MaxParallelism: 50, DeliveriesPerJob: ConcurrencyDeliveriesPerJobDefault}, EmailMaxWorkersDefault},
+		{"both, equal", "workers: {max_workers: 50}\nconcurrency: {max_parallelism: 50}\n" + obs, ConcurrencyConfig{MaxParallelism: 50, DeliveriesPerJob: ConcurrencyDeliveriesPerJobDefault}, EmailMaxWorkersDefault},
+		{"small", "concurrency: {max_parallelism: 8}\n" + obs, ConcurrencyConfig{MaxParallelism: 8, DeliveriesPerJob: ConcurrencyDeliveriesPerJobDefault}, 8},
+		{"one delivery per job", "concurrency: {deliveries_per_job: 1}\n" + obs, ConcurrencyConfig{MaxParallelism: ConcurrencyMaxParallelismDefault, DeliveriesPerJob: 1}, EmailMaxWorkersDefault},
 		{"queues", "concurrency:\n  max_parallelism: 300\n  queues: {Email: 40, webhook: 300}\n" + obs,
-			ConcurrencyConfig{MaxParallelism: 300, Queues: map[string]int{"email": 40, "webhook": 300}}, 40},
+			ConcurrencyConfig{MaxParallelism: 300, Queues: map[string]int{"email": 40, "webhook": 300}, DeliveriesPerJob: ConcurrencyDeliveriesPerJobDefault}, 40},
 	} {
 		cfg, diags, err := Parse("x.yaml", []byte(tc.src))
 		require.NoError(t, err, "%s: %v", tc.name, diags)
@@ -574,6 +575,8 @@ func TestConfigConcurrency(t *testing.T) {
 		"concurrency: {queues: {email: many}}\n":                           "x.yaml:1:31: concurrency.queues.email must be an integer, got a string",
 		"concurrency:\n  max_parallelism: 10\n  queues: {webhook: 11}\n":   "x.yaml:3:21: concurrency.queues.webhook (11) is more than max_parallelism (10)",
 		"concurrency: [1]\n":                                               "x.yaml:1:14: concurrency must be a mapping, got a list",
+		"concurrency: {deliveries_per_job: 5000}\n":                        "x.yaml:1:35: concurrency.deliveries_per_job (5000) is more than 1000",
+		"concurrency: {deliveries_per_job: 0}\n":                           "x.yaml:1:35: concurrency.deliveries_per_job must be positive, got 0",
 	} {
 		_, diags, err := Parse("x.yaml", []byte(src+obs))
 		require.Error(t, err, src)

@@ -42,8 +42,9 @@ type StatusParams struct {
 	ListenerID string
 	// Table is the change log; default core.tb_entity_change_log.
 	Table string
-	// JobKind is the River job kind of observer actions (river.ActionKind). Required.
-	JobKind string
+	// JobKinds are the River job kinds of observer deliveries (river.Kinds:
+	// a delivery's own job and batch jobs). Required.
+	JobKinds []string
 	// HeartbeatInterval of the instances; default HeartbeatIntervalDefault.
 	HeartbeatInterval time.Duration
 	// LagDegraded; default StatusLagDegradedDefault.
@@ -173,8 +174,8 @@ type TxBeginner interface {
 // transaction. It writes nothing.
 func GatherStatus(ctx context.Context, db TxBeginner, p StatusParams) (*Status, error) {
 	p = p.WithDefaults()
-	if p.JobKind == "" {
-		return nil, errors.New("status: JobKind is required")
+	if len(p.JobKinds) == 0 {
+		return nil, errors.New("status: JobKinds is required")
 	}
 	ident, err := parseTableName(p.Table)
 	if err != nil {
@@ -243,7 +244,7 @@ func GatherStatus(ctx context.Context, db TxBeginner, p StatusParams) (*Status, 
 			QueryStart: b.QueryStart, State: b.State, Query: b.Query, AgeSeconds: roundMillis(b.AgeSeconds),
 		}
 	}
-	if err := gatherQueue(ctx, tx, p.JobKind, st); err != nil {
+	if err := gatherQueue(ctx, tx, p.JobKinds, st); err != nil {
 		return nil, err
 	}
 	if err := gatherBreakers(ctx, tx, st); err != nil {
@@ -334,9 +335,9 @@ SELECT count(*), COALESCE(EXTRACT(epoch FROM now() - min(created_at)), 0)::float
 	return nil
 }
 
-func gatherQueue(ctx context.Context, tx pgx.Tx, kind string, st *Status) error {
+func gatherQueue(ctx context.Context, tx pgx.Tx, kinds []string, st *Status) error {
 	// river_job is River's table, outside sqlc's schema.
-	rows, err := tx.Query(ctx, `SELECT state::text, count(*) FROM river_job WHERE kind = $1 GROUP BY state`, kind)
+	rows, err := tx.Query(ctx, `SELECT state::text, count(*) FROM river_job WHERE kind = ANY($1) GROUP BY state`, kinds)
 	if err != nil {
 		return errors.WithHint(errors.Wrap(err, "status: count jobs"), "run `fraiseql-observers migrate` to create River's tables")
 	}

@@ -23,7 +23,7 @@ func statusCtx(t *testing.T) context.Context {
 
 func gather(t *testing.T, pool *pgxpool.Pool, p observers.StatusParams) *observers.Status {
 	t.Helper()
-	p.JobKind = statusJobKind
+	p.JobKinds = []string{statusJobKind}
 	st, err := observers.GatherStatus(statusCtx(t), pool, p)
 	require.NoError(t, err)
 	return st

@@ -5,6 +5,7 @@ package river
 
 import (
 	"context"
+	"slices"
 
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5"
@@ -41,44 +42,148 @@ type ActionArgs struct {
 	Action        int    `json:"action"`         // index into the observer's actions
 	ActionType    string `json:"action_type"`    // webhook, ...
 	ConfigVersion int64  `json:"config_version"` // observer_config_versions.id
+	// Batch is the batch job (BatchArgs) whose first attempt this delivery
+	// continues; 0 when the delivery was enqueued as its own job.
+	Batch int64 `json:"batch,omitempty"`
 }
 
 // Kind implements river.JobArgs.
 func (ActionArgs) Kind() string { return ActionKind }
 
+// BatchKind is the River job kind of a batch of deliveries.
+const BatchKind = "fraiseql_observer_batch"
+
+// Kinds are the River job kinds of observer deliveries.
+var Kinds = []string{ActionKind, BatchKind}
+
+// BatchArgs is the payload of a batch job: the first attempt of up to
+// concurrency.deliveries_per_job deliveries of one action type, under one
+// configuration version, enqueued by one listener batch. The worker
+// (BatchWorker) runs them concurrently; each delivery that does not succeed
+// continues as its own ActionArgs job, so retries, snoozes and the
+// dead-letter queue stay per delivery.
+type BatchArgs struct {
+	ActionType    string          `json:"action_type"`
+	ConfigVersion int64           `json:"config_version"`
+	Deliveries    []BatchDelivery `json:"deliveries"`
+}
+
+// BatchDelivery is one action of one observer for some events of a batch.
+type BatchDelivery struct {
+	Observer string  `json:"observer"`
+	Action   int     `json:"action"`
+	Seqs     []int64 `json:"seqs"` // pk_entity_change_log of each event, in enqueue order
+}
+
+// Kind implements river.JobArgs.
+func (BatchArgs) Kind() string { return BatchKind }
+
+// size is the number of deliveries in a.
+func (a BatchArgs) size() int {
+	n := 0
+	for _, d := range a.Deliveries {
+		n += len(d.Seqs)
+	}
+	return n
+}
+
+// BatchMaxAttempts is a batch job's own attempts. A batch job fails as a
+// whole only when its deliveries' outcomes cannot be recorded (the database
+// is unreachable); a delivery's own failures continue as its own job.
+const BatchMaxAttempts = 25
+
 // Enqueuer inserts observer jobs with a River client; it implements
 // observers.Enqueuer.
 type Enqueuer struct {
 	client *river.Client[pgx.Tx]
+	perJob int
 }
 
-// NewEnqueuer wraps client.
-func NewEnqueuer(client *river.Client[pgx.Tx]) *Enqueuer { return &Enqueuer{client: client} }
+// NewEnqueuer wraps client; deliveriesPerJob is concurrency.deliveries_per_job
+// (1 or less: one job per delivery). Like the rest of the concurrency:
+// block, it changes at a restart.
+func NewEnqueuer(client *river.Client[pgx.Tx], deliveriesPerJob int) *Enqueuer {
+	return &Enqueuer{client: client, perJob: deliveriesPerJob}
+}
 
-// EnqueueTx inserts one job per observers.Job in tx with River's COPY-based
-// bulk insert: one round trip per batch, not per event.
+// EnqueueTx inserts the jobs of one listener batch in tx with River's
+// COPY-based bulk insert: one round trip per batch, not per event. With
+// deliveries_per_job above 1, the deliveries of each action type share
+// batch jobs of that many; otherwise each is its own job.
 func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs []observers.Job) error {
-	params := make([]river.InsertManyParams, len(jobs))
-	for i, j := range jobs {
-		typ := j.Observer.Actions[j.ActionIndex].Type
-		params[i] = river.InsertManyParams{
-			Args: ActionArgs{
-				Seq:           j.Event.Seq,
-				EventID:       j.Event.ID,
-				Entity:        j.Event.EntityType,
-				Observer:      j.Observer.Name,
-				Action:        j.ActionIndex,
-				ActionType:    typ,
-				ConfigVersion: j.ConfigVersion,
-			},
-			InsertOpts: &river.InsertOpts{
-				MaxAttempts: j.Observer.Retry.MaxAttempts,
-				Queue:       QueueFor(typ),
-			},
+	var params []river.InsertManyParams
+	if e.perJob > 1 {
+		params = batchParams(jobs, e.perJob)
+	} else {
+		params = make([]river.InsertManyParams, len(jobs))
+		for i, j := range jobs {
+			params[i] = actionParams(j)
 		}
 	}
 	if _, err := e.client.InsertManyFastTx(ctx, tx, params); err != nil {
 		return errors.Wrap(err, "insert river jobs")
 	}
 	return nil
+}
+
+func actionParams(j observers.Job) river.InsertManyParams {
+	typ := j.Observer.Actions[j.ActionIndex].Type
+	return river.InsertManyParams{
+		Args: ActionArgs{
+			Seq:           j.Event.Seq,
+			EventID:       j.Event.ID,
+			Entity:        j.Event.EntityType,
+			Observer:      j.Observer.Name,
+			Action:        j.ActionIndex,
+			ActionType:    typ,
+			ConfigVersion: j.ConfigVersion,
+		},
+		InsertOpts: &river.InsertOpts{MaxAttempts: j.Observer.Retry.MaxAttempts, Queue: QueueFor(typ)},
+	}
+}
+
+// batchParams groups jobs by (config version, action type) into batch jobs
+// of at most perJob deliveries, keeping the listener's event order.
+func batchParams(jobs []observers.Job, perJob int) []river.InsertManyParams {
+	type group struct {
+		version int64
+		typ     string
+	}
+	open := map[group]*BatchArgs{}
+	var out []river.InsertManyParams
+	flush := func(g group) {
+		if a := open[g]; a != nil {
+			out = append(out, river.InsertManyParams{
+				Args:       *a,
+				InsertOpts: &river.InsertOpts{MaxAttempts: BatchMaxAttempts, Queue: QueueFor(g.typ)},
+			})
+			delete(open, g)
+		}
+	}
+	var order []group // first-seen order, so the output is deterministic
+	for _, j := range jobs {
+		g := group{j.ConfigVersion, j.Observer.Actions[j.ActionIndex].Type}
+		a := open[g]
+		if a == nil {
+			a = &BatchArgs{ActionType: g.typ, ConfigVersion: g.version}
+			open[g] = a
+			order = append(order, g)
+		}
+		if n := len(a.Deliveries); n > 0 && a.Deliveries[n-1].Observer == j.Observer.Name && a.Deliveries[n-1].Action == j.ActionIndex {
+			a.Deliveries[n-1].Seqs = append(a.Deliveries[n-1].Seqs, j.Event.Seq)
+		} else if i := slices.IndexFunc(a.Deliveries, func(d BatchDelivery) bool {
+			return d.Observer == j.Observer.Name && d.Action == j.ActionIndex
+		}); i >= 0 {
+			a.Deliveries[i].Seqs = append(a.Deliveries[i].Seqs, j.Event.Seq)
+		} else {
+			a.Deliveries = append(a.Deliveries, BatchDelivery{Observer: j.Observer.Name, Action: j.ActionIndex, Seqs: []int64{j.Event.Seq}})
+		}
+		if a.size() >= perJob {
+			flush(g)
+		}
+	}
+	for _, g := range order {
+		flush(g)
+	}
+	return out
 }

@@ -27,6 +27,8 @@ type ClientParams struct {
 	// keys, cache rows, Redis claim tokens.
 	Cleanups        []Cleanup
 	CleanupInterval time.Duration
+	// BatchHandoffAfter overrides the package's BatchHandoffAfter (tests).
+	BatchHandoffAfter time.Duration
 }
 
 // Retention of finished jobs. Discarded and cancelled jobs are the
@@ -49,8 +51,16 @@ func NewClient(p ClientParams) (*river.Client[pgx.Tx], error) {
 	if p.Metrics == nil {
 		p.Metrics = observers.NewMetrics(nil)
 	}
+	if p.Concurrency == nil && p.Config != nil {
+		c := p.Config.Concurrency.WithDefaults()
+		p.Concurrency = &c
+	}
 	workers := river.NewWorkers()
-	river.AddWorker(workers, NewActionWorker(p.WorkerParams))
+	aw := NewActionWorker(p.WorkerParams)
+	river.AddWorker(workers, aw)
+	bw := NewBatchWorker(aw)
+	bw.handoff = cmp.Or(p.BatchHandoffAfter, BatchHandoffAfter)
+	river.AddWorker(workers, bw)
 	rc := &river.Config{
 		Logger:                      p.Logger.With(slog.String("component", "river")),
 		Workers:                     workers,

@@ -38,6 +38,7 @@ type ActionWorker struct {
 	getenv   func(string) (string, bool)
 	events   *eventLoader
 	results  *resultCache // cache.go; nil: no result cache
+	limits   *typeLimits  // max_parallelism per action type, shared with BatchWorker; nil: none
 
 	// For cache and search actions (actions_more.go); nil: none.
 	redis       goredis.Cmdable
@@ -67,6 +68,10 @@ type WorkerParams struct {
 	// Search stores the documents of search actions; nil: a search action
 	// fails permanently.
 	Search storage.Search
+	// Concurrency bounds the actions of each type that run at once, in
+	// their own jobs and in batch jobs together; nil: River's queue sizes
+	// alone.
+	Concurrency *observers.ConcurrencyConfig
 }
 
 // NewActionWorker builds the worker.
@@ -78,7 +83,7 @@ func NewActionWorker(p WorkerParams) *ActionWorker {
 		pool: p.Pool, configs: p.Configs, webhooks: p.Webhooks, mailer: p.Mailer,
 		metrics: p.Metrics, logger: p.Logger, getenv: p.Getenv, breakers: p.Breakers,
 		events: newEventLoader(p.Pool), results: newResultCache(p.Cache, p.Logger),
-		redis: p.Redis, searchStore: p.Search,
+		redis: p.Redis, searchStore: p.Search, limits: newTypeLimits(p.Concurrency),
 	}
 }
 
@@ -114,11 +119,25 @@ func (w *ActionWorker) action(job *river.Job[ActionArgs]) *observers.Action {
 	if v == nil {
 		return nil
 	}
-	o := v.Config.Observer(job.Args.Observer)
-	if o == nil || job.Args.Action < 0 || job.Args.Action >= len(o.Actions) {
+	o, err := v.action(job.Args.Observer, job.Args.Action)
+	if err != nil {
 		return nil
 	}
 	return &o.Actions[job.Args.Action]
+}
+
+// action returns the observer named observer when it has action idx.
+func (v *Version) action(observer string, idx int) (*observers.Observer, error) {
+	o := v.Config.Observer(observer)
+	if o == nil || idx < 0 || idx >= len(o.Actions) {
+		return nil, errors.Newf("config version %d has no action %d on observer %q", v.ID, idx, observer)
+	}
+	return o, nil
+}
+
+// errDeleted explains a job whose change is no longer in the log.
+func errDeleted(err error) error {
+	return errors.Wrap(err, "the change was deleted from the log before delivery")
 }
 
 // Work runs the action. Permanent failures cancel the job at once (it lands
@@ -130,35 +149,61 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 	if err != nil {
 		return err
 	}
-	o := v.Config.Observer(a.Observer)
-	if o == nil || a.Action < 0 || a.Action >= len(o.Actions) {
-		return river.JobCancel(errors.Newf("config version %d has no action %d on observer %q", a.ConfigVersion, a.Action, a.Observer))
+	o, err := v.action(a.Observer, a.Action)
+	if err != nil {
+		return river.JobCancel(err)
 	}
-	action := &o.Actions[a.Action]
 	ev, err := w.events.Get(ctx, v.Log, a.Seq)
 	if err != nil {
 		if errors.Is(err, observers.ErrNotFound) {
-			return river.JobCancel(errors.Wrap(err, "the change was deleted from the log before delivery"))
+			return river.JobCancel(errDeleted(err))
 		}
 		return err
 	}
 
+	release, err := w.limits.acquire(ctx, o.Actions[a.Action].Type)
+	if err != nil {
+		return err
+	}
+	err = w.run(ctx, v, o, a.Action, ev, job.Attempt, job.MaxAttempts)
+	release()
+	var snooze *rivertype.JobSnoozeError
+	if err == nil || errors.As(err, &snooze) {
+		return err // done, or an open circuit breaker: nothing was attempted
+	}
+	var de *observers.DeliveryError
+	if errors.As(err, &de) && de.Permanent {
+		return river.JobCancel(err)
+	}
+	if de != nil && de.RetryAfter > 0 {
+		w.retryAt.Store(job.ID, time.Now().Add(min(de.RetryAfter, maxRetryAfter)))
+	}
+	return err
+}
+
+// run executes action idx of o for ev and counts and logs the outcome. It returns nil on
+// success (or when the result cache served it), a River snooze error when
+// the endpoint's circuit breaker is open, and otherwise the failure, an
+// *observers.DeliveryError when the action classified it.
+func (w *ActionWorker) run(ctx context.Context, v *Version, o *observers.Observer, idx int, ev *observers.Event, attempt, maxAttempts int) error {
+	action := &o.Actions[idx]
+	var err error
 	start := time.Now()
 	switch action.Type {
 	case "webhook":
-		err = w.webhook(ctx, v, o, a.Action, ev)
+		err = w.webhook(ctx, v, o, idx, ev)
 	case observers.ActionTypeSlack: // actions.go
-		err = w.slack(ctx, v, o, a.Action, ev)
+		err = w.slack(ctx, v, o, idx, ev)
 	case observers.ActionTypeEmail:
-		err = w.email(ctx, v, o, a.Action, ev)
+		err = w.email(ctx, v, o, idx, ev)
 	case observers.ActionTypeDatabase:
-		err = w.database(ctx, o, a.Action, ev)
+		err = w.database(ctx, o, idx, ev)
 	case observers.ActionTypeLog:
-		err = w.logAction(ctx, o, a.Action, ev)
+		err = w.logAction(ctx, o, idx, ev)
 	case observers.ActionTypeCache: // actions_more.go
-		err = w.cache(ctx, o, a.Action, ev)
+		err = w.cache(ctx, o, idx, ev)
 	case observers.ActionTypeSearch:
-		err = w.search(ctx, o, a.Action, ev)
+		err = w.search(ctx, o, idx, ev)
 	default:
 		err = permanent(errors.Newf("action type %q is not supported by this version", action.Type))
 	}
@@ -174,25 +219,17 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 	if err == nil {
 		return nil
 	}
-
 	var de *observers.DeliveryError
-	isPermanent := errors.As(err, &de) && de.Permanent
 	class := "transient"
-	if isPermanent {
+	if errors.As(err, &de) && de.Permanent {
 		class = "permanent"
 	}
 	w.metrics.ActionsFailed.WithLabelValues(action.Type, o.Name, class).Inc()
 	w.logger.WarnContext(ctx, "worker: action failed",
 		slog.String("observer", o.Name), slog.String("action_type", action.Type),
-		slog.Int64("event_seq", ev.Seq), slog.Int("attempt", job.Attempt),
-		slog.Int("max_attempts", job.MaxAttempts), slog.String("class", class),
+		slog.Int64("event_seq", ev.Seq), slog.Int("attempt", attempt),
+		slog.Int("max_attempts", maxAttempts), slog.String("class", class),
 		slog.String("error", err.Error()))
-	if isPermanent {
-		return river.JobCancel(err)
-	}
-	if de != nil && de.RetryAfter > 0 {
-		w.retryAt.Store(job.ID, time.Now().Add(min(de.RetryAfter, maxRetryAfter)))
-	}
 	return err
 }
 

@@ -71,9 +71,13 @@ func (r *reloader) run(ctx context.Context, armed chan<- struct{}) {
 	}
 	r.tableChanged = make(chan struct{}, 1)
 	r.listenTable(ctx)
+	if changed != nil {
+		// The file may have changed between the first load and the watch.
+		// Checked before armed: a change after armed is the watcher's, and
+		// without a watcher only SIGHUP reloads.
+		r.reload(ctx, "watch started")
+	}
 	close(armed)
-	// The file may have changed between the first load and the watch.
-	r.reload(ctx, "watch started")
 	target := filepath.Clean(r.path)
 	var debounce <-chan time.Time
 	why := ""

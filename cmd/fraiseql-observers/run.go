@@ -196,7 +196,7 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 	}
 
 	listener, err := observers.NewListener(observers.ListenerParams{
-		Pool: pool, Config: cfg, ConfigVersion: ver.ID, Enqueuer: obsriver.NewEnqueuer(client),
+		Pool: pool, Config: cfg, ConfigVersion: ver.ID, Enqueuer: obsriver.NewEnqueuer(client, cfg.Concurrency.DeliveriesPerJob),
 		Logger: logger, Metrics: metrics, HTTPAddr: httpAddr, Version: version, StandbyRetry: o.StandbyRetry,
 		BeforeCommit: faultBeforeCommit(),
 		Dedup:        stores.Dedup,

@@ -88,7 +88,7 @@ func runStatus(ctx context.Context, opts *statusOpts, w io.Writer) error {
 	st, err := observers.GatherStatus(ctx, pool, observers.StatusParams{
 		ListenerID: opts.ListenerID,
 		Table:      opts.Table,
-		JobKind:    obsriver.ActionKind,
+		JobKinds:   obsriver.Kinds,
 	})
 	if err != nil {
 		return withExitCode(exitFailure, err)

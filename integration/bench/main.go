@@ -32,6 +32,7 @@ type options struct {
 	workers       int
 	fetchCooldown time.Duration
 	batch         int
+	perJob        int // concurrency.deliveries_per_job; 0: the config default
 	concurrencyN  int
 	idle          time.Duration
 	quick         bool
@@ -78,7 +79,8 @@ func (r *result) get(name string) float64 {
 	return 0
 }
 
-var allScenarios = []string{"ceiling", "throughput", "fanout", "latency", "concurrency", "idle", "cache"}
+var allScenarios = []string{"ceiling", "throughput", "throughput-single", "fanout", "fanout-single",
+	"latency", "latency-single", "concurrency", "idle", "cache"}
 
 func main() {
 	o := options{}
@@ -92,6 +94,7 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 0, "River workers (default: the config default)")
 	flag.DurationVar(&o.fetchCooldown, "fetch-cooldown", 0, "River fetch cooldown (default: the config default)")
 	flag.IntVar(&o.batch, "batch", 0, "listener batch size (default: the config default)")
+	flag.IntVar(&o.perJob, "deliveries-per-job", 0, "concurrency.deliveries_per_job (default: the config default); the *-single scenarios use 1")
 	flag.IntVar(&o.concurrencyN, "concurrency-events", 100, "concurrency: events (3 actions each, receiver sleeps 100ms)")
 	flag.DurationVar(&o.idle, "idle", 30*time.Second, "idle: how long to watch an idle run")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "write a 5s CPU profile of the run process per pipeline scenario into this directory")
@@ -132,10 +135,10 @@ func main() {
 		if s == "ceiling" {
 			ceiling = r.get("jobs_per_s")
 		}
-		if (s == "throughput") && ceiling > 0 {
+		if strings.HasPrefix(s, "throughput") && ceiling > 0 {
 			r.add("ratio_to_ceiling", r.get("events_per_s")/ceiling, "x")
 		}
-		if (s == "fanout") && ceiling > 0 {
+		if strings.HasPrefix(s, "fanout") && ceiling > 0 {
 			r.add("ratio_to_ceiling", r.get("deliveries_per_s")/ceiling, "x")
 		}
 		out, _ := json.Marshal(r)
@@ -163,6 +166,15 @@ func main() {
 }
 
 func run(ctx context.Context, o options, s string) result {
+	// A *-single scenario is its namesake with one River job per delivery
+	// (deliveries_per_job: 1), the simple design the batches are measured
+	// against.
+	if base, ok := strings.CutSuffix(s, "-single"); ok {
+		o.perJob = 1
+		r := run(ctx, o, base)
+		r.Scenario = s
+		return r
+	}
 	switch s {
 	case "ceiling":
 		return ceilingScenario(ctx, o)

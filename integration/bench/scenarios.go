@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -36,6 +37,9 @@ func configYAML(o options, url string, nObs, nAct int, maxWorkers int, bodyTempl
 	if o.fetchCooldown > 0 {
 		fmt.Fprintf(&b, "  fetch_cooldown: %s\n", o.fetchCooldown)
 	}
+	if o.perJob > 0 {
+		fmt.Fprintf(&b, "concurrency:\n  deliveries_per_job: %d\n", o.perJob)
+	}
 	b.WriteString("observers:\n")
 	for i := range nObs {
 		fmt.Fprintf(&b, "  obs_%d:\n    entity: Order\n    events: [INSERT]\n    actions:\n", i)
@@ -47,6 +51,11 @@ func configYAML(o options, url string, nObs, nAct int, maxWorkers int, bodyTempl
 		}
 	}
 	return b.String()
+}
+
+// perJob is the deliveries_per_job a scenario runs with.
+func perJob(o options) int {
+	return cmp.Or(o.perJob, observers.ConcurrencyDeliveriesPerJobDefault)
 }
 
 // ceilingScenario is raw River on the same database shape and worker count:
@@ -148,7 +157,7 @@ func (s *runStats) finish() { close(s.stop); <-s.done }
 // deliveries/s from first insert to last delivery.
 func pipelineScenario(ctx context.Context, o options, name string, nObs, nAct int) result {
 	dpe := nObs * nAct
-	r := result{Scenario: name, Params: map[string]any{"n": o.n, "observers": nObs, "actions_per_observer": nAct}}
+	r := result{Scenario: name, Params: map[string]any{"n": o.n, "observers": nObs, "actions_per_observer": nAct, "deliveries_per_job": perJob(o)}}
 	db, err := newDatabase(ctx, o.admin, "fraiseql_bench_"+name)
 	if err != nil {
 		r.Err = err
@@ -210,7 +219,7 @@ func pipelineScenario(ctx context.Context, o options, name string, nObs, nAct in
 	ps := readProcStats(p.cmd.Process.Pid)
 	wal := walLSN(ctx, db.pool) - wal0
 	var jobs int64
-	_ = db.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'fraiseql_observer_action'`).Scan(&jobs)
+	_ = db.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind LIKE 'fraiseql_observer_%'`).Scan(&jobs)
 	batches := scrapeMetric(p.httpAddr, "observer_batches_total")
 
 	r.add("events_per_s", float64(o.n)/el.Seconds(), "events/s")
@@ -264,7 +273,7 @@ func scrapeMetric(addr, name string) float64 {
 // latencyScenario offers a fixed load of single-row transactions and reports
 // commit→delivery percentiles, plus commit→job-fetched from River's rows.
 func latencyScenario(ctx context.Context, o options) result {
-	r := result{Scenario: "latency", Params: map[string]any{"rate": o.rate, "duration": o.duration.String()}}
+	r := result{Scenario: "latency", Params: map[string]any{"rate": o.rate, "duration": o.duration.String(), "deliveries_per_job": perJob(o)}}
 	db, err := newDatabase(ctx, o.admin, "fraiseql_bench_latency")
 	if err != nil {
 		r.Err = err
