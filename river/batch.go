@@ -53,9 +53,22 @@ func NewBatchWorker(w *ActionWorker) *BatchWorker {
 	return &BatchWorker{w: w, handoff: BatchHandoffAfter}
 }
 
-// Timeout is none: each delivery has its own (its action's, or
-// batchActionTimeout), and BatchHandoffAfter bounds the wait for a slot.
-func (b *BatchWorker) Timeout(*river.Job[BatchArgs]) time.Duration { return -1 }
+// Timeout bounds the batch: the wait for slots (handoff) plus its slowest
+// delivery's own timeout, plus a margin so the deliveries report their
+// timeouts themselves. River's rescuer also waits this long before it works
+// again a batch left running by a process that died.
+func (b *BatchWorker) Timeout(job *river.Job[BatchArgs]) time.Duration {
+	slowest := batchActionTimeout
+	if v := b.w.configs.cached(job.Args.ConfigVersion); v != nil {
+		slowest = 0
+		for _, d := range job.Args.Deliveries {
+			if o, err := v.action(d.Observer, d.Action); err == nil {
+				slowest = max(slowest, actionTimeout(&o.Actions[d.Action]))
+			}
+		}
+	}
+	return b.handoff + slowest + timeoutMargin
+}
 
 // outcome is what became of one delivery of a batch.
 type outcome struct {

@@ -26,6 +26,7 @@ type batchEnv struct {
 	pool   *pgxpool.Pool
 	client *river.Client[pgx.Tx]
 	cfg    *observers.Config
+	store  *ConfigStore
 	ver    *Version
 
 	mu   sync.Mutex
@@ -69,6 +70,7 @@ observers:
 	require.NoError(t, err, "%v", diags)
 	e.cfg = cfg
 	store := NewConfigStore(e.pool)
+	e.store = store
 	e.ver, err = store.Register(ctx, cfg)
 	require.NoError(t, err)
 	e.client, err = NewClient(ClientParams{
@@ -290,4 +292,18 @@ func TestBatchRespectsMaxParallelismAndHandsOff(t *testing.T) {
 	}
 	require.Positive(t, handedOff, "with 2 slots of 200ms and a 300ms hand-off, some deliveries leave their batch")
 	t.Logf("%d of %d deliveries handed off", handedOff, len(ids))
+}
+
+// A batch job has a finite timeout, covering its hand-off wait and its
+// slowest action: River's rescuer never rescues a job whose timeout is
+// negative, so a batch left running by a killed process would stay there.
+func TestBatchTimeoutIsFinite(t *testing.T) {
+	t.Parallel()
+	e := newBatchEnv(t, "", "", 0, func(string, int) int { return http.StatusOK })
+	job := &river.Job[BatchArgs]{Args: BatchArgs{ActionType: "webhook", ConfigVersion: e.ver.ID,
+		Deliveries: []BatchDelivery{{Observer: "hook", Action: 0, Seqs: []int64{1}}}}}
+	w := &BatchWorker{w: NewActionWorker(WorkerParams{Pool: e.pool, Configs: NewConfigStore(e.pool)}), handoff: BatchHandoffAfter}
+	require.Equal(t, BatchHandoffAfter+batchActionTimeout+timeoutMargin, w.Timeout(job), "version not cached: the default action timeout")
+	w.w.configs = e.store // holds the registered version
+	require.Equal(t, BatchHandoffAfter+(5*time.Second+timeoutMargin)+timeoutMargin, w.Timeout(job), "the webhook's 5s timeout")
 }

@@ -348,8 +348,8 @@ func latencyScenario(ctx context.Context, o options) result {
 
 	// commit → job fetched by a worker (attempted_at) and → enqueue
 	// transaction start (created_at, which is now() of that transaction).
-	rows, err := db.pool.Query(ctx, `SELECT c.object_id, j.created_at, j.attempted_at FROM river_job j
-		JOIN core.tb_entity_change_log c ON c.pk_entity_change_log = (j.args->>'seq')::bigint`)
+	rows, err := db.pool.Query(ctx, `SELECT c.object_id, d.created_at, d.attempted_at FROM observer_deliveries d
+		JOIN core.tb_entity_change_log c ON c.pk_entity_change_log = d.seq`)
 	if err == nil {
 		var enq, fetched []float64
 		for rows.Next() {
