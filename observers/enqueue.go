@@ -12,6 +12,7 @@ import (
 // Job is one unit of delivery: an action of an observer for one event, under
 // the configuration version that matched it.
 type Job struct {
+	Table         string // the change log the event was read from (ChangeLog.Table)
 	Event         *Event
 	Observer      *Observer
 	ActionIndex   int

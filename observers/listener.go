@@ -401,7 +401,7 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 			continue
 		}
 		for _, m := range matches[i] {
-			jobs = append(jobs, Job{Event: ev, Observer: m.Observer, ActionIndex: m.ActionIndex, ConfigVersion: a.version})
+			jobs = append(jobs, Job{Table: l.log.Table(), Event: ev, Observer: m.Observer, ActionIndex: m.ActionIndex, ConfigVersion: a.version})
 		}
 	}
 	if len(jobs) > 0 {

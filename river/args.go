@@ -97,13 +97,16 @@ const BatchMaxAttempts = 25
 type Enqueuer struct {
 	client *river.Client[pgx.Tx]
 	perJob int
+	events *EventLoader // nil: none kept
 }
 
 // NewEnqueuer wraps client; deliveriesPerJob is concurrency.deliveries_per_job
 // (1 or less: one job per delivery). Like the rest of the concurrency:
-// block, it changes at a restart.
-func NewEnqueuer(client *river.Client[pgx.Tx], deliveriesPerJob int) *Enqueuer {
-	return &Enqueuer{client: client, perJob: deliveriesPerJob}
+// block, it changes at a restart. events, when not nil, keeps the events of
+// the jobs enqueued for the client's workers (WorkerParams.Events), which
+// then need not read them again.
+func NewEnqueuer(client *river.Client[pgx.Tx], deliveriesPerJob int, events *EventLoader) *Enqueuer {
+	return &Enqueuer{client: client, perJob: deliveriesPerJob, events: events}
 }
 
 // EnqueueTx inserts the jobs of one listener batch in tx with River's
@@ -122,6 +125,26 @@ func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs []observers.Jo
 	}
 	if _, err := e.client.InsertManyFastTx(ctx, tx, params); err != nil {
 		return errors.Wrap(err, "insert river jobs")
+	}
+	if e.events != nil {
+		// Kept even if tx rolls back: change-log rows are immutable, so a
+		// kept event is right whenever a job names it.
+		for i := 0; i < len(jobs); {
+			j := i + 1
+			for j < len(jobs) && jobs[j].Table == jobs[i].Table {
+				j++
+			}
+			if jobs[i].Table != "" {
+				evs := make([]*observers.Event, 0, j-i)
+				for _, jb := range jobs[i:j] {
+					if len(evs) == 0 || evs[len(evs)-1] != jb.Event {
+						evs = append(evs, jb.Event)
+					}
+				}
+				e.events.Keep(jobs[i].Table, evs)
+			}
+			i = j
+		}
 	}
 	return nil
 }

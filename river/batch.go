@@ -92,7 +92,7 @@ func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 	for _, d := range a.Deliveries {
 		seqs = append(seqs, d.Seqs...)
 	}
-	loaded, err := v.Log.GetMany(ctx, w.pool, seqs)
+	loaded, err := w.events.GetMany(ctx, v.Log, seqs)
 	if err != nil {
 		return err
 	}

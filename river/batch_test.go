@@ -103,7 +103,7 @@ func (e *batchEnv) enqueue(t *testing.T, perJob int, ids ...string) map[string]i
 	}
 	tx, err := e.pool.Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, NewEnqueuer(e.client, perJob).EnqueueTx(ctx, tx, jobs))
+	require.NoError(t, NewEnqueuer(e.client, perJob, nil).EnqueueTx(ctx, tx, jobs))
 	require.NoError(t, tx.Commit(ctx))
 	return seqs
 }

@@ -18,24 +18,26 @@ const (
 	loaderTimeout     = 30 * time.Second // per query
 )
 
-// eventLoader reads the events of running jobs. Reads that arrive while a
+// EventLoader reads the events of running jobs. Reads that arrive while a
 // query is in flight wait for the next one, so under load one query serves
 // many jobs, and an idle system answers at once without waiting for a batch
 // to fill. Change-log rows do not change once written, so recently read
-// events are kept: the jobs of one event's fan-out read it once.
-type eventLoader struct {
+// events are kept: the jobs of one event's fan-out read it once, and the
+// events the listener of the same process enqueued (Keep) are not read
+// again at all.
+type EventLoader struct {
 	pool *pgxpool.Pool
 
 	mu     sync.Mutex
-	queues map[*observers.ChangeLog]*loadQueue
+	queues map[string]*loadQueue // by change-log table
 	cache  map[cacheKey]*observers.Event
 	ring   []cacheKey // insertion order, for eviction
 	next   int
 }
 
 type cacheKey struct {
-	log *observers.ChangeLog
-	seq int64
+	table string
+	seq   int64
 }
 
 type loadQueue struct {
@@ -49,27 +51,29 @@ type loadRequest struct {
 	done chan struct{}
 }
 
-func newEventLoader(pool *pgxpool.Pool) *eventLoader {
-	return &eventLoader{
+// NewEventLoader returns a loader reading from pool; share one between the
+// River client (WorkerParams.Events) and the Enqueuer.
+func NewEventLoader(pool *pgxpool.Pool) *EventLoader {
+	return &EventLoader{
 		pool:   pool,
-		queues: map[*observers.ChangeLog]*loadQueue{},
+		queues: map[string]*loadQueue{},
 		cache:  make(map[cacheKey]*observers.Event, loaderCacheSize),
 		ring:   make([]cacheKey, loaderCacheSize),
 	}
 }
 
 // Get returns change seq of cl.
-func (l *eventLoader) Get(ctx context.Context, cl *observers.ChangeLog, seq int64) (*observers.Event, error) {
+func (l *EventLoader) Get(ctx context.Context, cl *observers.ChangeLog, seq int64) (*observers.Event, error) {
 	req := &loadRequest{seq: seq, done: make(chan struct{})}
 	l.mu.Lock()
-	if ev := l.cache[cacheKey{cl, seq}]; ev != nil {
+	if ev := l.cache[cacheKey{cl.Table(), seq}]; ev != nil {
 		l.mu.Unlock()
 		return ev, nil
 	}
-	q := l.queues[cl]
+	q := l.queues[cl.Table()]
 	if q == nil {
 		q = &loadQueue{}
-		l.queues[cl] = q
+		l.queues[cl.Table()] = q
 	}
 	q.pending = append(q.pending, req)
 	batch := l.take(q)
@@ -86,7 +90,7 @@ func (l *eventLoader) Get(ctx context.Context, cl *observers.ChangeLog, seq int6
 }
 
 // take starts a batch when a query slot is free. l.mu is held.
-func (l *eventLoader) take(q *loadQueue) []*loadRequest {
+func (l *EventLoader) take(q *loadQueue) []*loadRequest {
 	if q.inFlight >= loaderMaxInFlight || len(q.pending) == 0 {
 		return nil
 	}
@@ -98,7 +102,7 @@ func (l *eventLoader) take(q *loadQueue) []*loadRequest {
 }
 
 // run answers batch, then keeps answering what queued meanwhile.
-func (l *eventLoader) run(cl *observers.ChangeLog, q *loadQueue, batch []*loadRequest) {
+func (l *EventLoader) run(cl *observers.ChangeLog, q *loadQueue, batch []*loadRequest) {
 	for batch != nil {
 		seqs := make([]int64, 0, len(batch))
 		seen := make(map[int64]bool, len(batch))
@@ -121,7 +125,7 @@ func (l *eventLoader) run(cl *observers.ChangeLog, q *loadQueue, batch []*loadRe
 				r.res = got[r.seq]
 			}
 			if r.res.Event != nil {
-				l.remember(cacheKey{cl, r.seq}, r.res.Event)
+				l.remember(cacheKey{cl.Table(), r.seq}, r.res.Event)
 			}
 			close(r.done)
 		}
@@ -132,14 +136,51 @@ func (l *eventLoader) run(cl *observers.ChangeLog, q *loadQueue, batch []*loadRe
 }
 
 // remember caches ev, evicting the oldest entry when full. l.mu is held.
-func (l *eventLoader) remember(k cacheKey, ev *observers.Event) {
+func (l *EventLoader) remember(k cacheKey, ev *observers.Event) {
 	if _, ok := l.cache[k]; ok {
 		return
 	}
-	if old := l.ring[l.next]; old.log != nil {
+	if old := l.ring[l.next]; old.table != "" {
 		delete(l.cache, old)
 	}
 	l.ring[l.next] = k
 	l.next = (l.next + 1) % len(l.ring)
 	l.cache[k] = ev
+}
+
+// Keep remembers events of the change log table (as read by the listener).
+func (l *EventLoader) Keep(table string, events []*observers.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ev := range events {
+		l.remember(cacheKey{table, ev.Seq}, ev)
+	}
+}
+
+// GetMany returns the events seqs of cl: those kept or recently read from
+// memory, the rest with one query. A missing row's Loaded.Err wraps
+// observers.ErrNotFound.
+func (l *EventLoader) GetMany(ctx context.Context, cl *observers.ChangeLog, seqs []int64) (map[int64]observers.Loaded, error) {
+	out := make(map[int64]observers.Loaded, len(seqs))
+	var missing []int64
+	l.mu.Lock()
+	for _, seq := range seqs {
+		if ev := l.cache[cacheKey{cl.Table(), seq}]; ev != nil {
+			out[seq] = observers.Loaded{Event: ev}
+		} else {
+			missing = append(missing, seq)
+		}
+	}
+	l.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	got, err := cl.GetMany(ctx, l.pool, missing)
+	if err != nil {
+		return nil, err
+	}
+	for _, seq := range missing {
+		out[seq] = got[seq]
+	}
+	return out, nil
 }

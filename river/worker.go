@@ -1,6 +1,7 @@
 package river
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -36,7 +37,7 @@ type ActionWorker struct {
 	metrics  *observers.Metrics
 	logger   *slog.Logger
 	getenv   func(string) (string, bool)
-	events   *eventLoader
+	events   *EventLoader
 	results  *resultCache // cache.go; nil: no result cache
 	limits   *typeLimits  // max_parallelism per action type, shared with BatchWorker; nil: none
 
@@ -68,6 +69,9 @@ type WorkerParams struct {
 	// Search stores the documents of search actions; nil: a search action
 	// fails permanently.
 	Search storage.Search
+	// Events reads the jobs' events; share it with the Enqueuer so events
+	// the listener just read are not read again. nil: a loader of its own.
+	Events *EventLoader
 	// Concurrency bounds the actions of each type that run at once, in
 	// their own jobs and in batch jobs together; nil: River's queue sizes
 	// alone.
@@ -82,7 +86,7 @@ func NewActionWorker(p WorkerParams) *ActionWorker {
 	return &ActionWorker{
 		pool: p.Pool, configs: p.Configs, webhooks: p.Webhooks, mailer: p.Mailer,
 		metrics: p.Metrics, logger: p.Logger, getenv: p.Getenv, breakers: p.Breakers,
-		events: newEventLoader(p.Pool), results: newResultCache(p.Cache, p.Logger),
+		events: cmp.Or(p.Events, NewEventLoader(p.Pool)), results: newResultCache(p.Cache, p.Logger),
 		redis: p.Redis, searchStore: p.Search, limits: newTypeLimits(p.Concurrency),
 	}
 }

@@ -164,9 +164,10 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 		return withExitCode(exitFailure, err)
 	}
 
+	events := obsriver.NewEventLoader(pool) // the listener's reads serve the workers
 	client, err := obsriver.NewClient(obsriver.ClientParams{
 		WorkerParams: obsriver.WorkerParams{
-			Pool: pool, Configs: configs, Webhooks: webhooks, Mailer: mailer, Breakers: breakers, Metrics: metrics, Logger: logger,
+			Pool: pool, Configs: configs, Events: events, Webhooks: webhooks, Mailer: mailer, Breakers: breakers, Metrics: metrics, Logger: logger,
 			Cache: stores.Cache, // used for versions with a cache: block
 			Redis: stores.Redis, Search: stores.Search,
 		},
@@ -196,7 +197,7 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 	}
 
 	listener, err := observers.NewListener(observers.ListenerParams{
-		Pool: pool, Config: cfg, ConfigVersion: ver.ID, Enqueuer: obsriver.NewEnqueuer(client, cfg.Concurrency.DeliveriesPerJob),
+		Pool: pool, Config: cfg, ConfigVersion: ver.ID, Enqueuer: obsriver.NewEnqueuer(client, cfg.Concurrency.DeliveriesPerJob, events),
 		Logger: logger, Metrics: metrics, HTTPAddr: httpAddr, Version: version, StandbyRetry: o.StandbyRetry,
 		BeforeCommit: faultBeforeCommit(),
 		Dedup:        stores.Dedup,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -338,6 +339,7 @@ func latencyScenario(ctx context.Context, o options) result {
 	}
 	lat := make([]float64, 0, total)
 	recv.mu.Lock()
+	arrived := maps.Clone(recv.arrived)
 	for i, c := range committed {
 		if a, ok := recv.arrived[fmt.Sprint("l-", i)]; ok && !c.IsZero() {
 			lat = append(lat, a.Sub(c).Seconds()*1000)
@@ -351,7 +353,7 @@ func latencyScenario(ctx context.Context, o options) result {
 	rows, err := db.pool.Query(ctx, `SELECT c.object_id, d.created_at, d.attempted_at FROM observer_deliveries d
 		JOIN core.tb_entity_change_log c ON c.pk_entity_change_log = d.seq`)
 	if err == nil {
-		var enq, fetched []float64
+		var enq, fetched, fetchToDelivery []float64
 		for rows.Next() {
 			var id string
 			var created, attempted *time.Time
@@ -367,11 +369,15 @@ func latencyScenario(ctx context.Context, o options) result {
 			}
 			if attempted != nil {
 				fetched = append(fetched, attempted.Sub(committed[i]).Seconds()*1000)
+				if a, ok := arrived[id]; ok {
+					fetchToDelivery = append(fetchToDelivery, a.Sub(*attempted).Seconds()*1000)
+				}
 			}
 		}
 		rows.Close()
 		addPercentiles(&r, "commit_to_enqueue_tx", enq)
 		addPercentiles(&r, "commit_to_job_fetched", fetched)
+		addPercentiles(&r, "job_fetched_to_delivery", fetchToDelivery)
 	}
 	r.add("writer_late_ticks", float64(late.Load()), "rows")
 	return r
@@ -538,7 +544,7 @@ func cacheRun(ctx context.Context, o options, name, block string, entities, copi
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		var done int
-		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&done); err != nil {
+		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM observer_deliveries WHERE state = 'completed'`).Scan(&done); err != nil {
 			return 0, 0, 0, 0, err
 		}
 		if done == n {
