@@ -104,6 +104,36 @@ func TestCommitOrderNeverLosesAnEvent(t *testing.T) {
 	require.Equal(t, map[int64]int{pkA: 1, pkB: 1}, jobCounts(t, pool))
 }
 
+// A change held back by a transaction that writes no change (so sends no
+// NOTIFY when it ends) is delivered once that transaction ends, without
+// waiting for the poll interval (here 10 minutes).
+func TestHeldChangeIsDeliveredWithoutAPoll(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	recv := newReceiver(t, nil)
+	cfg := webhookConfig("", orderObserver(recv.URL))
+	require.Contains(t, cfg, "poll_interval: 200ms")
+	startRun(t, url, strings.Replace(cfg, "poll_interval: 200ms", "poll_interval: 10m", 1))
+	ctx := context.Background()
+
+	// Wake-ups work: a change is delivered on its NOTIFY.
+	insertChange(t, pool, "Order", "first", "INSERT", `{}`)
+	recv.waitN(t, 1, 30*time.Second)
+
+	other, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer other.Rollback(ctx)
+	_, err = other.Exec(ctx, `CREATE TEMP TABLE holder (x int); INSERT INTO holder VALUES (1)`) // takes a transaction id
+	require.NoError(t, err)
+	insertChange(t, pool, "Order", "held", "INSERT", `{}`) // its NOTIFY arrives while it is held
+	recv.quiet(t, 300*time.Millisecond)
+	require.NoError(t, other.Commit(ctx))
+	got := recv.waitN(t, 1, 30*time.Second)
+	var env map[string]any
+	require.NoError(t, json.Unmarshal(got[0].Body, &env))
+	require.Equal(t, "held", env["entity_id"])
+}
+
 // A crash between the job insert and the commit replays the batch: after a
 // restart every event has exactly one job per action.
 func TestCrashInsideEnqueueTransaction(t *testing.T) {

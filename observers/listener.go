@@ -81,9 +81,15 @@ type Listener struct {
 	// swaps it, and each batch reads it once.
 	active atomic.Pointer[activeConfig]
 
-	// drained is the checkpoint of a batch that found nothing; the next wake
-	// first peeks from there without a transaction. Only the lead loop uses it.
-	drained *Position
+	// drained is the checkpoint of a batch that found nothing (or less than
+	// a full batch); the next wake first peeks from there without a
+	// transaction. held is set while committed changes may be waiting above
+	// the horizon: the lead loop then looks again soon (heldRetry), since
+	// the transaction holding them back need not send a NOTIFY when it ends.
+	// Only the lead loop uses them.
+	drained   *Position
+	held      bool
+	heldRetry time.Duration
 
 	mu         sync.Mutex
 	role       Role
@@ -282,8 +288,16 @@ func (l *Listener) campaign(ctx context.Context) error {
 }
 
 // lead drains the log, then sleeps until a NOTIFY or the poll interval.
+// While committed changes wait above the horizon, the leader looks again
+// after heldRetryMin, doubling up to heldRetryMax (and never beyond the poll
+// interval): the transaction holding them back may end without a NOTIFY.
+const (
+	heldRetryMin = time.Millisecond
+	heldRetryMax = 100 * time.Millisecond
+)
+
 func (l *Listener) lead(ctx context.Context, conn *pgx.Conn) error {
-	l.drained = nil
+	l.drained, l.held = nil, false
 	for {
 		cfg := l.active.Load().cfg.Listener
 		for {
@@ -303,7 +317,16 @@ func (l *Listener) lead(ctx context.Context, conn *pgx.Conn) error {
 				return errors.New("listener: lock session closed")
 			}
 		}
-		wctx, cancel := context.WithTimeout(ctx, cfg.PollInterval)
+		wait := cfg.PollInterval
+		if l.held {
+			// Back off from heldRetryMin towards the poll interval while the
+			// horizon stays held.
+			l.heldRetry = min(max(2*l.heldRetry, heldRetryMin), heldRetryMax, cfg.PollInterval)
+			wait = l.heldRetry
+		} else {
+			l.heldRetry = 0
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
 		_, err := conn.WaitForNotification(wctx)
 		timedOut := wctx.Err() != nil
 		cancel()
@@ -336,6 +359,7 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		l.p.Metrics.HorizonHeldEvents.Set(float64(held))
+		l.held = held > 0
 		if !more {
 			return 0, nil
 		}
@@ -369,7 +393,7 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 	}
 	n := len(events) + len(skipped)
 	if n == 0 {
-		l.drained = &pos
+		l.drained, l.held = &pos, true // the next look peeks, and counts what is held
 		return 0, nil
 	}
 
@@ -440,6 +464,10 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 		return 0, errors.Wrap(err, "commit enqueue transaction")
 	}
 
+	if n < a.cfg.Listener.BatchSize {
+		// Caught up, or stopped by the horizon: the next look peeks.
+		l.drained, l.held = &last, true
+	}
 	m := l.p.Metrics
 	m.Batches.Inc()
 	m.BatchDuration.Observe(time.Since(start).Seconds())

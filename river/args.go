@@ -5,11 +5,13 @@ package river
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
 )
@@ -87,6 +89,10 @@ func (a BatchArgs) size() int {
 	return n
 }
 
+// insertTopic is River's insert notification topic (its notifier's
+// NotificationTopicInsert, which is internal).
+const insertTopic = "river_insert"
+
 // BatchMaxAttempts is a batch job's own attempts. A batch job fails as a
 // whole only when its deliveries' outcomes cannot be recorded (the database
 // is unreachable); a delivery's own failures continue as its own job.
@@ -125,6 +131,26 @@ func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs []observers.Jo
 	}
 	if _, err := e.client.InsertManyFastTx(ctx, tx, params); err != nil {
 		return errors.Wrap(err, "insert river jobs")
+	}
+	// River sends an insert notification at most once per fetch cooldown
+	// per queue, so jobs inserted soon after another insert can wait for
+	// the producers' fetch poll (a second) when no later insert follows.
+	// One more notification per queue and transaction costs little: the
+	// producers debounce what they receive.
+	queues := make([]string, 0, 2)
+	for _, p := range params {
+		if q := p.InsertOpts.Queue; !slices.Contains(queues, q) {
+			queues = append(queues, q)
+		}
+	}
+	payloads := make([]string, len(queues))
+	for i, q := range queues {
+		payloads[i] = fmt.Sprintf(`{"queue": %q}`, q)
+	}
+	if err := e.client.Driver().UnwrapExecutor(tx).NotifyMany(ctx, &riverdriver.NotifyManyParams{
+		Payload: payloads, Topic: insertTopic,
+	}); err != nil {
+		return errors.Wrap(err, "notify river producers")
 	}
 	if e.events != nil {
 		// Kept even if tx rolls back: change-log rows are immutable, so a

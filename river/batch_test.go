@@ -3,6 +3,7 @@ package river
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -306,4 +307,20 @@ func TestBatchTimeoutIsFinite(t *testing.T) {
 	require.Equal(t, BatchHandoffAfter+batchActionTimeout+timeoutMargin, w.Timeout(job), "version not cached: the default action timeout")
 	w.w.configs = e.store // holds the registered version
 	require.Equal(t, BatchHandoffAfter+(5*time.Second+timeoutMargin)+timeoutMargin, w.Timeout(job), "the webhook's 5s timeout")
+}
+
+// Jobs enqueued in quick succession are worked at once, not at the
+// producers' next fetch poll (here ten minutes): River notifies at most once
+// per fetch cooldown, so the Enqueuer notifies every transaction itself.
+func TestBackToBackEnqueuesAreWorkedWithoutAPoll(t *testing.T) {
+	t.Parallel()
+	e := newBatchEnv(t, "workers: {fetch_poll_interval: 10m}\n", "", 0, func(string, int) int { return http.StatusOK })
+	e.start(t)
+	for round := range 10 {
+		e.enqueue(t, 100, fmt.Sprintf("a%d", round))
+		e.enqueue(t, 100, fmt.Sprintf("b%d", round))
+		require.Eventually(t, func() bool {
+			return e.requests(fmt.Sprintf("a%d", round)) == 1 && e.requests(fmt.Sprintf("b%d", round)) == 1
+		}, 10*time.Second, 5*time.Millisecond, "round %d: both deliveries without waiting for a poll", round)
+	}
 }

@@ -214,6 +214,6 @@ func readProcStats(pid int) procStats {
 // connections counts the process's Postgres connections.
 func connections(ctx context.Context, pool *pgxpool.Pool) int {
 	var n int
-	_ = pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, appName).Scan(&n)
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, appName).Scan(&n)
 	return n
 }

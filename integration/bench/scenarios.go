@@ -380,6 +380,16 @@ func latencyScenario(ctx context.Context, o options) result {
 		addPercentiles(&r, "job_fetched_to_delivery", fetchToDelivery)
 	}
 	r.add("writer_late_ticks", float64(late.Load()), "rows")
+	// A failed first attempt is retried after the retry policy's delay (1s
+	// by default) and shows as a far outlier: say so.
+	failed := 0
+	for _, l := range strings.Split(p.lastLines(), "\n") {
+		if strings.Contains(l, "action failed") {
+			failed++
+			fmt.Fprintln(os.Stderr, "bench: latency: "+l)
+		}
+	}
+	r.add("failed_attempts", float64(failed), "attempts")
 	return r
 }
 
