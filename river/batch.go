@@ -3,6 +3,7 @@ package river
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -136,6 +137,16 @@ func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 		out.started = true
 		wg.Go(func() {
 			defer release()
+			defer func() {
+				// River recovers a panicking job; a delivery's goroutine must
+				// do so itself, or it would take the process down. Like
+				// River, count it as a failed attempt.
+				if p := recover(); p != nil {
+					out.err = errors.Newf("panic: %v", p)
+					w.logger.ErrorContext(ctx, "worker: action panicked", slog.String("observer", out.o.Name),
+						slog.Int64("event_seq", out.seq), slog.String("panic", fmt.Sprint(p)))
+				}
+			}()
 			actx, cancel := context.WithTimeout(ctx, actionTimeout(&out.o.Actions[out.idx]))
 			defer cancel()
 			out.err = w.run(actx, v, out.o, out.idx, out.ev, 1, out.o.Retry.MaxAttempts)
