@@ -18,7 +18,8 @@ type Metrics struct {
 	EventsSkipped     *prometheus.CounterVec // rows recorded in observer_skipped_events, by reason
 	EventsMatched     prometheus.Counter     // rows that matched at least one observer
 	ConditionErrors   *prometheus.CounterVec // condition runtime errors, by observer
-	JobsEnqueued      *prometheus.CounterVec // jobs inserted, by action type
+	JobsEnqueued      *prometheus.CounterVec // deliveries enqueued, by action type
+	BatchFollowUps    *prometheus.CounterVec // batch deliveries continued as their own job, by action type and the state it starts in
 	Batches           prometheus.Counter     // enqueue transactions committed
 	BatchDuration     prometheus.Histogram   // time of one enqueue transaction
 	BatchErrors       prometheus.Counter     // enqueue transactions that failed (and will be replayed)
@@ -57,8 +58,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "observer_condition_errors_total", Help: "Conditions that failed at run time (treated as no match).",
 		}, []string{"observer"}),
 		JobsEnqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "observer_jobs_enqueued_total", Help: "Action jobs inserted into River.",
+			Name: "observer_jobs_enqueued_total", Help: "Deliveries enqueued (an action of an observer for one change), in a batch job or a River job of their own.",
 		}, []string{"action_type"}),
+		BatchFollowUps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "observer_batch_followups_total",
+			Help: "Deliveries of batch jobs that continue as a River job of their own, by the state it starts in: retryable (failed, will retry), cancelled (permanent failure, DLQ), discarded (failed, no attempts left, DLQ), scheduled (circuit breaker open), available (not started in time).",
+		}, []string{"action_type", "state"}),
 		Batches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "observer_batches_total", Help: "Enqueue transactions committed.",
 		}),
@@ -115,7 +120,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.EventsProcessed, m.EventsSkipped, m.EventsMatched, m.ConditionErrors,
-			m.JobsEnqueued, m.Batches, m.BatchDuration, m.BatchErrors, m.ActionsExecuted,
+			m.JobsEnqueued, m.BatchFollowUps, m.Batches, m.BatchDuration, m.BatchErrors, m.ActionsExecuted,
 			m.ActionsFailed, m.ActionDuration, m.IsLeader, m.CheckpointSeq, m.CheckpointTxID,
 			m.LeaderChanges, m.HorizonHeldEvents,
 			m.DedupSkips, m.DedupErrors, m.CacheHits, m.CacheMisses, m.CacheHitRate, m.CacheErrors)

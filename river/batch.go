@@ -238,6 +238,16 @@ func (b *BatchWorker) record(ctx context.Context, job *river.Job[BatchArgs], v *
 	if err != nil {
 		return errors.Wrap(err, "record batch outcomes")
 	}
+	for _, u := range ups {
+		state := u.state
+		switch {
+		case u.snoozed:
+			state = "scheduled"
+		case state == "":
+			state = "available"
+		}
+		b.w.metrics.BatchFollowUps.WithLabelValues(job.Args.ActionType, state).Inc()
+	}
 	b.w.logger.DebugContext(ctx, "worker: batch deliveries continue as their own jobs",
 		slog.Int64("batch_job", job.ID), slog.Int("deliveries", len(outs)), slog.Int("follow_ups", len(ups)))
 	return nil

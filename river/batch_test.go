@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -29,6 +31,7 @@ type batchEnv struct {
 	cfg    *observers.Config
 	store  *ConfigStore
 	ver    *Version
+	m      *observers.Metrics
 
 	mu   sync.Mutex
 	hits map[string]int // entity id → requests
@@ -39,7 +42,7 @@ type batchEnv struct {
 // extra and the observer's hook lines.
 func newBatchEnv(t *testing.T, extra, hook string, handoff time.Duration, respond func(id string, n int) int) *batchEnv {
 	t.Helper()
-	e := &batchEnv{hits: map[string]int{}}
+	e := &batchEnv{hits: map[string]int{}, m: observers.NewMetrics(nil)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var env struct {
 			EntityID string `json:"entity_id"`
@@ -78,6 +81,7 @@ observers:
 		WorkerParams: WorkerParams{
 			Pool: e.pool, Configs: store,
 			Webhooks: observers.NewWebhookClient(observers.WebhookClientConfig{AllowPrivateTargets: true}),
+			Metrics:  e.m,
 		},
 		Config: cfg, BatchHandoffAfter: handoff,
 	})
@@ -224,6 +228,10 @@ func TestBatchOutcomesContinueAsTheirOwnJobs(t *testing.T) {
 	require.Equal(t, "cancelled", gone.State)
 	require.Contains(t, gone.LastError, "deleted from the log")
 	require.Equal(t, 0, e.requests("gone"))
+
+	for state, want := range map[string]float64{"retryable": 2, "cancelled": 2, "available": 0} {
+		require.Equal(t, want, counterValue(t, e.m.BatchFollowUps.WithLabelValues("webhook", state)), state)
+	}
 }
 
 // A delivery that failed in its batch is retried as its own job, with the
@@ -292,6 +300,7 @@ func TestBatchRespectsMaxParallelismAndHandsOff(t *testing.T) {
 		}
 	}
 	require.Positive(t, handedOff, "with 2 slots of 200ms and a 300ms hand-off, some deliveries leave their batch")
+	require.Equal(t, float64(handedOff), counterValue(t, e.m.BatchFollowUps.WithLabelValues("webhook", "available")))
 	t.Logf("%d of %d deliveries handed off", handedOff, len(ids))
 }
 
@@ -323,4 +332,11 @@ func TestBackToBackEnqueuesAreWorkedWithoutAPoll(t *testing.T) {
 			return e.requests(fmt.Sprintf("a%d", round)) == 1 && e.requests(fmt.Sprintf("b%d", round)) == 1
 		}, 10*time.Second, 5*time.Millisecond, "round %d: both deliveries without waiting for a poll", round)
 	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	require.NoError(t, c.Write(&m))
+	return m.GetCounter().GetValue()
 }
