@@ -308,6 +308,7 @@ func (l *Listener) lead(ctx context.Context, conn *pgx.Conn) error {
 			if err != nil {
 				l.p.Metrics.BatchErrors.Inc()
 				l.logger.Error("listener: batch failed; it will be read again", slog.String("error", err.Error()))
+				l.held = false // retry after the poll interval, not at the held-horizon pace
 				break
 			}
 			if n < cfg.BatchSize {

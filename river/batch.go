@@ -24,13 +24,13 @@ const (
 	// continue as their own jobs, with no attempt spent. It bounds a batch
 	// job's run to this plus its slowest action's timeout, well inside the
 	// time after which River rescues a job it believes stuck.
-	BatchHandoffAfter = 5 * time.Second
+	BatchHandoffAfter = slotWait
 	// batchActionTimeout bounds an action without a timeout of its own in a
 	// batch, as River's default job timeout does for a job of its own.
 	batchActionTimeout = time.Minute
 	// batchRecordTimeout bounds the transaction that records a batch's
 	// outcomes, which runs even when the job's context has ended.
-	batchRecordTimeout = 30 * time.Second
+	batchRecordTimeout = 10 * time.Second
 )
 
 // BatchWorker runs the first attempt of a batch job's deliveries
@@ -60,7 +60,7 @@ func NewBatchWorker(w *ActionWorker) *BatchWorker {
 // again a batch left running by a process that died.
 func (b *BatchWorker) Timeout(job *river.Job[BatchArgs]) time.Duration {
 	slowest := batchActionTimeout
-	if v := b.w.configs.cached(job.Args.ConfigVersion); v != nil {
+	if v := b.w.configs.lookup(job.Args.ConfigVersion); v != nil {
 		slowest = 0
 		for _, d := range job.Args.Deliveries {
 			if o, err := v.action(d.Observer, d.Action); err == nil {
@@ -84,6 +84,10 @@ type outcome struct {
 
 // Work runs the batch and records every delivery that did not succeed.
 func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error {
+	// The hand-off clock starts now, so reading the configuration and the
+	// events counts against it: the batch stays inside its Timeout.
+	handoff, cancel := context.WithTimeout(ctx, b.handoff)
+	defer cancel()
 	w, a := b.w, job.Args
 	v, err := w.configs.Get(ctx, a.ConfigVersion)
 	if err != nil {
@@ -118,21 +122,23 @@ func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 		}
 	}
 
-	handoff, cancel := context.WithTimeout(ctx, b.handoff)
-	defer cancel()
 	var wg sync.WaitGroup
 	for i := range outs {
 		out := &outs[i]
 		if out.started || out.ev == nil {
 			continue
 		}
+		if ctx.Err() != nil {
+			break // shutting down: what has not started is handed off
+		}
 		typ := out.o.Actions[out.idx].Type
 		release, err := w.limits.acquire(handoff, typ)
 		if err != nil {
-			if ctx.Err() != nil {
-				break // shutting down: what has not started is handed off
-			}
 			continue // no slot in time: handed off
+		}
+		if ctx.Err() != nil {
+			release() // the slot and the shutdown came together: hand it off
+			break
 		}
 		out.started = true
 		wg.Go(func() {
@@ -299,8 +305,16 @@ func recordTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], job 
 			return errors.Wrap(err, "set the state of follow-up jobs")
 		}
 	}
-	_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-	return err
+	done, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+	if err != nil {
+		return err
+	}
+	if done.State != rivertype.JobStateCompleted {
+		// No longer ours (River's rescuer took it back after its timeout):
+		// the batch will run again and record its outcomes then.
+		return errors.Newf("batch job %d is %s, not running: its outcomes are not recorded", job.ID, done.State)
+	}
+	return nil
 }
 
 func later(a, b time.Time) time.Time {

@@ -313,9 +313,13 @@ func TestBatchTimeoutIsFinite(t *testing.T) {
 	job := &river.Job[BatchArgs]{Args: BatchArgs{ActionType: "webhook", ConfigVersion: e.ver.ID,
 		Deliveries: []BatchDelivery{{Observer: "hook", Action: 0, Seqs: []int64{1}}}}}
 	w := &BatchWorker{w: NewActionWorker(WorkerParams{Pool: e.pool, Configs: NewConfigStore(e.pool)}), handoff: BatchHandoffAfter}
-	require.Equal(t, BatchHandoffAfter+batchActionTimeout+timeoutMargin, w.Timeout(job), "version not cached: the default action timeout")
-	w.w.configs = e.store // holds the registered version
-	require.Equal(t, BatchHandoffAfter+(5*time.Second+timeoutMargin)+timeoutMargin, w.Timeout(job), "the webhook's 5s timeout")
+	want := BatchHandoffAfter + (5*time.Second + timeoutMargin) + timeoutMargin
+	require.Equal(t, want, w.Timeout(job), "a version not cached yet is read: the webhook's 5s timeout")
+	require.Equal(t, want, w.Timeout(job), "now cached")
+	job.Args.ConfigVersion = -1
+	require.Equal(t, BatchHandoffAfter+batchActionTimeout+timeoutMargin, w.Timeout(job), "an unknown version: the default action timeout")
+	require.Greater(t, rescueAfter(e.cfg), BatchHandoffAfter+batchActionTimeout+timeoutMargin+batchRecordTimeout,
+		"River rescues a batch only after it can have finished, outcomes recorded")
 }
 
 // Jobs enqueued in quick succession are worked at once, not at the

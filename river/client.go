@@ -133,17 +133,29 @@ func usedActionTypes(cfg *observers.Config) []string {
 // stay above River's one-minute default job timeout.
 const rescueFloor = 70 * time.Second
 
-// rescueAfter is rescueFloor, or more when an action may legitimately run
-// longer (a webhook with a long timeout), so a slow job is not worked twice.
+// rescueAfter is rescueFloor, or more when a job may legitimately run
+// longer, so a slow job is not worked twice: a delivery's own job runs up to
+// its webhook's timeout plus the wait for a slot; a batch job up to its
+// hand-off wait, its slowest action (a minute for those without a timeout
+// of their own), and the recording of its outcomes.
 func rescueAfter(cfg *observers.Config) time.Duration {
 	d := rescueFloor
 	if cfg == nil {
 		return d
 	}
+	const slack = 10 * time.Second
+	batches := cfg.Concurrency.DeliveriesPerJob > 1
+	if batches {
+		d = max(d, BatchHandoffAfter+batchActionTimeout+timeoutMargin+batchRecordTimeout+slack)
+	}
 	for _, o := range cfg.Observers {
 		for _, a := range o.Actions {
-			if a.Webhook != nil {
-				d = max(d, a.Webhook.Timeout+timeoutMargin+10*time.Second)
+			if a.Webhook == nil {
+				continue
+			}
+			d = max(d, a.Webhook.Timeout+timeoutMargin+slotWait+slack)
+			if batches {
+				d = max(d, BatchHandoffAfter+actionTimeout(&a)+timeoutMargin+batchRecordTimeout+slack)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -81,3 +82,22 @@ func (s *ConfigStore) cached(id int64) *Version {
 	defer s.mu.Unlock()
 	return s.byID[id]
 }
+
+// lookup is Get for callers without a context (River's Timeout and
+// NextRetry hooks): the cached version, else one read bounded by
+// lookupTimeout; nil when it cannot be had.
+func (s *ConfigStore) lookup(id int64) *Version {
+	if v := s.cached(id); v != nil {
+		return v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	defer cancel()
+	v, err := s.Get(ctx, id)
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+// lookupTimeout bounds lookup's read.
+const lookupTimeout = 5 * time.Second

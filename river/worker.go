@@ -22,6 +22,14 @@ import (
 // so the action reports its timeout itself.
 const timeoutMargin = 5 * time.Second
 
+// slotWait is how long a delivery waits for a slot of its action type's
+// max_parallelism before its job is snoozed (no attempt spent), and how long
+// a batch waits before it hands off the deliveries it has not started.
+const slotWait = 5 * time.Second
+
+// slotSnooze is how long a job that found no slot is put back for.
+const slotSnooze = time.Second
+
 // maxRetryAfter caps how far a receiver's Retry-After can push a retry.
 const maxRetryAfter = time.Hour
 
@@ -94,9 +102,9 @@ func NewActionWorker(p WorkerParams) *ActionWorker {
 // Timeout gives River the action's own timeout plus a margin.
 func (w *ActionWorker) Timeout(job *river.Job[ActionArgs]) time.Duration {
 	if a := w.action(job); a != nil && a.Webhook != nil && a.Webhook.Timeout > 0 {
-		return a.Webhook.Timeout + timeoutMargin
+		return a.Webhook.Timeout + timeoutMargin + slotWait
 	}
-	return 0 // River's default
+	return 0 // River's default (a minute), which also covers slotWait
 }
 
 // NextRetry applies the observer's retry policy, or the receiver's
@@ -119,7 +127,7 @@ func (w *ActionWorker) NextRetry(job *river.Job[ActionArgs]) time.Time {
 }
 
 func (w *ActionWorker) action(job *river.Job[ActionArgs]) *observers.Action {
-	v := w.configs.cached(job.Args.ConfigVersion)
+	v := w.configs.lookup(job.Args.ConfigVersion)
 	if v == nil {
 		return nil
 	}
@@ -165,9 +173,16 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 		return err
 	}
 
-	release, err := w.limits.acquire(ctx, o.Actions[a.Action].Type)
+	// Batch jobs can hold every slot of the type; waiting longer would eat
+	// into this attempt's own timeout, so the job goes back instead.
+	sctx, cancel := context.WithTimeout(ctx, slotWait)
+	release, err := w.limits.acquire(sctx, o.Actions[a.Action].Type)
+	cancel()
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return err
+		}
+		return river.JobSnooze(slotSnooze)
 	}
 	err = w.run(ctx, v, o, a.Action, ev, job.Attempt, job.MaxAttempts)
 	release()
