@@ -52,9 +52,7 @@ func (c *CacheAction) Pattern(ev *Event) (string, error) {
 	}
 	data := TemplateData(ev)
 	if ev.Kind == KindDelete && len(ev.Data) == 0 && len(ev.Before) > 0 {
-		before := *ev
-		before.Data = ev.Before // a DELETE's values are in its before image
-		data = TemplateData(&before)
+		data = templateData(ev, ev.Before) // a DELETE's values are in its before image
 	}
 	var b strings.Builder
 	for _, p := range t.parts {

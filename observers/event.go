@@ -4,9 +4,13 @@
 package observers
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/cockroachdb/errors"
 )
 
 // Kind is the kind of change an event records. The change log's
@@ -54,6 +58,10 @@ type Event struct {
 	UserID        string         // fk_contact, as text
 	TenantID      string         // tenant_id (or fk_customer_org when tenant_id is empty), as text
 	CreatedAt     time.Time      // created_at
+
+	// envelope caches EnvelopeJSON's encoding up to the observer name:
+	// every delivery of the event shares it. Events are shared by pointer.
+	envelope atomic.Pointer[[]byte]
 }
 
 // FieldChange is one entry of an event's `changes` map.
@@ -115,6 +123,33 @@ type Envelope struct {
 	TenantID   *string                `json:"tenant_id"`
 	Timestamp  time.Time              `json:"timestamp"`
 	Observer   string                 `json:"observer"`
+}
+
+// EnvelopeJSON returns json.Marshal(e.Envelope(observer)), encoding the
+// event's part once for all its deliveries: Observer is the envelope's last
+// field, so only the name differs between observers.
+func (e *Event) EnvelopeJSON(observer string) ([]byte, error) {
+	head := e.envelope.Load()
+	if head == nil {
+		b, err := json.Marshal(e.Envelope(""))
+		if err != nil {
+			return nil, err
+		}
+		const tail = `""}` // the empty observer name and the closing brace
+		if !bytes.HasSuffix(b, []byte(tail)) {
+			return nil, errors.Newf("envelope encoding ends %q, not with the observer field", b[max(0, len(b)-16):])
+		}
+		b = b[:len(b)-len(tail)]
+		head = &b
+		e.envelope.Store(head)
+	}
+	name, err := json.Marshal(observer)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(*head)+len(name)+1)
+	out = append(append(append(out, *head...), name...), '}')
+	return out, nil
 }
 
 // Envelope builds the delivery envelope of the event for one observer.

@@ -159,12 +159,15 @@ func marshalNoHTML(v any) ([]byte, error) {
 // data fields plus an "event" object {id, kind, entity_type, entity_id,
 // tenant_id, user_id}, unless the data has its own "event" field. The
 // event's Data map is not modified.
-func TemplateData(ev *Event) map[string]any {
-	if _, has := ev.Data["event"]; has {
-		return ev.Data
+func TemplateData(ev *Event) map[string]any { return templateData(ev, ev.Data) }
+
+// templateData is TemplateData with the event's fields taken from data.
+func templateData(ev *Event, data map[string]any) map[string]any {
+	if _, has := data["event"]; has {
+		return data
 	}
-	out := make(map[string]any, len(ev.Data)+1)
-	for k, v := range ev.Data {
+	out := make(map[string]any, len(data)+1)
+	for k, v := range data {
 		out[k] = v
 	}
 	out["event"] = eventMeta(ev)

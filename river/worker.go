@@ -3,7 +3,6 @@ package river
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -265,7 +264,7 @@ func (w *ActionWorker) webhook(ctx context.Context, v *Version, o *observers.Obs
 	var body []byte
 	if t := wa.Body(); t != nil {
 		body = []byte(t.Render(observers.TemplateData(ev), true))
-	} else if body, err = json.Marshal(ev.Envelope(o.Name)); err != nil {
+	} else if body, err = ev.EnvelopeJSON(o.Name); err != nil {
 		return permanent(errors.Wrap(err, "encode event envelope"))
 	}
 	key := w.results.webhookKey(v, o, idx, ev, url, body)
