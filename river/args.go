@@ -152,26 +152,9 @@ func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs []observers.Jo
 	}); err != nil {
 		return errors.Wrap(err, "notify river producers")
 	}
-	if e.events != nil {
-		// Kept even if tx rolls back: change-log rows are immutable, so a
-		// kept event is right whenever a job names it.
-		for i := 0; i < len(jobs); {
-			j := i + 1
-			for j < len(jobs) && jobs[j].Table == jobs[i].Table {
-				j++
-			}
-			if jobs[i].Table != "" {
-				evs := make([]*observers.Event, 0, j-i)
-				for _, jb := range jobs[i:j] {
-					if len(evs) == 0 || evs[len(evs)-1] != jb.Event {
-						evs = append(evs, jb.Event)
-					}
-				}
-				e.events.Keep(jobs[i].Table, evs)
-			}
-			i = j
-		}
-	}
+	// Kept even if tx rolls back: change-log rows are immutable, so a kept
+	// event is right whenever a job names it.
+	e.events.Keep(jobs)
 	return nil
 }
 

@@ -159,7 +159,7 @@ func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 		})
 	}
 	wg.Wait()
-	return b.record(ctx, job, v, outs)
+	return b.record(ctx, job, outs)
 }
 
 // actionTimeout bounds one delivery of action a in a batch.
@@ -171,18 +171,19 @@ func actionTimeout(a *observers.Action) time.Duration {
 }
 
 // followUp is a delivery that continues as its own job, and the state that
-// job starts in.
+// job starts in: available (never started), scheduled (refused by an open
+// circuit breaker; no attempt spent), or, after the batch's attempt,
+// retryable, cancelled or discarded.
 type followUp struct {
-	params  river.InsertManyParams
-	state   string // "" keeps River's (available, or scheduled when ScheduledAt is set)
-	attempt int
-	err     string
-	snoozed bool
+	args  ActionArgs
+	opts  river.InsertOpts
+	state string
+	err   string // the batch attempt's error; "" when no attempt was made
 }
 
 // record inserts a job for every delivery that did not succeed and
 // completes the batch job, in one transaction.
-func (b *BatchWorker) record(ctx context.Context, job *river.Job[BatchArgs], v *Version, outs []outcome) error {
+func (b *BatchWorker) record(ctx context.Context, job *river.Job[BatchArgs], outs []outcome) error {
 	now := time.Now()
 	var ups []followUp
 	for i := range outs {
@@ -190,19 +191,19 @@ func (b *BatchWorker) record(ctx context.Context, job *river.Job[BatchArgs], v *
 		if out.started && out.err == nil {
 			continue
 		}
-		up := followUp{params: river.InsertManyParams{
-			Args: ActionArgs{
+		up := followUp{
+			args: ActionArgs{
 				Seq: out.seq, Observer: out.observer, Action: out.idx,
 				ActionType: job.Args.ActionType, ConfigVersion: job.Args.ConfigVersion, Batch: job.ID,
 			},
-			InsertOpts: &river.InsertOpts{MaxAttempts: observers.RetryMaxAttemptsDefault, Queue: QueueFor(job.Args.ActionType)},
-		}}
-		args := up.params.Args.(ActionArgs)
+			opts:  river.InsertOpts{MaxAttempts: observers.RetryMaxAttemptsDefault, Queue: QueueFor(job.Args.ActionType)},
+			state: "available",
+		}
 		if out.ev != nil {
-			args.EventID, args.Entity = out.ev.ID, out.ev.EntityType
+			up.args.EventID, up.args.Entity = out.ev.ID, out.ev.EntityType
 		}
 		if out.o != nil {
-			up.params.InsertOpts.MaxAttempts = out.o.Retry.MaxAttempts
+			up.opts.MaxAttempts = out.o.Retry.MaxAttempts
 		}
 		var snooze *rivertype.JobSnoozeError
 		var de *observers.DeliveryError
@@ -210,21 +211,18 @@ func (b *BatchWorker) record(ctx context.Context, job *river.Job[BatchArgs], v *
 		case !out.started:
 			// handed off: its own job runs it from the start
 		case errors.As(out.err, &snooze):
-			up.params.InsertOpts.ScheduledAt = now.Add(snooze.Duration)
-			up.snoozed = true
+			up.opts.ScheduledAt, up.state = now.Add(snooze.Duration), "scheduled"
 		case errors.As(out.err, &de) && de.Permanent:
-			up.state, up.attempt, up.err = "cancelled", 1, out.err.Error()
-		case up.params.InsertOpts.MaxAttempts <= 1:
-			up.state, up.attempt, up.err = "discarded", 1, out.err.Error()
+			up.state, up.err = "cancelled", out.err.Error()
+		case up.opts.MaxAttempts <= 1:
+			up.state, up.err = "discarded", out.err.Error()
 		default:
 			next := now.Add(out.o.Retry.Delay(1))
 			if de != nil && de.RetryAfter > 0 {
 				next = later(next, now.Add(min(de.RetryAfter, maxRetryAfter)))
 			}
-			up.params.InsertOpts.ScheduledAt = next
-			up.state, up.attempt, up.err = "retryable", 1, out.err.Error()
+			up.opts.ScheduledAt, up.state, up.err = next, "retryable", out.err.Error()
 		}
-		up.params.Args = args
 		ups = append(ups, up)
 	}
 	if len(ups) == 0 {
@@ -245,14 +243,7 @@ func (b *BatchWorker) record(ctx context.Context, job *river.Job[BatchArgs], v *
 		return errors.Wrap(err, "record batch outcomes")
 	}
 	for _, u := range ups {
-		state := u.state
-		switch {
-		case u.snoozed:
-			state = "scheduled"
-		case state == "":
-			state = "available"
-		}
-		b.w.metrics.BatchFollowUps.WithLabelValues(job.Args.ActionType, state).Inc()
+		b.w.metrics.BatchFollowUps.WithLabelValues(job.Args.ActionType, u.state).Inc()
 	}
 	b.w.logger.DebugContext(ctx, "worker: batch deliveries continue as their own jobs",
 		slog.Int64("batch_job", job.ID), slog.Int("deliveries", len(outs)), slog.Int("follow_ups", len(ups)))
@@ -261,47 +252,43 @@ func (b *BatchWorker) record(ctx context.Context, job *river.Job[BatchArgs], v *
 
 func recordTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], job *river.Job[BatchArgs], ups []followUp) error {
 	params := make([]river.InsertManyParams, len(ups))
-	for i, u := range ups {
-		params[i] = u.params
+	for i := range ups {
+		params[i] = river.InsertManyParams{Args: ups[i].args, InsertOpts: &ups[i].opts}
 	}
 	res, err := client.InsertManyTx(ctx, tx, params)
 	if err != nil {
 		return err
 	}
-	var (
-		ids      []int64
-		states   []*string
-		attempts []int32
-		errs     []*string
-		snoozed  []bool
-	)
+	// Rows River inserted as available (or scheduled) are made to look as
+	// River leaves a job after the batch's attempt or snooze.
+	var ids []int64
+	var states []string
+	var errs []*string // an AttemptError, nil when no attempt was made
 	for i, u := range ups {
-		if u.state == "" && !u.snoozed {
+		if u.state == "available" {
 			continue
 		}
-		var st, e *string
-		if u.state != "" {
-			b, err := json.Marshal(rivertype.AttemptError{At: time.Now().UTC(), Attempt: u.attempt, Error: u.err})
+		var e *string
+		if u.err != "" {
+			b, err := json.Marshal(rivertype.AttemptError{At: time.Now().UTC(), Attempt: 1, Error: u.err})
 			if err != nil {
 				return err
 			}
-			st, e = &u.state, new(string(b))
+			e = new(string(b))
 		}
-		ids, states, attempts, errs, snoozed = append(ids, res[i].Job.ID), append(states, st),
-			append(attempts, int32(u.attempt)), append(errs, e), append(snoozed, u.snoozed)
+		ids, states, errs = append(ids, res[i].Job.ID), append(states, u.state), append(errs, e)
 	}
 	if len(ids) > 0 {
-		// river_job is River's table, outside sqlc's schema. The row is made
-		// to look as River leaves a job after the attempt the batch made.
+		// river_job is River's table, outside sqlc's schema.
 		if _, err := tx.Exec(ctx, `UPDATE river_job AS j SET
-				state = COALESCE(u.state::river_job_state, j.state),
-				attempt = u.attempt,
-				attempted_at = CASE WHEN u.attempt > 0 THEN now() END,
+				state = u.state::river_job_state,
+				attempt = CASE WHEN u.err IS NULL THEN 0 ELSE 1 END,
+				attempted_at = CASE WHEN u.err IS NOT NULL THEN now() END,
 				errors = CASE WHEN u.err IS NOT NULL THEN ARRAY[u.err::jsonb] END,
 				finalized_at = CASE WHEN u.state IN ('cancelled', 'discarded') THEN now() END,
-				metadata = CASE WHEN u.snoozed THEN j.metadata || '{"snoozes": 1}' ELSE j.metadata END
-			FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::bool[]) AS u(id, state, attempt, err, snoozed)
-			WHERE j.id = u.id`, ids, states, attempts, errs, snoozed); err != nil {
+				metadata = CASE WHEN u.state = 'scheduled' THEN j.metadata || '{"snoozes": 1}' ELSE j.metadata END
+			FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, state, err)
+			WHERE j.id = u.id`, ids, states, errs); err != nil {
 			return errors.Wrap(err, "set the state of follow-up jobs")
 		}
 	}

@@ -148,12 +148,16 @@ func (l *EventLoader) remember(k cacheKey, ev *observers.Event) {
 	l.cache[k] = ev
 }
 
-// Keep remembers events of the change log table (as read by the listener).
-func (l *EventLoader) Keep(table string, events []*observers.Event) {
+// Keep remembers the events of jobs, as the listener read them; nil keeps
+// nothing.
+func (l *EventLoader) Keep(jobs []observers.Job) {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, ev := range events {
-		l.remember(cacheKey{table, ev.Seq}, ev)
+	for _, j := range jobs {
+		l.remember(cacheKey{j.Table, j.Event.Seq}, j.Event)
 	}
 }
 
