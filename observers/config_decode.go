@@ -128,7 +128,6 @@ func (l *loader) workers(e entry) WorkersConfig {
 	return c
 }
 
-// concurrencySpec keeps the positions of the concurrency: block's values.
 // observers decodes the observers map; ok is false when it is not a map.
 func (l *loader) observers(e entry) (out []*Observer, ok bool) {
 	entries, ok := l.mapping(e.value, e.keyN, "observers", nil)

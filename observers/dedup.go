@@ -130,13 +130,12 @@ var (
 
 // storageSpec keeps the positions of the storage blocks for checkStorage.
 type storageSpec struct {
-	redisAt, dedupBackendAt, cacheBackendAt ast.Node
+	dedupBackendAt, cacheBackendAt ast.Node
 }
 
 func (l *loader) redisBlock(e entry, s *storageSpec) RedisConfig {
 	var c RedisConfig
 	fields, _ := l.mapping(e.value, e.keyN, "redis", redisKeys)
-	s.redisAt = e.keyN
 	for _, f := range fields {
 		switch f.key {
 		case "url":

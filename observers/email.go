@@ -54,15 +54,16 @@ func (c *SMTPConfig) ResolvedAuth(getenv func(string) (string, bool)) (user, pas
 	if c.UsernameEnv == "" {
 		return "", "", nil
 	}
-	for _, v := range []struct{ name, key string }{{c.UsernameEnv, "username_env"}, {c.PasswordEnv, "password_env"}} {
-		if val, ok := getenv(v.name); !ok || val == "" {
+	vals := [2]string{}
+	for i, v := range []struct{ name, key string }{{c.UsernameEnv, "username_env"}, {c.PasswordEnv, "password_env"}} {
+		val, ok := getenv(v.name)
+		if !ok || val == "" {
 			return "", "", errors.WithHint(errors.Newf("environment variable %s (smtp.%s) is not set", v.name, v.key),
 				fmt.Sprintf("export %s before starting the observer", v.name))
 		}
+		vals[i] = val
 	}
-	user, _ = getenv(c.UsernameEnv)
-	password, _ = getenv(c.PasswordEnv)
-	return user, password, nil
+	return vals[0], vals[1], nil
 }
 
 // EmailAction sends one email per event through the smtp: block.

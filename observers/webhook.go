@@ -160,13 +160,8 @@ func IsReservedWebhookHeader(name string) bool {
 	return false
 }
 
-// ValidateWebhookURL checks that raw is an absolute http(s) URL with a host.
+// parseWebhookURL checks that raw is an absolute http(s) URL with a host.
 // Errors name the URL without userinfo or query values.
-func ValidateWebhookURL(raw string) error {
-	_, err := parseWebhookURL(raw)
-	return err
-}
-
 func parseWebhookURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {

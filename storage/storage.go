@@ -5,6 +5,7 @@ package storage
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/errors"
@@ -13,6 +14,18 @@ import (
 
 // ErrLocked is returned by BreakerStore.Lock when another holder has the lock.
 var ErrLocked = errors.New("storage: locked by another holder")
+
+// BreakerName maps a gobreaker key ("gobreaker:mutex:NAME" or
+// "gobreaker:state:NAME") to the breaker's name, NAME; any other key is
+// returned as is.
+func BreakerName(key string) string {
+	for _, p := range []string{"gobreaker:mutex:", "gobreaker:state:"} {
+		if s, ok := strings.CutPrefix(key, p); ok {
+			return s
+		}
+	}
+	return key
+}
 
 // BreakerStore shares circuit-breaker state between instances. Its method
 // set is gobreaker's SharedDataStore (github.com/sony/gobreaker/v2), so any

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,23 +71,6 @@ func NewBreakerStore(pool *pgxpool.Pool, cfg BreakerStoreConfig) *BreakerStore {
 	}
 }
 
-// gobreaker's key prefixes; the table is keyed by the breaker's name alone.
-const (
-	mutexKeyPrefix = "gobreaker:mutex:"
-	stateKeyPrefix = "gobreaker:state:"
-)
-
-// breakerName maps a gobreaker key to the breaker's name (the endpoint).
-func breakerName(key string) string {
-	if s, ok := strings.CutPrefix(key, mutexKeyPrefix); ok {
-		return s
-	}
-	if s, ok := strings.CutPrefix(key, stateKeyPrefix); ok {
-		return s
-	}
-	return key
-}
-
 func (s *BreakerStore) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.cfg.OpTimeout)
 }
@@ -96,7 +78,7 @@ func (s *BreakerStore) ctx() (context.Context, context.CancelFunc) {
 // Lock takes the lease of the breaker named by key, or returns
 // storage.ErrLocked.
 func (s *BreakerStore) Lock(key string) error {
-	name := breakerName(key)
+	name := storage.BreakerName(key)
 	owner := s.prefix + strconv.FormatUint(s.seq.Add(1), 10)
 	ctx, cancel := s.ctx()
 	defer cancel()
@@ -118,7 +100,7 @@ func (s *BreakerStore) Lock(key string) error {
 // Unlock releases the lease taken by Lock; a lease lost meanwhile (expired,
 // taken over) is left alone.
 func (s *BreakerStore) Unlock(key string) error {
-	name := breakerName(key)
+	name := storage.BreakerName(key)
 	s.mu.Lock()
 	owner, ok := s.held[name]
 	delete(s.held, name)
@@ -136,7 +118,7 @@ func (s *BreakerStore) Unlock(key string) error {
 
 // GetData returns the breaker's serialized state, nil when it has none.
 func (s *BreakerStore) GetData(key string) ([]byte, error) {
-	name := breakerName(key)
+	name := storage.BreakerName(key)
 	ctx, cancel := s.ctx()
 	defer cancel()
 	data, err := s.q.BreakerGet(ctx, name)
@@ -161,7 +143,7 @@ var stateNames = []string{"closed", "half-open", "open"}
 // SetData stores the breaker's serialized state and copies its state,
 // expiry and counts into their columns.
 func (s *BreakerStore) SetData(key string, data []byte) error {
-	name := breakerName(key)
+	name := storage.BreakerName(key)
 	var st sharedState
 	if err := json.Unmarshal(data, &st); err != nil {
 		return errors.Wrapf(err, "circuit breaker %s: state is not gobreaker's JSON", name)

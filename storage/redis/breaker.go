@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,17 +90,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
-// breakerName maps a gobreaker key ("gobreaker:mutex:NAME",
-// "gobreaker:state:NAME") to the breaker's name.
-func breakerName(key string) string {
-	for _, p := range []string{"gobreaker:mutex:", "gobreaker:state:"} {
-		if s, ok := strings.CutPrefix(key, p); ok {
-			return s
-		}
-	}
-	return key
-}
-
 func (s *BreakerStore) lockKey(name string) string  { return s.cfg.Prefix + "lock:" + name }
 func (s *BreakerStore) stateKey(name string) string { return s.cfg.Prefix + "state:" + name }
 
@@ -113,7 +101,7 @@ func (s *BreakerStore) ctx() (context.Context, context.CancelFunc) {
 // returns storage.ErrLocked; like the Postgres store it is not reentrant.
 // The caller retries (BreakerRegistry waits up to its LockWait).
 func (s *BreakerStore) Lock(key string) error {
-	name := breakerName(key)
+	name := storage.BreakerName(key)
 	token := s.prefix + strconv.FormatUint(s.seq.Add(1), 10)
 	ctx, cancel := s.ctx()
 	defer cancel()
@@ -133,7 +121,7 @@ func (s *BreakerStore) Lock(key string) error {
 // Unlock releases the lock taken by Lock; a lock lost meanwhile (its lease
 // expired, another holder took it) is left alone.
 func (s *BreakerStore) Unlock(key string) error {
-	name := breakerName(key)
+	name := storage.BreakerName(key)
 	s.mu.Lock()
 	token, ok := s.held[name]
 	delete(s.held, name)
@@ -151,7 +139,7 @@ func (s *BreakerStore) Unlock(key string) error {
 
 // GetData returns the breaker's serialized state, nil when it has none.
 func (s *BreakerStore) GetData(key string) ([]byte, error) {
-	name := breakerName(key)
+	name := storage.BreakerName(key)
 	ctx, cancel := s.ctx()
 	defer cancel()
 	data, err := s.rdb.Get(ctx, s.stateKey(name)).Bytes()
@@ -167,7 +155,7 @@ func (s *BreakerStore) GetData(key string) ([]byte, error) {
 // SetData stores the breaker's serialized state, then mirrors it (see
 // BreakerStoreConfig.Mirror).
 func (s *BreakerStore) SetData(key string, data []byte) error {
-	name := breakerName(key)
+	name := storage.BreakerName(key)
 	ctx, cancel := s.ctx()
 	defer cancel()
 	if err := s.rdb.Set(ctx, s.stateKey(name), data, 0).Err(); err != nil {
