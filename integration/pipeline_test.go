@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	neturl "net/url"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
@@ -339,7 +341,10 @@ func TestFailoverWhenLockSessionIsKilled(t *testing.T) {
 	a := startRun(t, url, cfg)
 	b := startRun(t, url, cfg)
 	lockHolder := func() (pid int) {
-		_ = pool.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE `+listenerLock, "it").Scan(&pid)
+		err := pool.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE `+listenerLock, "it").Scan(&pid)
+		if !errors.Is(err, pgx.ErrNoRows) {
+			require.NoError(t, err)
+		}
 		return pid
 	}
 	require.Eventually(t, func() bool { return lockHolder() != 0 }, 20*time.Second, 20*time.Millisecond)
