@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/errors"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
@@ -85,7 +84,8 @@ func (s *BreakerStore) Lock(key string) error {
 	_, err := s.q.BreakerLockAcquire(ctx, dbsqlc.BreakerLockAcquireParams{
 		Name: name, Owner: owner, LeaseSeconds: s.cfg.Lease.Seconds(),
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
+	err = interpretError(err)
+	if errors.Is(err, storage.ErrNotFound) { // no row: another owner holds the lease
 		return errors.Wrapf(storage.ErrLocked, "circuit breaker %s", name)
 	}
 	if err != nil {
@@ -111,7 +111,7 @@ func (s *BreakerStore) Unlock(key string) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	if _, err := s.q.BreakerLockRelease(ctx, dbsqlc.BreakerLockReleaseParams{Name: name, Owner: owner}); err != nil {
-		return errors.Wrapf(err, "unlock circuit breaker %s (the lease expires by itself)", name)
+		return errors.Wrapf(interpretError(err), "unlock circuit breaker %s (the lease expires by itself)", name)
 	}
 	return nil
 }
@@ -122,7 +122,8 @@ func (s *BreakerStore) GetData(key string) ([]byte, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	data, err := s.q.BreakerGet(ctx, name)
-	if errors.Is(err, pgx.ErrNoRows) {
+	err = interpretError(err)
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -161,7 +162,7 @@ func (s *BreakerStore) SetData(key string, data []byte) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	if err := s.q.BreakerSet(ctx, p); err != nil {
-		return errors.Wrapf(err, "write circuit breaker %s", name)
+		return errors.Wrapf(interpretError(err), "write circuit breaker %s", name)
 	}
 	return nil
 }

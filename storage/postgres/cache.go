@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/errors"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
@@ -43,8 +42,9 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 	ctx, cancel := opCtx(ctx)
 	defer cancel()
 	v, err := c.q.CacheGet(ctx, key)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, errors.Wrapf(storage.ErrNotFound, "cache key %q", key)
+	err = interpretError(err)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, errors.Wrapf(err, "cache key %q", key)
 	}
 	if err != nil {
 		return nil, errors.Wrap(err, "cache: get")
@@ -60,7 +60,7 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	ctx, cancel := opCtx(ctx)
 	defer cancel()
 	if err := c.q.CacheSet(ctx, dbsqlc.CacheSetParams{Key: key, Value: nonNil(value), TtlSeconds: ttl.Seconds()}); err != nil {
-		return errors.Wrap(err, "cache: set")
+		return errors.Wrap(interpretError(err), "cache: set")
 	}
 	return nil
 }
@@ -74,7 +74,7 @@ func (c *Cache) SetNX(ctx context.Context, key string, value []byte, ttl time.Du
 	defer cancel()
 	n, err := c.q.CacheSetNX(ctx, dbsqlc.CacheSetNXParams{Key: key, Value: nonNil(value), TtlSeconds: ttl.Seconds()})
 	if err != nil {
-		return false, errors.Wrap(err, "cache: set if absent")
+		return false, errors.Wrap(interpretError(err), "cache: set if absent")
 	}
 	return n == 1, nil
 }
@@ -87,7 +87,7 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	ctx, cancel := opCtx(ctx)
 	defer cancel()
 	if _, err := c.q.CacheDelete(ctx, keys); err != nil {
-		return errors.Wrap(err, "cache: delete")
+		return errors.Wrap(interpretError(err), "cache: delete")
 	}
 	return nil
 }
@@ -97,7 +97,7 @@ func (c *Cache) Cleanup(ctx context.Context) error {
 	ctx, cancel := opCtx(ctx)
 	defer cancel()
 	if _, err := c.q.CacheCleanup(ctx); err != nil {
-		return errors.Wrap(err, "cache: delete expired rows")
+		return errors.Wrap(interpretError(err), "cache: delete expired rows")
 	}
 	return nil
 }

@@ -64,7 +64,7 @@ func (d *Dedup) Claim(ctx context.Context, tx pgx.Tx, keys []string) ([]bool, er
 		Keys: distinct, WindowSeconds: d.cfg.Window.Seconds(),
 	})
 	if err != nil {
-		return nil, errors.Wrap(err, "dedup: claim keys")
+		return nil, errors.Wrap(interpretError(err), "dedup: claim keys")
 	}
 	fresh := make(map[string]bool, len(got))
 	for _, k := range got {
@@ -78,7 +78,7 @@ func (d *Dedup) Cleanup(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
 	defer cancel()
 	if _, err := dbsqlc.New(d.pool).DedupCleanup(ctx); err != nil {
-		return errors.Wrap(err, "dedup: delete expired keys")
+		return errors.Wrap(interpretError(err), "dedup: delete expired keys")
 	}
 	return nil
 }
