@@ -91,6 +91,13 @@ type ObserverListener struct {
 	LeaderSince *time.Time `json:"leader_since"`
 }
 
+type ObserverSearchDocument struct {
+	Index     string    `json:"index"`
+	ID        string    `json:"id"`
+	Doc       []byte    `json:"doc"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
 type ObserverSkippedEvent struct {
 	ID         int64      `json:"id"`
 	ListenerID *string    `json:"listener_id"`
