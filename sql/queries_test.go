@@ -1,6 +1,7 @@
 package sql_test
 
 import (
+	"context"
 	"math"
 	"testing"
 	"time"
@@ -141,4 +142,51 @@ func TestConfigVersionAndSkippedEventQueries(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT reason FROM observer_skipped_events
 		WHERE listener_id = 'default' AND change_pk = 9`).Scan(&reason))
 	require.Equal(t, "bad JSON", reason)
+}
+
+func TestStatusQueries(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	pool, _ := sqltest.NewDB(t)
+	q := dbsqlc.New(pool)
+
+	// now() is the transaction's start: StatusNow reads the same clock as
+	// the rest of a report taken in one transaction.
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	now, err := dbsqlc.New(tx).StatusNow(ctx)
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), now, time.Minute)
+	var txStart time.Time
+	require.NoError(t, tx.QueryRow(ctx, `SELECT now()`).Scan(&txStart))
+	require.True(t, now.Equal(txStart), "%s != %s", now, txStart)
+	require.NoError(t, tx.Rollback(ctx))
+
+	breakers, err := q.StatusCircuitBreakers(ctx)
+	require.NoError(t, err)
+	require.Empty(t, breakers)
+
+	_, err = pool.Exec(ctx, `INSERT INTO observer_circuit_breakers (name, state, expiry, data) VALUES
+		('e-half-open', 'half-open', NULL, '{}'),
+		('d-closed', 'closed', now() + interval '1 minute', '{}'),
+		('c-open-no-expiry', 'open', NULL, '{}'),
+		('b-open-expired', 'open', now() - interval '1 second', '{}'),
+		('a-open', 'open', now() + interval '1 minute', '{}')`)
+	require.NoError(t, err)
+	breakers, err = q.StatusCircuitBreakers(ctx)
+	require.NoError(t, err)
+	var names []string
+	open := map[string]bool{}
+	for _, b := range breakers {
+		names = append(names, b.Name)
+		open[b.Name] = b.Open
+	}
+	require.Equal(t, []string{"a-open", "b-open-expired", "c-open-no-expiry", "d-closed", "e-half-open"}, names)
+	require.Equal(t, map[string]bool{
+		"a-open": true, "b-open-expired": false, "c-open-no-expiry": true, "d-closed": false, "e-half-open": false,
+	}, open)
+	require.Equal(t, "open", breakers[0].State)
+	require.NotNil(t, breakers[0].Expiry)
+	require.Nil(t, breakers[2].Expiry)
 }

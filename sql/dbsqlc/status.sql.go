@@ -10,6 +10,49 @@ import (
 	"time"
 )
 
+const statusCircuitBreakers = `-- name: StatusCircuitBreakers :many
+SELECT name,
+       state,
+       expiry,
+       (lower(state) = 'open' AND (expiry IS NULL OR expiry > now()))::boolean AS open
+FROM observer_circuit_breakers
+ORDER BY name
+`
+
+type StatusCircuitBreakersRow struct {
+	Name   string     `json:"name"`
+	State  string     `json:"state"`
+	Expiry *time.Time `json:"expiry"`
+	Open   bool       `json:"open"`
+}
+
+// Circuit breakers by name; open is true while a breaker rejects requests:
+// its state is open and its expiry (when it may half-open) has not passed.
+func (q *Queries) StatusCircuitBreakers(ctx context.Context) ([]StatusCircuitBreakersRow, error) {
+	rows, err := q.db.Query(ctx, statusCircuitBreakers)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []StatusCircuitBreakersRow{}
+	for rows.Next() {
+		var i StatusCircuitBreakersRow
+		if err := rows.Scan(
+			&i.Name,
+			&i.State,
+			&i.Expiry,
+			&i.Open,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const statusHorizonBlocker = `-- name: StatusHorizonBlocker :many
 SELECT pid,
        COALESCE(datname::text, '')::text AS database,
@@ -170,4 +213,16 @@ func (q *Queries) StatusListenerIDs(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	return items, nil
+}
+
+const statusNow = `-- name: StatusNow :one
+SELECT now()::timestamptz AS now
+`
+
+// The database's clock, the time a status report is taken at.
+func (q *Queries) StatusNow(ctx context.Context) (time.Time, error) {
+	row := q.db.QueryRow(ctx, statusNow)
+	var now time.Time
+	err := row.Scan(&now)
+	return now, err
 }

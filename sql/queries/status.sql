@@ -47,3 +47,17 @@ WHERE backend_xid IS NOT NULL
   AND pid <> pg_backend_pid()
 ORDER BY age(backend_xid) DESC
 LIMIT 1;
+
+-- name: StatusNow :one
+-- The database's clock, the time a status report is taken at.
+SELECT now()::timestamptz AS now;
+
+-- name: StatusCircuitBreakers :many
+-- Circuit breakers by name; open is true while a breaker rejects requests:
+-- its state is open and its expiry (when it may half-open) has not passed.
+SELECT name,
+       state,
+       expiry,
+       (lower(state) = 'open' AND (expiry IS NULL OR expiry > now()))::boolean AS open
+FROM observer_circuit_breakers
+ORDER BY name;
