@@ -1,5 +1,3 @@
-// Package postgres implements the storage interfaces on Postgres, the
-// default backend.
 package postgres
 
 import (
