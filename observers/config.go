@@ -3,8 +3,6 @@ package observers
 import (
 	"cmp"
 	"fmt"
-	"net/url"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -28,10 +26,10 @@ const (
 	WorkersFetchPollIntervalDefault = time.Second
 
 	// ConcurrencyMaxParallelismDefault is concurrency.max_parallelism's
-	// default: the measured WorkersMaxWorkersDefault. Email defaults lower
-	// (EmailMaxWorkersDefault): SMTP servers throttle parallel senders.
+	// default: the measured WorkersMaxWorkersDefault. An action type may
+	// default lower (ParallelismLimiter; email: SMTP servers throttle
+	// parallel senders).
 	ConcurrencyMaxParallelismDefault = WorkersMaxWorkersDefault
-	EmailMaxWorkersDefault           = 20
 	// ConcurrencyMaxParallelismMax is River's limit of workers per queue.
 	ConcurrencyMaxParallelismMax = 10_000
 	// ConcurrencyDeliveriesPerJobDefault is concurrency.deliveries_per_job's
@@ -40,8 +38,6 @@ const (
 	ConcurrencyDeliveriesPerJobDefault = 100
 	// ConcurrencyDeliveriesPerJobMax bounds a batch job's row.
 	ConcurrencyDeliveriesPerJobMax = 1000
-
-	// WebhookTimeoutDefault and WebhookMethodDefault live in webhook.go.
 
 	RetryMaxAttemptsDefault  = 5
 	RetryInitialDelayDefault = time.Second
@@ -55,21 +51,6 @@ const (
 	CircuitBreakerWindowDefault           = 60 * time.Second
 )
 
-// Action types.
-const (
-	ActionTypeWebhook  = "webhook"
-	ActionTypeSlack    = "slack"
-	ActionTypeEmail    = "email"
-	ActionTypeDatabase = "database"
-	ActionTypeLog      = "log"
-	ActionTypeCache    = "cache"
-	ActionTypeSearch   = "search"
-)
-
-// actionTypes lists every action type, for hints.
-var actionTypes = []string{ActionTypeWebhook, ActionTypeSlack, ActionTypeEmail, ActionTypeDatabase, ActionTypeLog,
-	ActionTypeCache, ActionTypeSearch}
-
 // Backoff strategies of a retry policy.
 const (
 	BackoffExponential = "exponential"
@@ -78,9 +59,6 @@ const (
 )
 
 var backoffStrategies = []string{BackoffExponential, BackoffLinear, BackoffFixed}
-
-// webhookMethods are the HTTP methods a webhook may use.
-var webhookMethods = []string{"POST", "PUT", "PATCH", "GET", "DELETE"}
 
 // Config is a loaded observer configuration file. It is immutable once
 // loaded: a reload builds a new Config.
@@ -113,6 +91,8 @@ type Config struct {
 	Source   []byte
 	Hash     string // hex sha256 of Source: the config version identity
 	Filename string
+
+	tableRead bool // the observers_table rows were read (Source holds them)
 
 	// Redis, Dedup and Cache are the redis:, dedup: and cache: blocks,
 	// defaults applied (dedup.go).
@@ -180,21 +160,20 @@ func (c ConcurrencyConfig) WithDefaults() ConcurrencyConfig {
 }
 
 // MaxWorkers returns how many jobs of actionType run at once: its queues:
-// entry, else MaxParallelism, except email, which defaults to at most
-// EmailMaxWorkersDefault.
+// entry, else MaxParallelism, capped by the type's own default when it has
+// one (ParallelismLimiter: email).
 func (c ConcurrencyConfig) MaxWorkers(actionType string) int {
 	if n := c.Queues[actionType]; n > 0 {
 		return n
 	}
 	mp := cmp.Or(c.MaxParallelism, ConcurrencyMaxParallelismDefault)
-	if actionType == ActionTypeEmail {
-		return min(EmailMaxWorkersDefault, mp)
+	if t, ok := LookupActionType(actionType); ok {
+		if pl, ok := t.(ParallelismLimiter); ok {
+			return min(pl.MaxParallelismDefault(), mp)
+		}
 	}
 	return mp
 }
-
-// ActionTypes returns every action type, in a fixed order.
-func ActionTypes() []string { return slices.Clone(actionTypes) }
 
 // Observer reacts to the changes of one entity type (or every one, "*").
 type Observer struct {
@@ -222,107 +201,6 @@ func (o *Observer) MatchesKind(k Kind) bool {
 		}
 	}
 	return false
-}
-
-// Action is one side effect of an observer. Exactly one of the typed fields
-// is set, the one named by Type.
-type Action struct {
-	Type     string // webhook, slack, email, database, log, cache or search
-	Webhook  *WebhookAction
-	Slack    *SlackAction    // slack.go
-	Email    *EmailAction    // email.go
-	Database *DatabaseAction // dbfunc.go
-	Log      *LogAction      // logaction.go
-	Cache    *CacheAction    // cacheaction.go
-	Search   *SearchAction   // searchaction.go
-}
-
-// WebhookAction posts the event to a URL.
-type WebhookAction struct {
-	URL              string            // target URL; exactly one of URL and URLEnv is set
-	URLEnv           string            // environment variable holding the target URL
-	SigningSecret    string            // literal signing secret (never logged or printed)
-	SigningSecretEnv string            // environment variable holding the signing secret
-	Headers          map[string]string // extra request headers
-	BodyTemplate     string            // body template source; empty for the default envelope
-	Timeout          time.Duration     // per request; default 30s
-	Method           string            // default POST
-	Signature        string            // "standard" (default) or "fraiseql"
-	// CircuitBreaker guards the webhook's endpoint: the action's
-	// circuit_breaker: block over the top-level one, defaults applied.
-	CircuitBreaker CircuitBreakerConfig
-
-	body    *Template    // compiled BodyTemplate, set by the loader
-	breaker *breakerSpec // the action's own circuit_breaker: block, merged by the loader
-}
-
-// Body returns the compiled body template, or nil when the webhook sends the
-// default envelope. A WebhookAction built by hand (not loaded) compiles its
-// BodyTemplate on each call; nil if it does not compile.
-func (w *WebhookAction) Body() *Template {
-	if w.body != nil || w.BodyTemplate == "" {
-		return w.body
-	}
-	t, err := CompileTemplate(w.BodyTemplate)
-	if err != nil {
-		return nil
-	}
-	return t
-}
-
-// ResolvedURL returns the target URL, reading URLEnv with getenv at call
-// time. The error never contains the URL itself.
-func (w *WebhookAction) ResolvedURL(getenv func(string) (string, bool)) (string, error) {
-	if w.URL != "" {
-		return w.URL, nil
-	}
-	if w.URLEnv == "" {
-		return "", errors.WithHint(errors.New("webhook has neither url nor url_env"), "set url or url_env on the action")
-	}
-	v, ok := getenv(w.URLEnv)
-	if !ok || v == "" {
-		return "", errors.WithHint(errors.Newf("environment variable %s (url_env) is not set", w.URLEnv),
-			fmt.Sprintf("export %s=https://… before starting the observer", w.URLEnv))
-	}
-	if err := checkWebhookURL(v); err != nil {
-		return "", errors.WithHint(errors.Newf("environment variable %s (url_env) is not a valid webhook URL: %s", w.URLEnv, err),
-			"the value must be an absolute http or https URL")
-	}
-	return v, nil
-}
-
-// ResolvedSecret returns the signing secret, reading SigningSecretEnv with
-// getenv at call time; "" when the webhook is not signed. The error never
-// contains the secret.
-func (w *WebhookAction) ResolvedSecret(getenv func(string) (string, bool)) (string, error) {
-	if w.SigningSecret != "" {
-		return w.SigningSecret, nil
-	}
-	if w.SigningSecretEnv == "" {
-		return "", nil
-	}
-	v, ok := getenv(w.SigningSecretEnv)
-	if !ok || v == "" {
-		return "", errors.WithHint(errors.Newf("environment variable %s (signing_secret_env) is not set", w.SigningSecretEnv),
-			fmt.Sprintf("export %s=whsec_… before starting the observer", w.SigningSecretEnv))
-	}
-	return v, nil
-}
-
-// checkWebhookURL returns a message (without the URL) when s is not an
-// absolute http(s) URL.
-func checkWebhookURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return errors.New("scheme must be http or https")
-	}
-	if u.Host == "" {
-		return errors.New("host is missing")
-	}
-	return nil
 }
 
 // RetryPolicy says how often and how fast a failed action is retried.
@@ -409,10 +287,11 @@ func (c *Config) Observer(name string) *Observer {
 }
 
 // Resolve checks that every environment variable the configuration names
-// (url_env, signing_secret_env, webhook_url_env, smtp.username_env,
-// smtp.password_env) is set. Parse only warns about them; `run`
-// calls Resolve and refuses to start. The error names the observer, the
-// action and the variable, never a value.
+// (the smtp: block's, and those of every action that is a Resolver:
+// url_env, signing_secret_env, webhook_url_env, …) is set. Parse only
+// warns about them; `run` and a reload call Resolve and refuse an unset
+// one. The error names the observer, the action and the variable, never a
+// value.
 func (c *Config) Resolve(getenv func(string) (string, bool)) error {
 	var problems []string
 	if c.SMTP != nil {
@@ -422,19 +301,12 @@ func (c *Config) Resolve(getenv func(string) (string, bool)) error {
 	}
 	for _, o := range c.Observers {
 		for i, a := range o.Actions {
-			if a.Slack != nil {
-				if _, err := a.Slack.ResolvedURL(getenv); err != nil {
-					problems = append(problems, fmt.Sprintf("observer %q actions[%d] (slack): %s", o.Name, i, err))
-				}
-			}
-			if a.Webhook == nil {
+			r, ok := a.(Resolver)
+			if !ok {
 				continue
 			}
-			if _, err := a.Webhook.ResolvedURL(getenv); err != nil {
-				problems = append(problems, fmt.Sprintf("observer %q actions[%d] (webhook): %s", o.Name, i, err))
-			}
-			if _, err := a.Webhook.ResolvedSecret(getenv); err != nil {
-				problems = append(problems, fmt.Sprintf("observer %q actions[%d] (webhook): %s", o.Name, i, err))
+			if err := r.Resolve(getenv); err != nil {
+				problems = append(problems, fmt.Sprintf("observer %q actions[%d] (%s): %s", o.Name, i, a.Type(), err))
 			}
 		}
 	}

@@ -19,10 +19,8 @@ var (
 	workersKeys     = []string{"max_workers", "fetch_cooldown", "fetch_poll_interval"}
 	concurrencyKeys = []string{"max_parallelism", "queues", "deliveries_per_job"} // queues: action type → workers
 	observerKeys    = []string{"entity", "events", "condition", "actions", "retry"}
-	webhookKeys     = []string{"type", "url", "url_env", "signing_secret", "signing_secret_env", "headers",
-		"body_template", "timeout", "method", "signature", "circuit_breaker"}
-	retryKeys   = []string{"max_attempts", "initial_delay", "max_delay", "backoff_strategy"}
-	breakerKeys = []string{"enabled", "failure_threshold", "success_threshold", "timeout", "sample_size",
+	retryKeys       = []string{"max_attempts", "initial_delay", "max_delay", "backoff_strategy"}
+	breakerKeys     = []string{"enabled", "failure_threshold", "success_threshold", "timeout", "sample_size",
 		"min_requests", "window", "backend"} // backend: top level only
 )
 
@@ -38,11 +36,11 @@ func (l *loader) config(root ast.Node) *Config {
 	}
 	warnEmpty := true
 	workersAt := root
-	var breaker *breakerSpec
-	var smtpAt ast.Node
-	var stores storageSpec // dedup.go
+	var breaker *BreakerOverride
+	var stores storageSpec // config_storage.go
 	conc := concurrencySpec{queueAt: map[string]ast.Node{}}
 	for _, e := range entries {
+		l.blocks[e.key] = e.keyN
 		switch e.key {
 		case "listener":
 			cfg.Listener = l.listener(e)
@@ -56,8 +54,8 @@ func (l *loader) config(root ast.Node) *Config {
 		case "circuit_breaker":
 			breaker = l.circuitBreaker(e, "circuit_breaker")
 		case "smtp":
-			smtpAt, cfg.SMTP = e.keyN, l.smtp(e) // email.go
-		case "redis": // dedup.go
+			cfg.SMTP = l.smtp(e) // config_smtp.go
+		case "redis": // config_storage.go
 			cfg.Redis = l.redisBlock(e, &stores)
 		case "dedup":
 			cfg.Dedup = l.dedupBlock(e, &stores)
@@ -67,10 +65,15 @@ func (l *loader) config(root ast.Node) *Config {
 			cfg.Observers, warnEmpty = l.observers(e)
 		case "observers_table":
 			cfg.ObserversTable = strings.TrimSpace(l.str(e, "observers_table"))
-			if _, err := parseTableName(cfg.ObserversTable); err != nil && cfg.ObserversTable != "" {
+			if _, err := ParseTableName(cfg.ObserversTable); err != nil && cfg.ObserversTable != "" {
 				l.errorf(e.value, fmt.Sprintf("observers_table %q is not a table name", cfg.ObserversTable),
 					`use "schema.table", e.g. core.tb_observer`)
 			}
+		}
+	}
+	if cfg.ObserversTable != "" && !l.withRows && l.readRows != nil {
+		if l.rows, l.rowsErr = l.readRows(cfg.ObserversTable); l.rowsErr == nil {
+			l.withRows = true
 		}
 	}
 	if l.withRows { // tableobservers.go
@@ -85,9 +88,8 @@ func (l *loader) config(root ast.Node) *Config {
 			cfg.Workers.FetchPollInterval, cfg.Workers.FetchCooldown), "fetch_poll_interval must be at least fetch_cooldown")
 	}
 	l.mergeBreakers(cfg, breaker)
-	l.checkSMTP(cfg, smtpAt) // email.go
 	l.checkStorage(cfg, &stores)
-	l.checkCacheActions(cfg) // cacheaction.go
+	l.checkActions(cfg)
 	if warnEmpty && len(cfg.Observers) == 0 && cfg.ObserversTable == "" {
 		l.warnf(root, "no observers are defined", "add an observers: map; without it no event triggers anything")
 	}
@@ -279,8 +281,9 @@ func (l *loader) actions(e entry, where string) []Action {
 func (l *loader) action(item, at ast.Node, where string) (Action, bool) {
 	fields, ok := l.mapping(item, at, where, nil)
 	if !ok {
-		return Action{}, false
+		return nil, false
 	}
+	names := ActionTypeNames()
 	var typ *entry
 	for i := range fields {
 		if fields[i].key == "type" {
@@ -288,134 +291,51 @@ func (l *loader) action(item, at ast.Node, where string) (Action, bool) {
 		}
 	}
 	if typ == nil {
-		l.errorf(at, where+" has no type", "add type: "+strings.Join(actionTypes, " | "))
-		return Action{}, false
+		l.errorf(at, where+" has no type", "add type: "+strings.Join(names, " | "))
+		return nil, false
 	}
-	t := l.str(*typ, where+".type")
-	switch strings.ToLower(t) {
-	case ActionTypeWebhook:
-		w, ok := l.webhook(fields, at, where)
-		return Action{Type: ActionTypeWebhook, Webhook: w}, ok
-	case ActionTypeSlack: // slack.go
-		s, ok := l.slack(fields, at, where)
-		return Action{Type: ActionTypeSlack, Slack: s}, ok
-	case ActionTypeEmail: // email.go
-		m, ok := l.email(fields, at, where)
-		return Action{Type: ActionTypeEmail, Email: m}, ok
-	case ActionTypeDatabase: // dbfunc.go
-		d, ok := l.database(fields, at, where)
-		return Action{Type: ActionTypeDatabase, Database: d}, ok
-	case ActionTypeLog: // logaction.go
-		g, ok := l.logAction(fields, at, where)
-		return Action{Type: ActionTypeLog, Log: g}, ok
-	case ActionTypeCache: // cacheaction.go
-		c, ok := l.cacheAction(fields, at, where)
-		return Action{Type: ActionTypeCache, Cache: c}, ok
-	case ActionTypeSearch: // searchaction.go
-		s, ok := l.searchAction(fields, at, where)
-		return Action{Type: ActionTypeSearch, Search: s}, ok
-	default:
-		hint := "valid action types: " + strings.Join(actionTypes, ", ")
-		if s := suggest(t, actionTypes); s != "" {
+	name := l.str(*typ, where+".type")
+	t := lookupActionType(strings.ToLower(name))
+	if t == nil {
+		hint := "valid action types: " + strings.Join(names, ", ")
+		if s := suggest(name, names); s != "" {
 			hint = fmt.Sprintf("did you mean %q? %s", s, hint)
 		}
-		l.errorf(typ.value, fmt.Sprintf("unknown action type %q", t), hint)
-		return Action{}, false
+		l.errorf(typ.value, fmt.Sprintf("unknown action type %q", name), hint)
+		return nil, false
 	}
+	b := &ActionBlock{l: l, at: at, where: where}
+	for _, f := range fields {
+		switch {
+		case !contains(t.keys, f.key):
+			l.errorf(f.keyN, fmt.Sprintf("unknown key %q in %s", f.key, where), keyHint(f.key, t.keys))
+		case f.key != "type":
+			b.fields = append(b.fields, f)
+		}
+	}
+	a := t.Decode(b)
+	if a == nil {
+		return nil, false
+	}
+	l.decoded = append(l.decoded, decodedAction{a: a, at: at, file: l.file, row: l.row, where: where})
+	return a, true
 }
 
-func (l *loader) webhook(fields []entry, at ast.Node, where string) (*WebhookAction, bool) {
-	w := &WebhookAction{}
-	var urlE, urlEnvE, secretE, secretEnvE *entry
-	for i := range fields {
-		f := &fields[i]
-		if !contains(webhookKeys, f.key) {
-			l.errorf(f.keyN, fmt.Sprintf("unknown key %q in %s", f.key, where), keyHint(f.key, webhookKeys))
+// checkActions runs each action type's CheckConfig with its actions.
+func (l *loader) checkActions(cfg *Config) {
+	byType := map[string][]decodedAction{}
+	for _, d := range l.decoded {
+		byType[d.a.Type()] = append(byType[d.a.Type()], d)
+	}
+	for _, name := range ActionTypeNames() {
+		t := lookupActionType(name)
+		checker, ok := t.ActionType.(ConfigChecker)
+		if !ok || len(byType[name]) == 0 {
 			continue
 		}
-		switch f.key {
-		case "url":
-			urlE, w.URL = f, l.str(*f, where+".url")
-		case "url_env":
-			urlEnvE, w.URLEnv = f, l.envName(*f, where+".url_env")
-		case "signing_secret":
-			secretE, w.SigningSecret = f, l.str(*f, where+".signing_secret")
-		case "signing_secret_env":
-			secretEnvE, w.SigningSecretEnv = f, l.envName(*f, where+".signing_secret_env")
-		case "headers":
-			w.Headers = l.headers(*f, where+".headers")
-		case "body_template":
-			w.BodyTemplate = l.str(*f, where+".body_template")
-			if w.BodyTemplate != "" {
-				t, err := CompileTemplate(w.BodyTemplate)
-				if err != nil {
-					l.errorf(f.value, "invalid body_template: "+err.Error(),
-						`placeholders look like {{ field }} or {{ customer.name }}; every "{{" needs a "}}"`)
-				}
-				w.body = t
-			}
-		case "timeout":
-			w.Timeout = l.duration(*f, where+".timeout")
-		case "method":
-			w.Method = strings.ToUpper(l.str(*f, where+".method"))
-			if w.Method != "" && !contains(webhookMethods, w.Method) {
-				l.errorf(f.value, fmt.Sprintf("unsupported method %q", w.Method), "use one of "+strings.Join(webhookMethods, ", "))
-			}
-		case "circuit_breaker":
-			w.breaker = l.circuitBreaker(*f, where+".circuit_breaker")
-		case "signature":
-			w.Signature = strings.ToLower(l.str(*f, where+".signature"))
-			if w.Signature != "" && w.Signature != WebhookSignatureStandard && w.Signature != WebhookSignatureFraiseQL {
-				l.errorf(f.value, fmt.Sprintf("unknown signature scheme %q", w.Signature),
-					"use standard (Standard Webhooks headers) or fraiseql (X-FraiseQL-Signature-256)")
-			}
-		}
+		checker.CheckConfig(&ConfigCheck{l: l, cfg: cfg, actions: byType[name], blocks: l.blocks})
 	}
-	ok := true
-	switch {
-	case w.URL == "" && w.URLEnv == "":
-		l.errorf(at, where+": webhook needs url or url_env", "set url: https://… or url_env: NAME_OF_VARIABLE")
-		ok = false
-	case urlE != nil && urlEnvE != nil:
-		l.errorf(urlEnvE.keyN, where+": url and url_env are both set", "keep one of them")
-		ok = false
-	case w.URL != "":
-		if err := checkWebhookURL(w.URL); err != nil {
-			l.errorf(urlE.value, fmt.Sprintf("%s.url is not a valid webhook URL: %s", where, err),
-				"use an absolute URL such as https://example.com/hooks/orders")
-			ok = false
-		}
-	}
-	if secretE != nil && secretEnvE != nil {
-		l.errorf(secretEnvE.keyN, where+": signing_secret and signing_secret_env are both set",
-			"keep signing_secret_env, so the secret stays out of the file")
-		ok = false
-	}
-	for _, ev := range []struct {
-		e    *entry
-		name string
-		key  string
-	}{{urlEnvE, w.URLEnv, "url_env"}, {secretEnvE, w.SigningSecretEnv, "signing_secret_env"}} {
-		if ev.e == nil || ev.name == "" {
-			continue
-		}
-		if l.warnedEnv[ev.name] {
-			continue // one warning per variable is enough
-		}
-		if v, set := l.getenv(ev.name); !set || v == "" {
-			l.warnedEnv[ev.name] = true
-			l.warnf(ev.e.value, fmt.Sprintf("environment variable %s (%s) is not set", ev.name, ev.key),
-				fmt.Sprintf("export %s before `run`, which refuses to start without it", ev.name))
-		}
-	}
-	w.Timeout = cmpDuration(w.Timeout, WebhookTimeoutDefault)
-	if w.Method == "" {
-		w.Method = WebhookMethodDefault
-	}
-	if w.Signature == "" {
-		w.Signature = WebhookSignatureStandard
-	}
-	return w, ok
+	l.decoded = nil // the syntax tree is not kept
 }
 
 func cmpDuration(d, def time.Duration) time.Duration {
@@ -423,22 +343,6 @@ func cmpDuration(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
-}
-
-func (l *loader) headers(e entry, where string) map[string]string {
-	fields, ok := l.mapping(e.value, e.keyN, where, nil)
-	if !ok || len(fields) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(fields))
-	for _, f := range fields {
-		if f.key == "" || strings.ContainsAny(f.key, " \t:\r\n") {
-			l.errorf(f.keyN, fmt.Sprintf("invalid header name %q", f.key), "header names are single words such as X-Source")
-			continue
-		}
-		out[f.key] = l.str(f, where+"."+f.key)
-	}
-	return out
 }
 
 func (l *loader) retry(e entry, where string) RetryPolicy {
@@ -464,8 +368,7 @@ func (l *loader) retry(e entry, where string) RetryPolicy {
 	return p
 }
 
-// breakerSpec is a circuit_breaker: block as written: nil fields are absent
-// and inherit from the enclosing level.
+// ratio reads a number in (0, 1].
 func (l *loader) ratio(e entry, where string) float64 {
 	var f float64
 	switch v := l.resolve(e.value).(type) {

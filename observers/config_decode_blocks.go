@@ -33,11 +33,12 @@ func (l *loader) concurrency(e entry, s *concurrencySpec) ConcurrencyConfig {
 			}
 		case "queues":
 			queues, _ := l.mapping(f.value, f.keyN, "concurrency.queues", nil)
+			names := ActionTypeNames()
 			for _, q := range queues {
 				t := strings.ToLower(q.key)
-				if !contains(actionTypes, t) {
+				if !contains(names, t) {
 					l.errorf(q.keyN, fmt.Sprintf("unknown action type %q in concurrency.queues", q.key),
-						keyHint(q.key, actionTypes))
+						keyHint(q.key, names))
 					continue
 				}
 				if n := l.positiveInt(q, "concurrency.queues."+t); n > 0 {
@@ -82,7 +83,10 @@ func (l *loader) checkConcurrency(cfg *Config, s *concurrencySpec, workersAt ast
 	}
 }
 
-type breakerSpec struct {
+// BreakerOverride is a circuit_breaker: block as written: nil fields are
+// absent and inherit from the enclosing level. An action's own block is
+// merged over the top-level one (ConfigCheck.CircuitBreaker).
+type BreakerOverride struct {
 	at               ast.Node
 	where            string
 	enabled          *bool
@@ -96,8 +100,8 @@ type breakerSpec struct {
 	backendAt        ast.Node // its value, for messages
 }
 
-func (l *loader) circuitBreaker(e entry, where string) *breakerSpec {
-	s := &breakerSpec{at: e.keyN, where: where}
+func (l *loader) circuitBreaker(e entry, where string) *BreakerOverride {
+	s := &BreakerOverride{at: e.keyN, where: where}
 	fields, _ := l.mapping(e.value, e.keyN, where, breakerKeys)
 	for _, f := range fields {
 		w := where + "." + f.key
@@ -127,7 +131,7 @@ func (l *loader) circuitBreaker(e entry, where string) *breakerSpec {
 				continue
 			}
 			s.backendAt = f.value
-			s.backend = l.oneOf(f, w, storageBackends) // dedup.go
+			s.backend = l.oneOf(f, w, storageBackends) // config_storage.go
 		}
 	}
 	return s
@@ -144,7 +148,7 @@ func nonZero[T comparable](v T) *T {
 }
 
 // over returns c with the fields that s sets replaced.
-func (s *breakerSpec) over(c CircuitBreakerConfig) CircuitBreakerConfig {
+func (s *BreakerOverride) over(c CircuitBreakerConfig) CircuitBreakerConfig {
 	if s == nil {
 		return c
 	}
@@ -167,9 +171,10 @@ func derefOr[T any](p *T, def T) T {
 	return *p
 }
 
-// mergeBreakers resolves the top-level circuit_breaker: block and each
-// webhook's own over it, and checks what only the merged values show.
-func (l *loader) mergeBreakers(cfg *Config, global *breakerSpec) {
+// mergeBreakers resolves the top-level circuit_breaker: block and checks
+// what only the merged values show. An action's own block is merged over it
+// by its type's CheckConfig (ConfigCheck.CircuitBreaker).
+func (l *loader) mergeBreakers(cfg *Config, global *BreakerOverride) {
 	cfg.CircuitBreaker = global.over(CircuitBreakerConfig{}).WithDefaults()
 	l.checkBreaker(global, cfg.CircuitBreaker)
 	if global != nil {
@@ -180,19 +185,9 @@ func (l *loader) mergeBreakers(cfg *Config, global *breakerSpec) {
 		l.errorf(global.backendAt, "circuit_breaker.backend is redis but redis.url is not set",
 			"add a top-level redis: {url: redis://127.0.0.1:6379/0}, or use backend: postgres")
 	}
-	for _, o := range cfg.Observers {
-		for i := range o.Actions {
-			w := o.Actions[i].Webhook
-			if w == nil {
-				continue
-			}
-			w.CircuitBreaker = w.breaker.over(cfg.CircuitBreaker)
-			l.checkBreaker(w.breaker, w.CircuitBreaker)
-		}
-	}
 }
 
-func (l *loader) checkBreaker(s *breakerSpec, c CircuitBreakerConfig) {
+func (l *loader) checkBreaker(s *BreakerOverride, c CircuitBreakerConfig) {
 	if s == nil || c.Disabled || c.MinRequests <= c.SampleSize {
 		return
 	}

@@ -96,36 +96,41 @@ func (ds Diagnostics) HasErrors() bool {
 	return false
 }
 
-// Load reads and parses the configuration file at path. See Parse.
-func Load(path string) (*Config, Diagnostics, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, errors.WithHint(errors.Wrapf(err, "read observer config"),
-			"pass the path of an observers YAML file; examples/observers.yaml is a starting point")
-	}
-	return Parse(path, data)
-}
-
 // Parse parses and validates a configuration. Diagnostics holds every
 // problem found, not just the first. The error is non-nil when any
 // diagnostic is an error; the Config is then nil. Unset *_env variables
-// (looked up in the process environment) are warnings.
+// (looked up in the process environment) are warnings. observers_table's
+// rows are not read (ParseConfig reads them).
 func Parse(filename string, data []byte) (*Config, Diagnostics, error) {
 	return ParseWithEnv(filename, data, os.LookupEnv)
 }
 
 // ParseWithEnv is Parse with the environment lookup injected.
 func ParseWithEnv(filename string, data []byte, getenv func(string) (string, bool)) (*Config, Diagnostics, error) {
-	return parse(filename, data, nil, false, data, getenv)
+	return parse(filename, data, parseInput{getenv: getenv})
 }
 
-// parse decodes the file data and, when withRows, the observers_table rows
-// (tableobservers.go); src is the version source that Source and Hash hold.
-func parse(filename string, data []byte, rows []TableObserver, withRows bool, src []byte,
-	getenv func(string) (string, bool)) (*Config, Diagnostics, error) {
-	l := &loader{file: filename, getenv: getenv, anchors: map[string]ast.Node{}, warnedEnv: map[string]bool{},
-		rows: rows, withRows: withRows}
+// parseInput is what parse decodes besides the file.
+type parseInput struct {
+	getenv func(string) (string, bool)
+	// rows, when withRows, are the observers_table rows (tableobservers.go);
+	// else readRows, when set, reads them once the file names the table.
+	rows     []TableObserver
+	withRows bool
+	readRows func(table string) ([]TableObserver, error)
+	// source, when set, is the stored version source (ParseVersion).
+	source []byte
+}
+
+// parse decodes the file data and the observers_table rows; Source and
+// Hash hold the file followed by the rows.
+func parse(filename string, data []byte, in parseInput) (*Config, Diagnostics, error) {
+	l := &loader{file: filename, getenv: in.getenv, anchors: map[string]ast.Node{}, warnedEnv: map[string]bool{},
+		rows: in.rows, withRows: in.withRows, readRows: in.readRows, blocks: map[string]ast.Node{}}
 	cfg := l.parse(data)
+	if l.rowsErr != nil {
+		return nil, l.diags, l.rowsErr
+	}
 	sort.SliceStable(l.diags, func(i, j int) bool {
 		a, b := l.diags[i], l.diags[j]
 		if (a.File == filename) != (b.File == filename) { // the file's first, then the rows in order
@@ -146,9 +151,20 @@ func parse(filename string, data []byte, rows []TableObserver, withRows bool, sr
 			errors.Newf("invalid observer config %s: %d %s, first: %s", filename, len(errs), noun, first),
 			fmt.Sprintf("run `fraiseql-observers validate-config %s` to list them all", filename))
 	}
+	src := in.source
+	if src == nil {
+		src = data
+		if l.withRows {
+			var err error
+			if src, err = versionSource(data, l.rows); err != nil {
+				return nil, l.diags, err
+			}
+		}
+	}
 	cfg.Source = src
 	cfg.Hash = sourceHash(src)
 	cfg.Filename = filename
+	cfg.tableRead = l.withRows
 	return cfg, l.diags, nil
 }
 
@@ -161,9 +177,14 @@ type loader struct {
 
 	warnedEnv map[string]bool // variables already reported unset
 
-	rows     []TableObserver // observers_table rows (tableobservers.go)
-	withRows bool            // decode rows: the table was read
-	row      bool            // decoding a row: diagnostics have no position
+	rows     []TableObserver                             // observers_table rows (tableobservers.go)
+	withRows bool                                        // decode rows: the table was read
+	readRows func(table string) ([]TableObserver, error) // reads them when the file names a table; nil: not read
+	rowsErr  error                                       // readRows failed
+	row      bool                                        // decoding a row: diagnostics have no position
+
+	blocks  map[string]ast.Node // top-level keys, for ConfigCheck.BlockErrorf
+	decoded []decodedAction     // every action decoded, for the types' CheckConfig
 }
 
 // entry is one key/value pair of a mapping.

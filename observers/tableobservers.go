@@ -35,14 +35,10 @@ const (
 	versionRowPrefix  = "#@row "
 )
 
-// actionTimeoutTypes are the action types with a timeout key, which
-// timeout_ms fills when the action sets none.
-var actionTimeoutTypes = []string{ActionTypeWebhook, ActionTypeSlack, ActionTypeDatabase}
-
 // ReadTableObservers reads the enabled, not deleted rows of table (FraiseQL's
 // tb_observer layout), ordered by name.
 func ReadTableObservers(ctx context.Context, q Querier, table string) ([]TableObserver, error) {
-	ident, err := parseTableName(table)
+	ident, err := ParseTableName(table)
 	if err != nil {
 		return nil, errors.WithHint(errors.Newf("observers_table %q is not a table name", table), errors.FlattenHints(err))
 	}
@@ -73,11 +69,7 @@ func ReadTableObservers(ctx context.Context, q Querier, table string) ([]TableOb
 // observers; its diagnostics name it "<table>[<name>]". Source is the file
 // followed by the rows (see ParseVersion) and Hash covers both.
 func ParseWithTable(filename string, data []byte, rows []TableObserver, getenv func(string) (string, bool)) (*Config, Diagnostics, error) {
-	src, err := versionSource(data, rows)
-	if err != nil {
-		return nil, nil, err
-	}
-	return parse(filename, data, rows, true, src, getenv)
+	return parse(filename, data, parseInput{getenv: getenv, rows: rows, withRows: true})
 }
 
 // ParseVersion parses a stored configuration version: a plain file, or a
@@ -98,7 +90,16 @@ func ParseVersion(name string, source []byte) (*Config, Diagnostics, error) {
 		}
 		rows = append(rows, r)
 	}
-	return parse(name, source[:i], rows, true, source, os.LookupEnv)
+	return parse(name, source[:i], parseInput{getenv: os.LookupEnv, rows: rows, withRows: true, source: source})
+}
+
+// SameFile reports whether data is the file c was loaded from (its table
+// rows aside): a reload of the same bytes need not parse them again.
+func (c *Config) SameFile(data []byte) bool {
+	if !c.tableRead {
+		return bytes.Equal(c.Source, data)
+	}
+	return bytes.HasPrefix(c.Source, append(append([]byte{}, data...), "\n"+versionRowsMarker+"\n"...))
 }
 
 // versionSource is the stored source of a file with table rows.
@@ -217,8 +218,8 @@ func (r TableObserver) render() (src []byte, msg string) {
 	return b, ""
 }
 
-// withDefaultTimeout sets timeout to ms on each action object whose type has
-// a timeout and that sets none. Anything else is left to the decoder.
+// withDefaultTimeout sets timeout to ms on each action object whose type
+// has a timeout key (its schema says so) and that sets none. Anything else is left to the decoder.
 func withDefaultTimeout(actions json.RawMessage, ms int64) json.RawMessage {
 	var list []json.RawMessage
 	if json.Unmarshal(actions, &list) != nil {
@@ -231,7 +232,7 @@ func withDefaultTimeout(actions json.RawMessage, ms int64) json.RawMessage {
 		}
 		var typ string
 		_ = json.Unmarshal(m["type"], &typ)
-		if _, set := m["timeout"]; set || !contains(actionTimeoutTypes, strings.ToLower(typ)) {
+		if _, set := m["timeout"]; set || !contains(ActionTypeKeys(strings.ToLower(typ)), "timeout") {
 			continue
 		}
 		m["timeout"], _ = json.Marshal(fmt.Sprintf("%dms", ms))

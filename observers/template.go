@@ -109,6 +109,33 @@ func (t *Template) Render(data map[string]any, jsonEscape bool) string {
 	return b.String()
 }
 
+// RenderFunc renders t, each placeholder replaced by what value returns
+// for it: its name as written, its value in data and whether it has one
+// (RenderValue renders a value as Render does). An error from value stops
+// the rendering and is returned.
+func (t *Template) RenderFunc(data map[string]any, value func(name string, v any, found bool) (string, error)) (string, error) {
+	var b strings.Builder
+	b.Grow(len(t.src))
+	for _, p := range t.parts {
+		if p.path == nil {
+			b.WriteString(p.text)
+			continue
+		}
+		v, ok := lookupPath(data, p.name, p.path)
+		s, err := value(p.name, v, ok)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(s)
+	}
+	return b.String(), nil
+}
+
+// RenderValue renders one value as template text (before any escaping):
+// nil as "", strings raw, numbers as JSON numbers, booleans as true/false,
+// objects and arrays as compact JSON.
+func RenderValue(v any) string { return renderValue(v) }
+
 // renderValue renders one value as template text (before any escaping).
 func renderValue(v any) string {
 	switch x := v.(type) {
@@ -145,6 +172,10 @@ func jsonEscapeString(s string) string {
 	return string(b[1 : len(b)-1])
 }
 
+// MarshalJSON encodes v as compact JSON without escaping HTML characters,
+// so that text in event data reaches receivers as written.
+func MarshalJSON(v any) ([]byte, error) { return marshalNoHTML(v) }
+
 func marshalNoHTML(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -155,11 +186,36 @@ func marshalNoHTML(v any) ([]byte, error) {
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
+// MessageTemplateDefault is the message of a log or Slack action, and the
+// subject of an email, without a template of its own: "Order 42 INSERT".
+const MessageTemplateDefault = "{{ event.entity_type }} {{ event.entity_id }} {{ event.kind }}"
+
+// CompiledOr returns t, or compiles src (def when src is empty): for
+// actions built by hand rather than decoded. A template that does not
+// compile gives the default.
+func CompiledOr(t *Template, src, def string) *Template {
+	if t != nil {
+		return t
+	}
+	if src == "" {
+		src = def
+	}
+	c, err := CompileTemplate(src)
+	if err != nil {
+		c, _ = CompileTemplate(def)
+	}
+	return c
+}
+
 // TemplateData returns the data a body template renders from: the event's
 // data fields plus an "event" object {id, kind, entity_type, entity_id,
 // tenant_id, user_id}, unless the data has its own "event" field. The
 // event's Data map is not modified.
 func TemplateData(ev *Event) map[string]any { return templateData(ev, ev.Data) }
+
+// TemplateDataOf is TemplateData with the event's fields taken from data
+// (a DELETE's before image, say).
+func TemplateDataOf(ev *Event, data map[string]any) map[string]any { return templateData(ev, data) }
 
 // templateData is TemplateData with the event's fields taken from data.
 func templateData(ev *Event, data map[string]any) map[string]any {

@@ -9,11 +9,10 @@ import (
 	"slices"
 
 	"github.com/cockroachdb/errors"
+	"github.com/fraiseql/fraiseql-observers/observers/listener"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
-
-	"github.com/fraiseql/fraiseql-observers/observers"
 )
 
 // ActionKind is the River job kind of every observer action.
@@ -119,7 +118,7 @@ func NewEnqueuer(client *river.Client[pgx.Tx], deliveriesPerJob int, events *Eve
 // COPY-based bulk insert: one round trip per batch, not per event. With
 // deliveries_per_job above 1, the deliveries of each action type share
 // batch jobs of that many; otherwise each is its own job.
-func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs []observers.Job) error {
+func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs []listener.Job) error {
 	var params []river.InsertManyParams
 	if e.perJob > 1 {
 		params = batchParams(jobs, e.perJob)
@@ -158,8 +157,8 @@ func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs []observers.Jo
 	return nil
 }
 
-func actionParams(j observers.Job) river.InsertManyParams {
-	typ := j.Observer.Actions[j.ActionIndex].Type
+func actionParams(j listener.Job) river.InsertManyParams {
+	typ := j.ActionType()
 	return river.InsertManyParams{
 		Args: ActionArgs{
 			Seq:           j.Event.Seq,
@@ -176,7 +175,7 @@ func actionParams(j observers.Job) river.InsertManyParams {
 
 // batchParams groups jobs by (config version, action type) into batch jobs
 // of at most perJob deliveries, keeping the listener's event order.
-func batchParams(jobs []observers.Job, perJob int) []river.InsertManyParams {
+func batchParams(jobs []listener.Job, perJob int) []river.InsertManyParams {
 	type group struct {
 		version int64
 		typ     string
@@ -194,7 +193,7 @@ func batchParams(jobs []observers.Job, perJob int) []river.InsertManyParams {
 	}
 	var order []group // first-seen order, so the output is deterministic
 	for _, j := range jobs {
-		g := group{j.ConfigVersion, j.Observer.Actions[j.ActionIndex].Type}
+		g := group{j.ConfigVersion, j.ActionType()}
 		a := open[g]
 		if a == nil {
 			a = &BatchArgs{ActionType: g.typ, ConfigVersion: g.version}

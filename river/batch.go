@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/storage"
 )
 
 // Batch job limits.
@@ -27,7 +28,7 @@ const (
 	BatchHandoffAfter = slotWait
 	// batchActionTimeout bounds an action without a timeout of its own in a
 	// batch, as River's default job timeout does for a job of its own.
-	batchActionTimeout = time.Minute
+	batchActionTimeout = observers.ActionTimeoutDefault
 	// batchRecordTimeout bounds the transaction that records a batch's
 	// outcomes, which runs even when the job's context has ended.
 	batchRecordTimeout = 10 * time.Second
@@ -64,7 +65,7 @@ func (b *BatchWorker) Timeout(job *river.Job[BatchArgs]) time.Duration {
 		slowest = 0
 		for _, d := range job.Args.Deliveries {
 			if o, err := v.action(d.Observer, d.Action); err == nil {
-				slowest = max(slowest, actionTimeout(&o.Actions[d.Action]))
+				slowest = max(slowest, actionTimeout(o.Actions[d.Action]))
 			}
 		}
 	}
@@ -112,9 +113,9 @@ func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 			// reports why.
 			switch l := loaded[seq]; {
 			case cfgErr != nil:
-				out.started, out.err = true, permanent(cfgErr)
-			case errors.Is(l.Err, observers.ErrNotFound):
-				out.started, out.err = true, permanent(errDeleted(l.Err))
+				out.started, out.err = true, observers.Permanent(cfgErr)
+			case errors.Is(l.Err, storage.ErrNotFound):
+				out.started, out.err = true, observers.Permanent(errDeleted(l.Err))
 			case l.Err != nil:
 				out.ev = nil
 			}
@@ -131,7 +132,7 @@ func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 		if ctx.Err() != nil {
 			break // shutting down: what has not started is handed off
 		}
-		typ := out.o.Actions[out.idx].Type
+		typ := out.o.Actions[out.idx].Type()
 		release, err := w.limits.acquire(handoff, typ)
 		if err != nil {
 			continue // no slot in time: handed off
@@ -153,7 +154,7 @@ func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 						slog.Int64("event_seq", out.seq), slog.String("panic", fmt.Sprint(p)))
 				}
 			}()
-			actx, cancel := context.WithTimeout(ctx, actionTimeout(&out.o.Actions[out.idx]))
+			actx, cancel := context.WithTimeout(ctx, actionTimeout(out.o.Actions[out.idx]))
 			defer cancel()
 			out.err = w.run(actx, v, out.o, out.idx, out.ev, 1, out.o.Retry.MaxAttempts)
 		})
@@ -163,9 +164,9 @@ func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 }
 
 // actionTimeout bounds one delivery of action a in a batch.
-func actionTimeout(a *observers.Action) time.Duration {
-	if a.Webhook != nil && a.Webhook.Timeout > 0 {
-		return a.Webhook.Timeout + timeoutMargin
+func actionTimeout(a observers.Action) time.Duration {
+	if t := a.AttemptTimeout(); t > 0 {
+		return t + timeoutMargin
 	}
 	return batchActionTimeout
 }

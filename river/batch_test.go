@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/observers/listener"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
@@ -95,7 +96,7 @@ func (e *batchEnv) enqueue(t *testing.T, perJob int, ids ...string) map[string]i
 	t.Helper()
 	ctx := context.Background()
 	seqs := map[string]int64{}
-	var jobs []observers.Job
+	var jobs []listener.Job
 	for _, id := range ids {
 		var seq int64
 		var uuid string
@@ -103,7 +104,7 @@ func (e *batchEnv) enqueue(t *testing.T, perJob int, ids ...string) map[string]i
 			(object_type, object_id, modification_type, object_data) VALUES ('Order', $1, 'INSERT', '{}')
 			RETURNING pk_entity_change_log, id::text`, id).Scan(&seq, &uuid))
 		seqs[id] = seq
-		jobs = append(jobs, observers.Job{Event: &observers.Event{Seq: seq, ID: uuid, EntityType: "Order"},
+		jobs = append(jobs, listener.Job{Event: &observers.Event{Seq: seq, ID: uuid, EntityType: "Order"},
 			Observer: e.cfg.Observer("hook"), ActionIndex: 0, ConfigVersion: e.ver.ID})
 	}
 	tx, err := e.pool.Begin(ctx)

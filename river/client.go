@@ -3,7 +3,6 @@ package river
 import (
 	"cmp"
 	"log/slog"
-	"os"
 	"slices"
 	"time"
 
@@ -42,14 +41,11 @@ const (
 // per action type (QueueFor), each with the concurrency: block's workers,
 // and the pre-upgrade QueueName with LegacyQueueMaxWorkers.
 func NewClient(p ClientParams) (*river.Client[pgx.Tx], error) {
-	if p.Getenv == nil {
-		p.Getenv = os.LookupEnv
-	}
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.DiscardHandler)
 	}
 	if p.Metrics == nil {
-		p.Metrics = observers.NewMetrics(nil)
+		p.Metrics = NewMetrics(nil)
 	}
 	if p.Concurrency == nil && p.Config != nil {
 		c := p.Config.Concurrency.WithDefaults()
@@ -116,9 +112,9 @@ func AddQueues(client *river.Client[pgx.Tx], have map[string]bool, cfg *observer
 
 func usedActionTypes(cfg *observers.Config) []string {
 	var out []string
-	for _, t := range observers.ActionTypes() {
+	for _, t := range observers.ActionTypeNames() {
 		for _, o := range cfg.Observers {
-			if slices.ContainsFunc(o.Actions, func(a observers.Action) bool { return a.Type == t }) {
+			if slices.ContainsFunc(o.Actions, func(a observers.Action) bool { return a.Type() == t }) {
 				out = append(out, t)
 				break
 			}
@@ -150,12 +146,12 @@ func rescueAfter(cfg *observers.Config) time.Duration {
 	}
 	for _, o := range cfg.Observers {
 		for _, a := range o.Actions {
-			if a.Webhook == nil {
+			if a.AttemptTimeout() == 0 {
 				continue
 			}
-			d = max(d, a.Webhook.Timeout+timeoutMargin+slotWait+slack)
+			d = max(d, a.AttemptTimeout()+timeoutMargin+slotWait+slack)
 			if batches {
-				d = max(d, BatchHandoffAfter+actionTimeout(&a)+timeoutMargin+batchRecordTimeout+slack)
+				d = max(d, BatchHandoffAfter+actionTimeout(a)+timeoutMargin+batchRecordTimeout+slack)
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/observers/listener"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
@@ -97,7 +98,7 @@ observers:
 	require.NoError(t, err)
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, NewEnqueuer(client, 1, nil).EnqueueTx(ctx, tx, []observers.Job{
+	require.NoError(t, NewEnqueuer(client, 1, nil).EnqueueTx(ctx, tx, []listener.Job{
 		{Event: ev, Observer: cfg.Observer("audit"), ActionIndex: 0, ConfigVersion: v.ID},
 	}))
 	require.NoError(t, tx.Commit(ctx))

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/observers/changelog"
 	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
 )
 
@@ -17,7 +18,7 @@ import (
 type Version struct {
 	ID     int64
 	Config *observers.Config
-	Log    *observers.ChangeLog
+	Log    *changelog.ChangeLog
 }
 
 // ConfigStore stores each loaded configuration once, as an immutable version
@@ -62,7 +63,7 @@ func (s *ConfigStore) Get(ctx context.Context, id int64) (*Version, error) {
 }
 
 func (s *ConfigStore) add(id int64, cfg *observers.Config) (*Version, error) {
-	cl, err := observers.NewChangeLog(cfg.Listener.Table)
+	cl, err := changelog.New(cfg.Listener.Table)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/observers/changelog"
+	"github.com/fraiseql/fraiseql-observers/observers/listener"
 )
 
 // Event loader limits.
@@ -47,7 +49,7 @@ type loadQueue struct {
 
 type loadRequest struct {
 	seq  int64
-	res  observers.Loaded
+	res  changelog.Loaded
 	done chan struct{}
 }
 
@@ -63,7 +65,7 @@ func NewEventLoader(pool *pgxpool.Pool) *EventLoader {
 }
 
 // Get returns change seq of cl.
-func (l *EventLoader) Get(ctx context.Context, cl *observers.ChangeLog, seq int64) (*observers.Event, error) {
+func (l *EventLoader) Get(ctx context.Context, cl *changelog.ChangeLog, seq int64) (*observers.Event, error) {
 	req := &loadRequest{seq: seq, done: make(chan struct{})}
 	l.mu.Lock()
 	if ev := l.cache[cacheKey{cl.Table(), seq}]; ev != nil {
@@ -102,7 +104,7 @@ func (l *EventLoader) take(q *loadQueue) []*loadRequest {
 }
 
 // run answers batch, then keeps answering what queued meanwhile.
-func (l *EventLoader) run(cl *observers.ChangeLog, q *loadQueue, batch []*loadRequest) {
+func (l *EventLoader) run(cl *changelog.ChangeLog, q *loadQueue, batch []*loadRequest) {
 	for batch != nil {
 		seqs := make([]int64, 0, len(batch))
 		seen := make(map[int64]bool, len(batch))
@@ -120,7 +122,7 @@ func (l *EventLoader) run(cl *observers.ChangeLog, q *loadQueue, batch []*loadRe
 		for _, r := range batch {
 			switch {
 			case err != nil:
-				r.res = observers.Loaded{Err: err}
+				r.res = changelog.Loaded{Err: err}
 			default:
 				r.res = got[r.seq]
 			}
@@ -150,7 +152,7 @@ func (l *EventLoader) remember(k cacheKey, ev *observers.Event) {
 
 // Keep remembers the events of jobs, as the listener read them; nil keeps
 // nothing.
-func (l *EventLoader) Keep(jobs []observers.Job) {
+func (l *EventLoader) Keep(jobs []listener.Job) {
 	if l == nil {
 		return
 	}
@@ -163,14 +165,14 @@ func (l *EventLoader) Keep(jobs []observers.Job) {
 
 // GetMany returns the events seqs of cl: those kept or recently read from
 // memory, the rest with one query. A missing row's Loaded.Err wraps
-// observers.ErrNotFound.
-func (l *EventLoader) GetMany(ctx context.Context, cl *observers.ChangeLog, seqs []int64) (map[int64]observers.Loaded, error) {
-	out := make(map[int64]observers.Loaded, len(seqs))
+// storage.ErrNotFound.
+func (l *EventLoader) GetMany(ctx context.Context, cl *changelog.ChangeLog, seqs []int64) (map[int64]changelog.Loaded, error) {
+	out := make(map[int64]changelog.Loaded, len(seqs))
 	var missing []int64
 	l.mu.Lock()
 	for _, seq := range seqs {
 		if ev := l.cache[cacheKey{cl.Table(), seq}]; ev != nil {
-			out[seq] = observers.Loaded{Event: ev}
+			out[seq] = changelog.Loaded{Event: ev}
 		} else {
 			missing = append(missing, seq)
 		}

@@ -4,12 +4,12 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5/pgxpool"
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
@@ -32,25 +32,19 @@ const slotSnooze = time.Second
 // maxRetryAfter caps how far a receiver's Retry-After can push a retry.
 const maxRetryAfter = time.Hour
 
-// ActionWorker executes one observer action for one event.
+// ActionWorker runs one delivery: an action of an observer for one event.
+// It knows no action type: each Action runs itself (observers.Action.Run)
+// with the process's services (observers.Env).
 type ActionWorker struct {
 	river.WorkerDefaults[ActionArgs]
 
-	pool     *pgxpool.Pool
-	configs  *ConfigStore
-	webhooks *observers.WebhookClient
-	mailer   *observers.Mailer
-	breakers *observers.BreakerRegistry
-	metrics  *observers.Metrics
-	logger   *slog.Logger
-	getenv   func(string) (string, bool)
-	events   *EventLoader
-	results  *resultCache // cache.go; nil: no result cache
-	limits   *typeLimits  // max_parallelism per action type, shared with BatchWorker; nil: none
-
-	// For cache and search actions (actions_more.go); nil: none.
-	redis       goredis.Cmdable
-	searchStore storage.Search
+	pool    *pgxpool.Pool
+	configs *ConfigStore
+	env     *observers.Env
+	metrics *Metrics
+	logger  *slog.Logger
+	events  *EventLoader
+	limits  *typeLimits // max_parallelism per action type, shared with BatchWorker; nil: none
 
 	// retryAt carries a receiver's Retry-After from Work to NextRetry, which
 	// River calls right after Work returns, in the same process.
@@ -59,23 +53,13 @@ type ActionWorker struct {
 
 // WorkerParams configures an ActionWorker.
 type WorkerParams struct {
-	Pool     *pgxpool.Pool
-	Configs  *ConfigStore
-	Webhooks *observers.WebhookClient
-	Mailer   *observers.Mailer          // sends email actions; nil: one reading Getenv
-	Breakers *observers.BreakerRegistry // circuit breakers per endpoint; nil: none
-	Metrics  *observers.Metrics
-	Logger   *slog.Logger
-	Getenv   func(string) (string, bool) // default os.LookupEnv
-	// Cache stores action results when a config version has a cache:
-	// block (instrumented: observers.InstrumentCache); nil: never cached.
-	Cache storage.Cache
-	// Redis is the client of the redis: block, for cache actions; nil: a
-	// cache action fails permanently.
-	Redis goredis.Cmdable
-	// Search stores the documents of search actions; nil: a search action
-	// fails permanently.
-	Search storage.Search
+	Pool    *pgxpool.Pool
+	Configs *ConfigStore
+	// Env holds the services deliveries use (HTTP client, breakers, result
+	// cache, stores); nil: none, and actions that need one fail with a hint.
+	Env     *observers.Env
+	Metrics *Metrics // default: unregistered
+	Logger  *slog.Logger
 	// Events reads the jobs' events; share it with the Enqueuer so events
 	// the listener just read are not read again. nil: a loader of its own.
 	Events *EventLoader
@@ -87,21 +71,17 @@ type WorkerParams struct {
 
 // NewActionWorker builds the worker.
 func NewActionWorker(p WorkerParams) *ActionWorker {
-	if p.Mailer == nil {
-		p.Mailer = observers.NewMailer(observers.MailerConfig{Getenv: p.Getenv})
-	}
 	return &ActionWorker{
-		pool: p.Pool, configs: p.Configs, webhooks: p.Webhooks, mailer: p.Mailer,
-		metrics: p.Metrics, logger: p.Logger, getenv: p.Getenv, breakers: p.Breakers,
-		events: cmp.Or(p.Events, NewEventLoader(p.Pool)), results: newResultCache(p.Cache, p.Logger),
-		redis: p.Redis, searchStore: p.Search, limits: newTypeLimits(p.Concurrency),
+		pool: p.Pool, configs: p.Configs, env: cmp.Or(p.Env, &observers.Env{}),
+		metrics: cmp.Or(p.Metrics, NewMetrics(nil)), logger: cmp.Or(p.Logger, slog.New(slog.DiscardHandler)),
+		events: cmp.Or(p.Events, NewEventLoader(p.Pool)), limits: newTypeLimits(p.Concurrency),
 	}
 }
 
 // Timeout gives River the action's own timeout plus a margin.
 func (w *ActionWorker) Timeout(job *river.Job[ActionArgs]) time.Duration {
-	if a := w.action(job); a != nil && a.Webhook != nil && a.Webhook.Timeout > 0 {
-		return a.Webhook.Timeout + timeoutMargin + slotWait
+	if a := w.action(job); a != nil && a.AttemptTimeout() > 0 {
+		return a.AttemptTimeout() + timeoutMargin + slotWait
 	}
 	return 0 // River's default (a minute), which also covers slotWait
 }
@@ -125,7 +105,7 @@ func (w *ActionWorker) NextRetry(job *river.Job[ActionArgs]) time.Time {
 	return next
 }
 
-func (w *ActionWorker) action(job *river.Job[ActionArgs]) *observers.Action {
+func (w *ActionWorker) action(job *river.Job[ActionArgs]) observers.Action {
 	v := w.configs.lookup(job.Args.ConfigVersion)
 	if v == nil {
 		return nil
@@ -134,7 +114,7 @@ func (w *ActionWorker) action(job *river.Job[ActionArgs]) *observers.Action {
 	if err != nil {
 		return nil
 	}
-	return &o.Actions[job.Args.Action]
+	return o.Actions[job.Args.Action]
 }
 
 // action returns the observer named observer when it has action idx.
@@ -166,7 +146,7 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 	}
 	ev, err := w.events.Get(ctx, v.Log, a.Seq)
 	if err != nil {
-		if errors.Is(err, observers.ErrNotFound) {
+		if errors.Is(err, storage.ErrNotFound) {
 			return river.JobCancel(errDeleted(err))
 		}
 		return err
@@ -175,7 +155,7 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 	// Batch jobs can hold every slot of the type; waiting longer would eat
 	// into this attempt's own timeout, so the job goes back instead.
 	sctx, cancel := context.WithTimeout(ctx, slotWait)
-	release, err := w.limits.acquire(sctx, o.Actions[a.Action].Type)
+	release, err := w.limits.acquire(sctx, o.Actions[a.Action].Type())
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -199,102 +179,52 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 	return err
 }
 
-// run executes action idx of o for ev and counts and logs the outcome. It returns nil on
-// success (or when the result cache served it), a River snooze error when
-// the endpoint's circuit breaker is open, and otherwise the failure, an
-// *observers.DeliveryError when the action classified it.
+// run executes action idx of o for ev and counts and logs the outcome. It
+// returns nil on success (or when the result cache served it), a River
+// snooze error when the action was not attempted (an open circuit breaker),
+// and otherwise the failure, an *observers.DeliveryError when the action
+// classified it.
 func (w *ActionWorker) run(ctx context.Context, v *Version, o *observers.Observer, idx int, ev *observers.Event, attempt, maxAttempts int) error {
-	action := &o.Actions[idx]
-	var err error
+	action := o.Actions[idx]
+	typ := action.Type()
 	start := time.Now()
-	switch action.Type {
-	case "webhook":
-		err = w.webhook(ctx, v, o, idx, ev)
-	case observers.ActionTypeSlack: // actions.go
-		err = w.slack(ctx, v, o, idx, ev)
-	case observers.ActionTypeEmail:
-		err = w.email(ctx, v, o, idx, ev)
-	case observers.ActionTypeDatabase:
-		err = w.database(ctx, o, idx, ev)
-	case observers.ActionTypeLog:
-		err = w.logAction(ctx, o, idx, ev)
-	case observers.ActionTypeCache: // actions_more.go
-		err = w.cache(ctx, o, idx, ev)
-	case observers.ActionTypeSearch:
-		err = w.search(ctx, o, idx, ev)
-	default:
-		err = permanent(errors.Newf("action type %q is not supported by this version", action.Type))
-	}
-	var snooze *rivertype.JobSnoozeError
-	if errors.As(err, &snooze) {
-		return err // an open circuit breaker: nothing was attempted
-	}
-	if err == errServedFromCache {
+	err := action.Run(ctx, &observers.Delivery{Event: ev, Observer: o, Index: idx, Config: v.Config, Attempt: attempt, Env: w.env})
+	var snooze *observers.SnoozeError
+	switch {
+	case errors.As(err, &snooze):
+		return river.JobSnooze(snoozeFor(snooze.Until)) // nothing was attempted
+	case errors.Is(err, observers.ErrCached):
 		return nil // an identical request succeeded within the cache TTL: nothing was sent
 	}
-	w.metrics.ActionsExecuted.WithLabelValues(action.Type, o.Name).Inc()
-	w.metrics.ActionDuration.WithLabelValues(action.Type).Observe(time.Since(start).Seconds())
+	w.metrics.ActionsExecuted.WithLabelValues(typ, o.Name).Inc()
+	w.metrics.ActionDuration.WithLabelValues(typ).Observe(time.Since(start).Seconds())
 	if err == nil {
 		return nil
 	}
-	var de *observers.DeliveryError
 	class := "transient"
-	if errors.As(err, &de) && de.Permanent {
+	if observers.IsPermanent(err) {
 		class = "permanent"
 	}
-	w.metrics.ActionsFailed.WithLabelValues(action.Type, o.Name, class).Inc()
+	w.metrics.ActionsFailed.WithLabelValues(typ, o.Name, class).Inc()
 	w.logger.WarnContext(ctx, "worker: action failed",
-		slog.String("observer", o.Name), slog.String("action_type", action.Type),
+		slog.String("observer", o.Name), slog.String("action_type", typ),
 		slog.Int64("event_seq", ev.Seq), slog.Int("attempt", attempt),
 		slog.Int("max_attempts", maxAttempts), slog.String("class", class),
 		slog.String("error", err.Error()))
 	return err
 }
 
-func (w *ActionWorker) webhook(ctx context.Context, v *Version, o *observers.Observer, idx int, ev *observers.Event) error {
-	wa := o.Actions[idx].Webhook
-	url, err := wa.ResolvedURL(w.getenv)
-	if err != nil {
-		return permanent(err)
-	}
-	secret, err := wa.ResolvedSecret(w.getenv)
-	if err != nil {
-		return permanent(err)
-	}
-	var body []byte
-	if t := wa.Body(); t != nil {
-		body = []byte(t.Render(observers.TemplateData(ev), true))
-	} else if body, err = ev.EnvelopeJSON(o.Name); err != nil {
-		return permanent(errors.Wrap(err, "encode event envelope"))
-	}
-	key := w.results.webhookKey(v, o, idx, ev, url, body)
-	hit, release := w.results.lookup(ctx, key)
-	if hit {
-		return errServedFromCache
-	}
-	defer release()
-	permit, err := w.breakerAllow(ctx, url, wa.CircuitBreaker)
-	if err != nil {
-		return err // a snooze: the endpoint's breaker is open
-	}
-	resp, err := w.webhooks.Send(ctx, observers.WebhookRequest{
-		URL:       url,
-		Method:    wa.Method,
-		Headers:   wa.Headers,
-		Body:      body,
-		MessageID: observers.MessageID(ev.ID, o.Name, idx),
-		Secret:    secret,
-		Signature: wa.Signature,
-		Timeout:   wa.Timeout,
-	})
-	permit.Done(ctx, err)
-	if err == nil {
-		w.results.save(ctx, v, key, resp.StatusCode)
-	}
-	return err
-}
+// breakerSnoozeJitterMax bounds the jitter added to a snooze, so the jobs
+// held by an open breaker do not all wake at the instant it may half-open.
+const breakerSnoozeJitterMax = time.Second
 
-// permanent marks err as not worth retrying.
-func permanent(err error) error {
-	return &observers.DeliveryError{Permanent: true, Err: err}
+// snoozeFor is how long a job not attempted is put back for: until it may
+// go through, with a jitter. River undoes the attempt's increment on a
+// snooze, so no attempt is spent.
+func snoozeFor(until time.Time) time.Duration {
+	d := max(time.Until(until), 0)
+	if j := min(d/10, breakerSnoozeJitterMax); j > 0 {
+		d += rand.N(j)
+	}
+	return d
 }

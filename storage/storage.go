@@ -115,6 +115,15 @@ type Search interface {
 	Backend() string
 }
 
+// Invalidator deletes an application's cache keys, for the cache action.
+// Patterns use Redis glob syntax: a pattern without an unescaped *, ? or [
+// names one key; any other deletes every key it matches.
+type Invalidator interface {
+	// Invalidate deletes the keys pattern names and returns how many there
+	// were. Errors wrap ErrUnavailable.
+	Invalidate(ctx context.Context, pattern string) (deleted int64, err error)
+}
+
 // Distinct returns keys without repeats, in first-seen order. Dedup
 // implementations use it to claim each key once.
 func Distinct(keys []string) []string {

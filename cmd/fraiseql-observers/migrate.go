@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/errors"
 	"github.com/spf13/cobra"
 
+	"github.com/fraiseql/fraiseql-observers/daemon"
 	obsql "github.com/fraiseql/fraiseql-observers/sql"
 )
 
@@ -64,7 +65,7 @@ func runMigrate(ctx context.Context, opts *migrateOpts, w io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	pool, err := connectPool(ctx, opts.DatabaseURL)
+	pool, err := daemon.Connect(ctx, opts.DatabaseURL)
 	if err != nil {
 		return withExitCode(exitUsage, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,7 +12,9 @@ import (
 	"github.com/cockroachdb/errors"
 	"github.com/spf13/cobra"
 
+	"github.com/fraiseql/fraiseql-observers/daemon"
 	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/observers/status"
 	obsriver "github.com/fraiseql/fraiseql-observers/river"
 )
 
@@ -75,20 +76,20 @@ func runStatus(ctx context.Context, opts *statusOpts, w io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	pool, err := connectPool(ctx, opts.DatabaseURL)
+	pool, err := daemon.Connect(ctx, opts.DatabaseURL)
 	if err != nil {
 		return withExitCode(exitUsage, err)
 	}
 	defer pool.Close()
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	if err := checkSchema(ctx, pool); err != nil {
+	if err := daemon.CheckSchema(ctx, pool); err != nil {
 		return withExitCode(exitFailure, err)
 	}
-	st, err := observers.GatherStatus(ctx, pool, observers.StatusParams{
+	st, err := status.Gather(ctx, pool, status.Params{
 		ListenerID: opts.ListenerID,
 		Table:      opts.Table,
-		JobKinds:   obsriver.Kinds,
+		JobCounts:  obsriver.CountJobs,
 	})
 	if err != nil {
 		return withExitCode(exitFailure, err)
@@ -109,17 +110,17 @@ func runStatus(ctx context.Context, opts *statusOpts, w io.Writer) error {
 	return nil
 }
 
-func writeStatusText(w io.Writer, opts *statusOpts, st *observers.Status) error {
+func writeStatusText(w io.Writer, opts *statusOpts, st *status.Status) error {
 	var b strings.Builder
 	line := func(label, format string, args ...any) {
 		fmt.Fprintf(&b, "%-18s %s\n", label+":", fmt.Sprintf(format, args...))
 	}
 
-	listener := st.ListenerID
+	group := st.ListenerID
 	if len(st.OtherListenerIDs) > 0 {
-		listener += fmt.Sprintf("  (other listeners: %s; choose with --listener)", strings.Join(st.OtherListenerIDs, ", "))
+		group += fmt.Sprintf("  (other listeners: %s; choose with --listener)", strings.Join(st.OtherListenerIDs, ", "))
 	}
-	line("Listener", "%s", listener)
+	line("Listener", "%s", group)
 	line("Status", "%s", st.Status)
 	for _, p := range st.Problems {
 		line("Problem", "%s", p)
@@ -206,7 +207,7 @@ func writeStatusText(w io.Writer, opts *statusOpts, st *observers.Status) error 
 			if cb.Expiry != nil {
 				expiry = fmtTime(*cb.Expiry)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", redactEndpoint(cb.Name), cb.State, expiry)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", observers.RedactURL(cb.Name), cb.State, expiry)
 		}
 		if err := tw.Flush(); err != nil {
 			return errors.Wrap(err, "write output")
@@ -214,21 +215,6 @@ func writeStatusText(w io.Writer, opts *statusOpts, st *observers.Status) error 
 	}
 	_, err := io.WriteString(w, b.String())
 	return errors.Wrap(err, "write output")
-}
-
-// redactEndpoint hides the password and query of a breaker named by URL.
-func redactEndpoint(name string) string {
-	u, err := url.Parse(name)
-	if err != nil || u.Host == "" {
-		return name
-	}
-	if u.User != nil {
-		u.User = url.User(u.User.Username())
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "redacted"
-	}
-	return u.String()
 }
 
 func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/cockroachdb/errors"
 	"github.com/spf13/cobra"
 
+	"github.com/fraiseql/fraiseql-observers/daemon"
 	"github.com/fraiseql/fraiseql-observers/observers"
 )
 
@@ -118,7 +120,7 @@ func viewSMTP(c *observers.SMTPConfig) *smtpView {
 		return nil
 	}
 	return &smtpView{Host: c.Host, Port: c.Port, From: c.From, UsernameEnv: c.UsernameEnv, PasswordEnv: c.PasswordEnv,
-		TLS: c.TLS, Timeout: shortDuration(c.Timeout)}
+		TLS: c.TLS, Timeout: observers.ShortDuration(c.Timeout)}
 }
 
 type observerView struct {
@@ -130,35 +132,32 @@ type observerView struct {
 	Retry     retryView    `json:"retry"`
 }
 
-type actionView struct {
-	Type             string            `json:"type"`
-	URL              string            `json:"url,omitempty"`
-	URLEnv           string            `json:"url_env,omitempty"`
-	Method           string            `json:"method,omitempty"`
-	Timeout          string            `json:"timeout,omitempty"`
-	Signature        string            `json:"signature,omitempty"`
-	SigningSecret    string            `json:"signing_secret,omitempty"`
-	SigningSecretEnv string            `json:"signing_secret_env,omitempty"`
-	Headers          map[string]string `json:"headers,omitempty"`
-	BodyTemplate     string            `json:"body_template,omitempty"`
-	// slack (webhook_url shows only scheme, host and first path segment)
-	WebhookURL      string `json:"webhook_url,omitempty"`
-	WebhookURLEnv   string `json:"webhook_url_env,omitempty"`
-	Channel         string `json:"channel,omitempty"`
-	MessageTemplate string `json:"message_template,omitempty"`
-	// email
-	To              []string `json:"to,omitempty"`
-	ToTemplate      string   `json:"to_template,omitempty"`
-	Cc              []string `json:"cc,omitempty"`
-	ReplyTo         string   `json:"reply_to,omitempty"`
-	Subject         string   `json:"subject,omitempty"`
-	SubjectTemplate string   `json:"subject_template,omitempty"`
-	HTMLTemplate    string   `json:"html_template,omitempty"`
-	// database
-	FunctionName string         `json:"function_name,omitempty"`
-	Params       map[string]any `json:"params,omitempty"`
-	// log
-	Level string `json:"level,omitempty"`
+// actionView is one action in the JSON report: its type, then its
+// non-empty settings (observers.Action.Settings), in order.
+type actionView []observers.Setting
+
+// MarshalJSON writes the view as one object.
+func (v actionView) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, s := range v {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(s.Key)
+		if err != nil {
+			return nil, err
+		}
+		val, err := json.Marshal(s.Value)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(val)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 type retryView struct {
@@ -168,30 +167,32 @@ type retryView struct {
 	BackoffStrategy string `json:"backoff_strategy"`
 }
 
-const redacted = "<redacted>"
-
 func runValidateConfig(ctx context.Context, opts *validateConfigOpts, w io.Writer) error {
 	data, err := os.ReadFile(opts.File)
 	if err != nil {
 		return withExitCode(exitUsage, errors.WithHint(errors.Wrap(err, "read config"),
 			"pass the path of an observers YAML file, e.g. examples/observers.yaml"))
 	}
-	getenv := opts.Getenv
-	if getenv == nil {
-		getenv = os.LookupEnv
-	}
-	cfg, diags, _ := observers.ParseWithEnv(opts.File, data, getenv)
-	note := ""
-	if cfg != nil && cfg.ObserversTable != "" {
-		if opts.DatabaseURL == "" {
-			note = fmt.Sprintf("note: observers in observers_table %s were not checked; pass --database-url to check them", cfg.ObserversTable)
-		} else {
-			rows, err := readTableRows(ctx, opts.DatabaseURL, cfg.ObserversTable)
-			if err != nil {
-				return withExitCode(exitFailure, err)
-			}
-			cfg, diags, _ = observers.ParseWithTable(opts.File, data, rows, getenv)
+	lo := observers.LoadOptions{Getenv: opts.Getenv}
+	if opts.DatabaseURL != "" {
+		pool, err := daemon.Connect(ctx, opts.DatabaseURL)
+		if err != nil {
+			return withExitCode(exitFailure, err)
 		}
+		defer pool.Close()
+		lo.Rows = func(ctx context.Context, table string) ([]observers.TableObserver, error) {
+			qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return observers.ReadTableObservers(qctx, pool, table)
+		}
+	}
+	cfg, diags, err := observers.ParseConfig(ctx, opts.File, data, lo)
+	if err != nil && !diags.HasErrors() {
+		return withExitCode(exitFailure, err) // the table could not be read
+	}
+	note := ""
+	if cfg != nil && cfg.TableSkipped() {
+		note = fmt.Sprintf("note: observers in observers_table %s were not checked; pass --database-url to check them", cfg.ObserversTable)
 	}
 	valid := !diags.HasErrors()
 
@@ -251,7 +252,7 @@ func configSummary(cfg *observers.Config) string {
 	for _, o := range cfg.Observers {
 		entities[o.Entity] = true
 		for _, a := range o.Actions {
-			types[a.Type]++
+			types[a.Type()]++
 			actions++
 		}
 	}
@@ -287,25 +288,14 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-// shortDuration prints 5m rather than 5m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
 
 func viewListener(l observers.ListenerConfig) *listenerView {
-	return &listenerView{ID: l.ID, Table: l.Table, BatchSize: l.BatchSize, PollInterval: shortDuration(l.PollInterval)}
+	return &listenerView{ID: l.ID, Table: l.Table, BatchSize: l.BatchSize, PollInterval: observers.ShortDuration(l.PollInterval)}
 }
 
 func viewWorkers(wc observers.WorkersConfig) *workersView {
-	return &workersView{MaxWorkers: wc.MaxWorkers, FetchCooldown: shortDuration(wc.FetchCooldown),
-		FetchPollInterval: shortDuration(wc.FetchPollInterval)}
+	return &workersView{MaxWorkers: wc.MaxWorkers, FetchCooldown: observers.ShortDuration(wc.FetchCooldown),
+		FetchPollInterval: observers.ShortDuration(wc.FetchPollInterval)}
 }
 
 // viewObserver renders an observer for output, with every secret redacted.
@@ -314,8 +304,8 @@ func viewObserver(o *observers.Observer) observerView {
 		Name:   o.Name,
 		Entity: o.Entity,
 		Retry: retryView{
-			MaxAttempts: o.Retry.MaxAttempts, InitialDelay: shortDuration(o.Retry.InitialDelay),
-			MaxDelay: shortDuration(o.Retry.MaxDelay), BackoffStrategy: o.Retry.BackoffStrategy,
+			MaxAttempts: o.Retry.MaxAttempts, InitialDelay: observers.ShortDuration(o.Retry.InitialDelay),
+			MaxDelay: observers.ShortDuration(o.Retry.MaxDelay), BackoffStrategy: o.Retry.BackoffStrategy,
 		},
 	}
 	for _, k := range o.Events {
@@ -325,70 +315,34 @@ func viewObserver(o *observers.Observer) observerView {
 		v.Condition = o.Condition.Source()
 	}
 	for _, a := range o.Actions {
-		av := actionView{Type: a.Type}
-		if wh := a.Webhook; wh != nil {
-			av.URL = observers.RedactURL(wh.URL)
-			av.URLEnv = wh.URLEnv
-			av.Method = wh.Method
-			av.Timeout = shortDuration(wh.Timeout)
-			av.Signature = wh.Signature
-			if wh.SigningSecret != "" {
-				av.SigningSecret = redacted
-			}
-			av.SigningSecretEnv = wh.SigningSecretEnv
-			if len(wh.Headers) > 0 {
-				av.Headers = make(map[string]string, len(wh.Headers))
-				for k, hv := range wh.Headers {
-					if sensitiveName(k) {
-						hv = redacted
-					}
-					av.Headers[k] = hv
-				}
-			}
-			av.BodyTemplate = wh.BodyTemplate
-		}
-		viewOtherAction(&av, a)
-		v.Actions = append(v.Actions, av)
+		v.Actions = append(v.Actions, viewAction(a))
 	}
 	return v
 }
 
-// viewOtherAction fills the fields of the slack, email, database and log
-// action types. A Slack webhook URL's path is its secret: only the first
-// segment is shown.
-func viewOtherAction(av *actionView, a observers.Action) {
-	switch {
-	case a.Slack != nil:
-		if a.Slack.WebhookURL != "" {
-			av.WebhookURL = observers.RedactSlackURL(a.Slack.WebhookURL)
+// viewAction is the action's type and its non-empty settings.
+func viewAction(a observers.Action) actionView {
+	v := actionView{{Key: "type", Value: a.Type()}}
+	for _, s := range a.Settings() {
+		if !emptySetting(s.Value) {
+			v = append(v, s)
 		}
-		av.WebhookURLEnv, av.Channel = a.Slack.WebhookURLEnv, a.Slack.Channel
-		av.MessageTemplate = a.Slack.Message().Source()
-		av.Timeout = shortDuration(a.Slack.Timeout)
-	case a.Email != nil:
-		e := a.Email
-		av.To, av.ToTemplate, av.Cc, av.ReplyTo = e.To, e.ToTemplate, e.Cc, e.ReplyTo
-		av.Subject, av.SubjectTemplate = e.Subject, e.SubjectTemplate
-		if e.Subject == "" && e.SubjectTemplate == "" {
-			av.SubjectTemplate = observers.LogMessageTemplateDefault
-		}
-		av.BodyTemplate, av.HTMLTemplate = e.BodyTemplate, e.HTMLTemplate
-	case a.Database != nil:
-		av.FunctionName, av.Params = a.Database.FunctionName, a.Database.Params
-		av.Timeout = shortDuration(a.Database.Timeout)
-	case a.Log != nil:
-		av.Level, av.MessageTemplate = a.Log.Level, a.Log.Message().Source()
 	}
+	return v
 }
 
-// sensitiveName reports whether a header or query parameter name suggests a
-// credential.
-func sensitiveName(name string) bool {
-	n := strings.ToLower(name)
-	for _, s := range []string{"auth", "token", "secret", "key", "cookie", "password", "passwd", "signature", "sig", "credential"} {
-		if strings.Contains(n, s) {
-			return true
-		}
+func emptySetting(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case []string:
+		return len(x) == 0
+	case map[string]string:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
 	}
 	return false
 }
@@ -417,56 +371,38 @@ func writeDetailed(w io.Writer, cfg *observers.Config) {
 		}
 		fmt.Fprintf(w, "  retry:      max_attempts=%d initial_delay=%s max_delay=%s backoff=%s\n",
 			v.Retry.MaxAttempts, v.Retry.InitialDelay, v.Retry.MaxDelay, v.Retry.BackoffStrategy)
-		for i, a := range v.Actions {
-			fmt.Fprintf(w, "  actions[%d]: %s\n", i, a.Type)
-			field := func(name, value string) {
-				if value != "" {
-					fmt.Fprintf(w, "    %-19s %s\n", name+":", value)
-				}
-			}
-			field("url", a.URL)
-			field("url_env", a.URLEnv)
-			field("method", a.Method)
-			field("timeout", a.Timeout)
-			field("signature", a.Signature)
-			field("signing_secret", a.SigningSecret)
-			field("signing_secret_env", a.SigningSecretEnv)
-			for _, k := range sortedKeys(a.Headers) {
-				field("header", k+": "+a.Headers[k])
-			}
-			multi := func(name, value string) {
-				field(name, strings.ReplaceAll(strings.TrimRight(value, "\n"), "\n", "\n"+strings.Repeat(" ", 24)))
-			}
-			field("webhook_url", a.WebhookURL)
-			field("webhook_url_env", a.WebhookURLEnv)
-			field("channel", a.Channel)
-			field("to", strings.Join(a.To, ", "))
-			field("to_template", a.ToTemplate)
-			field("cc", strings.Join(a.Cc, ", "))
-			field("reply_to", a.ReplyTo)
-			field("subject", a.Subject)
-			field("subject_template", a.SubjectTemplate)
-			field("function_name", a.FunctionName)
-			if len(a.Params) > 0 {
-				b, _ := json.Marshal(a.Params)
-				field("params", string(b))
-			}
-			field("level", a.Level)
-			multi("message_template", a.MessageTemplate)
-			multi("body_template", a.BodyTemplate)
-			multi("html_template", a.HTMLTemplate)
+		for i, a := range o.Actions {
+			fmt.Fprintf(w, "  actions[%d]: %s\n", i, a.Type())
+			writeSettings(w, a.Settings())
 		}
 	}
 }
 
-// readTableRows reads the observers_table rows through a short-lived pool.
-func readTableRows(ctx context.Context, databaseURL, table string) ([]observers.TableObserver, error) {
-	pool, err := connectPool(ctx, databaseURL)
-	if err != nil {
-		return nil, err
+// writeSettings prints an action's non-empty settings, one per line:
+// a list joined by commas, a map[string]string one entry a line under the
+// singular key ("header: X-Source: fraiseql"), any other map as JSON, a
+// multi-line text indented.
+func writeSettings(w io.Writer, settings []observers.Setting) {
+	field := func(name, value string) {
+		value = strings.ReplaceAll(strings.TrimRight(value, "\n"), "\n", "\n"+strings.Repeat(" ", 24))
+		fmt.Fprintf(w, "    %-19s %s\n", name+":", value)
 	}
-	defer pool.Close()
-	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return observers.ReadTableObservers(qctx, pool, table)
+	for _, s := range settings {
+		if emptySetting(s.Value) {
+			continue
+		}
+		switch v := s.Value.(type) {
+		case string:
+			field(s.Key, v)
+		case []string:
+			field(s.Key, strings.Join(v, ", "))
+		case map[string]string:
+			for _, k := range sortedKeys(v) {
+				field(strings.TrimSuffix(s.Key, "s"), k+": "+v[k])
+			}
+		default:
+			b, _ := json.Marshal(v)
+			field(s.Key, string(b))
+		}
+	}
 }

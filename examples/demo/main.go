@@ -25,7 +25,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/observers/action/webhook"
 )
 
 const expectedDeliveries = 5
@@ -65,7 +65,7 @@ func demo(bin, config, dbURL string, timeout time.Duration) error {
 	// A fresh secret per run; the receiver verifies every signature with it.
 	raw := make([]byte, 24)
 	_, _ = rand.Read(raw)
-	secret := observers.WebhookSecretPrefix + base64.StdEncoding.EncodeToString(raw)
+	secret := webhook.SecretPrefix + base64.StdEncoding.EncodeToString(raw)
 	tag := fmt.Sprintf("demo-%d", time.Now().Unix())
 
 	recv, err := startReceiver(secret, tag)
@@ -202,11 +202,11 @@ func startReceiver(secret, tag string) (*receiver, error) {
 			return
 		}
 		scheme, verr := "standard-webhooks", error(nil)
-		if sig := req.Header.Get(observers.HeaderFraiseQLSig256); sig != "" {
+		if sig := req.Header.Get(webhook.HeaderFraiseQLSig256); sig != "" {
 			scheme = "x-fraiseql-signature-256"
-			verr = observers.VerifyFraiseQL(secret, sig, body, time.Now(), 0)
+			verr = webhook.VerifyFraiseQL(secret, sig, body, time.Now(), 0)
 		} else {
-			verr = observers.VerifyStandard(secret, req.Header, body, time.Now(), 0)
+			verr = webhook.VerifyStandard(secret, req.Header, body, time.Now(), 0)
 		}
 		r.mu.Lock()
 		r.n++

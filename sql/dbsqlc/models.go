@@ -5,10 +5,60 @@
 package dbsqlc
 
 import (
+	"database/sql/driver"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
+
+type RiverJobState string
+
+const (
+	RiverJobStateAvailable RiverJobState = "available"
+	RiverJobStateCancelled RiverJobState = "cancelled"
+	RiverJobStateCompleted RiverJobState = "completed"
+	RiverJobStateDiscarded RiverJobState = "discarded"
+	RiverJobStatePending   RiverJobState = "pending"
+	RiverJobStateRetryable RiverJobState = "retryable"
+	RiverJobStateRunning   RiverJobState = "running"
+	RiverJobStateScheduled RiverJobState = "scheduled"
+)
+
+func (e *RiverJobState) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = RiverJobState(s)
+	case string:
+		*e = RiverJobState(s)
+	default:
+		return fmt.Errorf("unsupported scan type for RiverJobState: %T", src)
+	}
+	return nil
+}
+
+type NullRiverJobState struct {
+	RiverJobState RiverJobState `json:"river_job_state"`
+	Valid         bool          `json:"valid"` // Valid is true if RiverJobState is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullRiverJobState) Scan(value interface{}) error {
+	if value == nil {
+		ns.RiverJobState, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.RiverJobState.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullRiverJobState) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.RiverJobState), nil
+}
 
 type CoreTbEntityChangeLog struct {
 	PkEntityChangeLog int64         `json:"pk_entity_change_log"`
@@ -78,6 +128,25 @@ type ObserverDedupToken struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+type ObserverDelivery struct {
+	JobID         int64       `json:"job_id"`
+	BatchJobID    int64       `json:"batch_job_id"`
+	Seq           int64       `json:"seq"`
+	Observer      interface{} `json:"observer"`
+	Action        int32       `json:"action"`
+	ActionType    interface{} `json:"action_type"`
+	ConfigVersion int64       `json:"config_version"`
+	State         string      `json:"state"`
+	Attempt       int16       `json:"attempt"`
+	MaxAttempts   int16       `json:"max_attempts"`
+	Errors        [][]byte    `json:"errors"`
+	CreatedAt     time.Time   `json:"created_at"`
+	AttemptedAt   *time.Time  `json:"attempted_at"`
+	ScheduledAt   time.Time   `json:"scheduled_at"`
+	FinalizedAt   *time.Time  `json:"finalized_at"`
+	Metadata      []byte      `json:"metadata"`
+}
+
 type ObserverListener struct {
 	ID          string     `json:"id"`
 	ListenerID  string     `json:"listener_id"`
@@ -104,4 +173,19 @@ type ObserverSkippedEvent struct {
 	ChangePk   *int64     `json:"change_pk"`
 	Reason     *string    `json:"reason"`
 	CreatedAt  *time.Time `json:"created_at"`
+}
+
+type RiverJob struct {
+	ID          int64         `json:"id"`
+	State       RiverJobState `json:"state"`
+	Attempt     int16         `json:"attempt"`
+	MaxAttempts int16         `json:"max_attempts"`
+	AttemptedAt *time.Time    `json:"attempted_at"`
+	CreatedAt   time.Time     `json:"created_at"`
+	FinalizedAt *time.Time    `json:"finalized_at"`
+	ScheduledAt time.Time     `json:"scheduled_at"`
+	Args        []byte        `json:"args"`
+	Errors      [][]byte      `json:"errors"`
+	Kind        string        `json:"kind"`
+	Metadata    []byte        `json:"metadata"`
 }

@@ -226,3 +226,17 @@ func (q *Queries) StatusNow(ctx context.Context) (time.Time, error) {
 	err := row.Scan(&now)
 	return now, err
 }
+
+const statusRelationExists = `-- name: StatusRelationExists :one
+SELECT (to_regclass($1::text) IS NOT NULL)::boolean AS exists
+`
+
+// Whether a table (or other relation) of this name is visible, without an
+// error when it is not: status reports a missing change log instead of
+// failing.
+func (q *Queries) StatusRelationExists(ctx context.Context, name string) (bool, error) {
+	row := q.db.QueryRow(ctx, statusRelationExists, name)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
+}

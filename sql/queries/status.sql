@@ -61,3 +61,9 @@ SELECT name,
        (lower(state) = 'open' AND (expiry IS NULL OR expiry > now()))::boolean AS open
 FROM observer_circuit_breakers
 ORDER BY name;
+
+-- name: StatusRelationExists :one
+-- Whether a table (or other relation) of this name is visible, without an
+-- error when it is not: status reports a missing change log instead of
+-- failing.
+SELECT (to_regclass(sqlc.arg(name)::text) IS NOT NULL)::boolean AS exists;

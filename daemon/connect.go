@@ -1,0 +1,63 @@
+package daemon
+
+import (
+	"context"
+	"net/url"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+)
+
+// PoolMaxConnsDefault sizes the pool of `run` unless the URL sets
+// pool_max_conns: River's producer and completer, the listener's batches
+// and the workers' event reads share it.
+const PoolMaxConnsDefault = 20
+
+// ErrUnreachable marks an error of a command that could not reach what it
+// needs (the database, the admin address): `fraiseql-observers` exits 2
+// for it, 1 for a problem found once running.
+var ErrUnreachable = errors.New("unreachable")
+
+// Connect opens and pings a pool on databaseURL (PoolMaxConnsDefault
+// connections unless the URL sets pool_max_conns). Errors name the database
+// without its password, hint at DATABASE_URL and are marked ErrUnreachable.
+func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	shown := observers.RedactURL(databaseURL)
+	pc, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, errors.Mark(errors.WithHint(errors.Newf("--database-url %s is not a valid Postgres URL", shown),
+			"use postgres://user@host:5432/dbname, or set DATABASE_URL"), ErrUnreachable)
+	}
+	if u, perr := url.Parse(databaseURL); perr != nil || u.Query().Get("pool_max_conns") == "" {
+		pc.MaxConns = PoolMaxConnsDefault
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, errors.Mark(errors.Wrapf(err, "connect to %s", shown), ErrUnreachable)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, errors.Mark(errors.WithHint(errors.Newf("cannot reach the database at %s: %s", shown, errors.UnwrapAll(err).Error()),
+			"check that Postgres is running and that --database-url (or DATABASE_URL) points at it"), ErrUnreachable)
+	}
+	return pool, nil
+}
+
+// CheckSchema fails with a hint when `migrate` has not run.
+func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	var river, ours bool
+	err := pool.QueryRow(ctx, `SELECT to_regclass('river_job') IS NOT NULL, to_regclass('observer_checkpoints') IS NOT NULL`).Scan(&river, &ours)
+	if err != nil {
+		return errors.Wrap(err, "check schema")
+	}
+	if !river || !ours {
+		return errors.WithHint(errors.New("the database has no fraiseql-observers schema"),
+			"run `fraiseql-observers migrate` against the same --database-url first")
+	}
+	return nil
+}

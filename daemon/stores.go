@@ -1,0 +1,71 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+	obsriver "github.com/fraiseql/fraiseql-observers/river"
+	"github.com/fraiseql/fraiseql-observers/storage"
+	"github.com/fraiseql/fraiseql-observers/storage/postgres"
+	storeredis "github.com/fraiseql/fraiseql-observers/storage/redis"
+)
+
+// stores are the storage layers chosen by the configuration.
+type stores struct {
+	Dedup       storage.Dedup        // nil when dedup is off
+	Cache       storage.Cache        // the action result cache's store
+	Breaker     storage.BreakerStore // circuit-breaker state (circuit_breaker.backend)
+	Invalidator storage.Invalidator  // the redis: block's keys (cache actions); nil without redis.url
+	Search      storage.Search       // documents of search actions
+	Cleanups    []obsriver.Cleanup   // expired dedup keys, cache rows, claim tokens
+	Close       func()
+}
+
+// openStores makes the Redis client (when redis.url is set; one client for
+// every Redis-backed layer) and the dedup, cache, breaker and search stores.
+// An unreachable Redis is logged, not fatal: dedup.on_error decides at each
+// batch.
+func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, logger *slog.Logger) (*stores, error) {
+	s := &stores{Close: func() {}}
+	var rdb *goredis.Client
+	if cfg.Redis.URL != "" {
+		c, err := storeredis.NewClient(cfg.Redis.URL)
+		if err != nil {
+			return nil, err
+		}
+		rdb, s.Invalidator, s.Close = c, storeredis.NewInvalidator(c), func() { _ = c.Close() }
+		if err := storeredis.Ping(ctx, c); err != nil {
+			logger.Warn("run: Redis does not answer; Redis-backed layers degrade until it does", slog.String("error", err.Error()))
+		}
+	}
+	if cfg.Dedup.Enabled {
+		if cfg.Dedup.Backend == observers.BackendRedis {
+			s.Dedup = storeredis.NewDedup(rdb, pool, storeredis.DedupConfig{Window: cfg.Dedup.Window, Prefix: cfg.Redis.KeyPrefix + "dedup:"})
+		} else {
+			s.Dedup = postgres.NewDedup(pool, postgres.DedupConfig{Window: cfg.Dedup.Window})
+		}
+		s.Cleanups = append(s.Cleanups, s.Dedup.Cleanup)
+	}
+	pgBreaker := postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{})
+	s.Breaker = pgBreaker
+	if cfg.CircuitBreakerBackend == observers.BackendRedis {
+		// status reads observer_circuit_breakers: mirror each state write there.
+		s.Breaker = storeredis.NewBreakerStore(rdb, storeredis.BreakerStoreConfig{
+			Prefix: cfg.Redis.KeyPrefix + "breaker:", Mirror: pgBreaker.SetData, Logger: logger,
+		})
+	}
+	if cfg.Cache.Backend == observers.BackendRedis {
+		s.Cache = storeredis.NewCache(rdb, storeredis.CacheConfig{Prefix: cfg.Redis.KeyPrefix + "cache:"})
+	} else {
+		pc := postgres.NewCache(pool)
+		s.Cache = pc
+		s.Cleanups = append(s.Cleanups, pc.Cleanup)
+	}
+	s.Search = postgres.NewSearch(pool)
+	return s, nil
+}

@@ -1,0 +1,302 @@
+package breaker
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
+	"github.com/fraiseql/fraiseql-observers/storage/postgres"
+)
+
+const breakerURL = "https://hooks.example.com/orders?token=x"
+
+var (
+	errTransient = &DeliveryError{StatusCode: 503, Err: errors.New("503")}
+	errPermanent = &DeliveryError{StatusCode: 404, Permanent: true, Err: errors.New("404")}
+)
+
+func newTestRegistry(t *testing.T, store *postgres.BreakerStore) (*Registry, *Metrics) {
+	t.Helper()
+	m := NewMetrics(prometheus.New())
+	r, err := New(Config{Store: store, Metrics: m, CacheTTL: 20 * time.Millisecond})
+	require.NoError(t, err)
+	return r, m
+}
+
+func value(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	require.NoError(t, m.Write(&d))
+	if d.Gauge != nil {
+		return d.Gauge.GetValue()
+	}
+	return d.Counter.GetValue()
+}
+
+func newTestStore(t *testing.T) *postgres.BreakerStore {
+	t.Helper()
+	pool, _ := sqltest.NewDB(t)
+	return postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{})
+}
+
+// send asks for a permit and, when given one, records outcome.
+func send(t *testing.T, r *Registry, cfg CircuitBreakerConfig, outcome error) error {
+	t.Helper()
+	p, err := r.Allow(context.Background(), breakerURL, cfg)
+	if err != nil {
+		return err
+	}
+	p.Done(context.Background(), outcome)
+	return nil
+}
+
+func testBreakerConfig() CircuitBreakerConfig {
+	return CircuitBreakerConfig{FailureThreshold: 0.5, SuccessThreshold: 0.8, Timeout: 200 * time.Millisecond,
+		SampleSize: 20, MinRequests: 4}.WithDefaults()
+}
+
+func TestEndpoint(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://Example.com/a?b=c":     "https://example.com:443",
+		"http://example.com/":           "http://example.com:80",
+		"http://user:pw@10.0.0.1:8080/": "http://10.0.0.1:8080",
+		"https://[::1]/x":               "https://[::1]:443",
+	} {
+		got, err := Endpoint(in)
+		require.NoError(t, err)
+		require.Equal(t, want, got, in)
+	}
+	_, err := Endpoint("/relative")
+	require.Error(t, err)
+}
+
+func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
+	t.Parallel()
+	store := newTestStore(t)
+	r, m := newTestRegistry(t, store)
+	cfg := testBreakerConfig()
+	endpoint := "https://hooks.example.com:443"
+
+	// Below min_requests nothing trips, however many fail.
+	for range 3 {
+		require.NoError(t, send(t, r, cfg, errTransient))
+	}
+	// The fourth request reaches min_requests at a ratio of 1 >= 0.5.
+	require.NoError(t, send(t, r, cfg, errTransient))
+
+	start := time.Now()
+	_, err := r.Allow(context.Background(), breakerURL, cfg)
+	var open *OpenError
+	require.ErrorAs(t, err, &open)
+	require.Equal(t, endpoint, open.Endpoint)
+	require.WithinDuration(t, start.Add(cfg.Timeout), open.Until, cfg.Timeout)
+	require.InDelta(t, 2, value(t, m.State.WithLabelValues(endpoint)), 0)
+	require.InDelta(t, 1, value(t, m.Transitions.WithLabelValues(endpoint, "open")), 0)
+	require.InDelta(t, 1, value(t, m.Rejections.WithLabelValues(endpoint)), 0)
+
+	// After the timeout it lets probes through (min_requests/2 = 2 of them) ...
+	var probes []*Permit
+	require.Eventually(t, func() bool {
+		p, err := r.Allow(context.Background(), breakerURL, cfg)
+		if err == nil {
+			probes = append(probes, p)
+		}
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond)
+	p, err := r.Allow(context.Background(), breakerURL, cfg)
+	require.NoError(t, err)
+	probes = append(probes, p)
+	_, err = r.Allow(context.Background(), breakerURL, cfg)
+	require.ErrorAs(t, err, &open, "a third concurrent probe is refused")
+
+	// ... and closes when they succeed (a permanent 4xx is a success).
+	probes[0].Done(context.Background(), nil)
+	probes[1].Done(context.Background(), errPermanent)
+	require.NoError(t, send(t, r, cfg, nil))
+	require.InDelta(t, 0, value(t, m.State.WithLabelValues(endpoint)), 0)
+	require.InDelta(t, 1, value(t, m.Transitions.WithLabelValues(endpoint, "half-open")), 0)
+	require.InDelta(t, 1, value(t, m.Transitions.WithLabelValues(endpoint, "closed")), 0)
+}
+
+func TestBreakerPermanentErrorsAreSuccesses(t *testing.T) {
+	t.Parallel()
+	r, _ := newTestRegistry(t, newTestStore(t))
+	cfg := testBreakerConfig()
+	for range 20 {
+		require.NoError(t, send(t, r, cfg, errPermanent))
+	}
+	// Three transient failures against many 4xx stay below the ratio.
+	for range 3 {
+		require.NoError(t, send(t, r, cfg, errTransient))
+	}
+	require.NoError(t, send(t, r, cfg, nil))
+}
+
+func TestBreakerRatioBelowThresholdStaysClosed(t *testing.T) {
+	t.Parallel()
+	r, _ := newTestRegistry(t, newTestStore(t))
+	cfg := testBreakerConfig()
+	for range 10 {
+		require.NoError(t, send(t, r, cfg, nil))
+		require.NoError(t, send(t, r, cfg, nil))
+		require.NoError(t, send(t, r, cfg, errTransient)) // 1/3 < 0.5
+	}
+}
+
+func TestBreakerFailedProbeReopens(t *testing.T) {
+	t.Parallel()
+	r, m := newTestRegistry(t, newTestStore(t))
+	cfg := testBreakerConfig()
+	cfg.SuccessThreshold = 1 // no failed probe is excused
+	for range 4 {
+		require.NoError(t, send(t, r, cfg, errTransient))
+	}
+	require.Eventually(t, func() bool { return send(t, r, cfg, errTransient) == nil }, 5*time.Second, 10*time.Millisecond)
+	_, err := r.Allow(context.Background(), breakerURL, cfg)
+	var open *OpenError
+	require.ErrorAs(t, err, &open)
+	require.InDelta(t, 2, value(t, m.Transitions.WithLabelValues("https://hooks.example.com:443", "open")), 0)
+}
+
+func TestBreakerExcusesFailedProbesWithinSuccessThreshold(t *testing.T) {
+	t.Parallel()
+	r, _ := newTestRegistry(t, newTestStore(t))
+	cfg := testBreakerConfig()
+	cfg.MinRequests, cfg.SuccessThreshold = 8, 0.75 // 4 probes, 1 failure excused
+	for range 8 {
+		require.NoError(t, send(t, r, cfg, errTransient))
+	}
+	require.Eventually(t, func() bool { return send(t, r, cfg, errTransient) == nil }, 5*time.Second, 10*time.Millisecond)
+	for range 4 {
+		require.NoError(t, send(t, r, cfg, nil), "one failed probe is excused")
+	}
+	b := r.breaker("https://hooks.example.com:443", cfg)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	require.Equal(t, "closed", b.state.State.String())
+}
+
+func TestBreakerSharedAcrossInstances(t *testing.T) {
+	t.Parallel()
+	pool, _ := sqltest.NewDB(t)
+	a, _ := newTestRegistry(t, postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{}))
+	b, _ := newTestRegistry(t, postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{}))
+	cfg := testBreakerConfig()
+	cfg.Timeout = time.Minute
+
+	_, err := b.Allow(context.Background(), breakerURL, cfg) // b has read the state: closed
+	require.NoError(t, err)
+	for range 4 {
+		require.NoError(t, send(t, a, cfg, errTransient))
+	}
+	require.Eventually(t, func() bool {
+		_, err := b.Allow(context.Background(), breakerURL, cfg)
+		var open *OpenError
+		return errors.As(err, &open)
+	}, 5*time.Second, 5*time.Millisecond, "b sees the breaker that a opened")
+
+	var state string
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT state FROM observer_circuit_breakers WHERE name = 'https://hooks.example.com:443'`).Scan(&state))
+	require.Equal(t, "open", state)
+}
+
+func TestBreakerSharedCountsAcrossInstances(t *testing.T) {
+	t.Parallel()
+	pool, _ := sqltest.NewDB(t)
+	a, _ := newTestRegistry(t, postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{}))
+	b, _ := newTestRegistry(t, postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{}))
+	cfg := testBreakerConfig()
+	cfg.Timeout = time.Minute
+	// Two failures each: neither instance alone reaches min_requests.
+	for range 2 {
+		require.NoError(t, send(t, a, cfg, errTransient))
+		require.NoError(t, send(t, b, cfg, errTransient))
+	}
+	// b recorded the fourth failure; a learns it within its cache TTL.
+	require.Eventually(t, func() bool {
+		_, err := a.Allow(context.Background(), breakerURL, cfg)
+		var open *OpenError
+		return errors.As(err, &open)
+	}, 5*time.Second, 5*time.Millisecond)
+}
+
+func TestBreakerDisabledAndUncounted(t *testing.T) {
+	t.Parallel()
+	r, _ := newTestRegistry(t, newTestStore(t))
+	cfg := testBreakerConfig()
+	off := cfg
+	off.Disabled = true
+	p, err := r.Allow(context.Background(), breakerURL, off)
+	require.NoError(t, err)
+	require.Nil(t, p)
+	p.Done(context.Background(), errTransient) // nil permit: no-op
+
+	refused := &DeliveryError{Permanent: true, Err: &targetRefusedError{class: "loopback"}}
+	for range 10 {
+		require.NoError(t, send(t, r, cfg, refused))
+		require.NoError(t, send(t, r, cfg, context.Canceled))
+	}
+	b := r.breaker("https://hooks.example.com:443", cfg)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	require.Zero(t, b.state.Counts.Requests, "SSRF refusals and cancellations never reach the breaker")
+}
+
+func TestBreakerConcurrentOutcomes(t *testing.T) {
+	t.Parallel()
+	pool, _ := sqltest.NewDB(t)
+	r, _ := newTestRegistry(t, postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{}))
+	cfg := testBreakerConfig()
+	cfg.SampleSize, cfg.MinRequests = 1000, 1000
+	done := make(chan struct{})
+	for range 20 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 10 {
+				p, err := r.Allow(context.Background(), breakerURL, cfg)
+				if err == nil {
+					p.Done(context.Background(), nil)
+				}
+			}
+		}()
+	}
+	for range 20 {
+		<-done
+	}
+	// Successes of a healthy endpoint wait (no write each); the next failure
+	// writes them ahead of itself.
+	require.NoError(t, send(t, r, cfg, errTransient))
+	var requests, failures int
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT (counts->>'Requests')::int, (counts->>'TotalFailures')::int FROM observer_circuit_breakers`).Scan(&requests, &failures))
+	require.Equal(t, 201, requests, "every outcome is recorded once")
+	require.Equal(t, 1, failures)
+}
+
+// The rejection of an open breaker is a cached read (no I/O).
+func BenchmarkBreakerAllowOpen(b *testing.B) {
+	pool, _ := sqltest.NewDB(b)
+	r, err := New(Config{Store: postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{})})
+	require.NoError(b, err)
+	cfg := testBreakerConfig()
+	cfg.Timeout = time.Hour
+	for range 4 {
+		p, err := r.Allow(context.Background(), breakerURL, cfg)
+		require.NoError(b, err)
+		p.Done(context.Background(), errTransient)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := r.Allow(context.Background(), breakerURL, cfg); err == nil {
+			b.Fatal("allowed")
+		}
+	}
+}
