@@ -1,13 +1,22 @@
-package observers
+package observers_test
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+	_ "github.com/fraiseql/fraiseql-observers/observers/action/builtin"
+	"github.com/fraiseql/fraiseql-observers/observers/action/database"
+	"github.com/fraiseql/fraiseql-observers/observers/action/email"
+	"github.com/fraiseql/fraiseql-observers/observers/action/log"
+	"github.com/fraiseql/fraiseql-observers/observers/action/slack"
+	"github.com/fraiseql/fraiseql-observers/observers/action/webhook"
 
 	"github.com/cockroachdb/errors"
 	"github.com/stretchr/testify/require"
@@ -24,15 +33,15 @@ func TestConfigParseValid(t *testing.T) {
 	t.Parallel()
 	data, err := os.ReadFile("testdata/valid.yaml")
 	require.NoError(t, err)
-	cfg, diags, err := ParseWithEnv("valid.yaml", data, envOf(map[string]string{
+	cfg, diags, err := observers.ParseWithEnv("valid.yaml", data, envOf(map[string]string{
 		"TEST_HOOK_URL": "https://example.com/x", "TEST_HOOK_SECRET": "s",
 	}))
 	require.NoError(t, err)
 	require.Empty(t, diags)
 
-	require.Equal(t, ListenerConfig{ID: "orders", Table: ListenerTableDefault, BatchSize: 100, PollInterval: time.Second}, cfg.Listener)
+	require.Equal(t, observers.ListenerConfig{ID: "orders", Table: observers.ListenerTableDefault, BatchSize: 100, PollInterval: time.Second}, cfg.Listener)
 	require.True(t, cfg.AllowPrivateTargets)
-	require.Equal(t, WorkersConfig{MaxWorkers: WorkersMaxWorkersDefault, FetchCooldown: WorkersFetchCooldownDefault, FetchPollInterval: time.Second}, cfg.Workers)
+	require.Equal(t, observers.WorkersConfig{MaxWorkers: observers.WorkersMaxWorkersDefault, FetchCooldown: observers.WorkersFetchCooldownDefault, FetchPollInterval: time.Second}, cfg.Workers)
 	require.Equal(t, data, cfg.Source)
 	require.Len(t, cfg.Hash, 64)
 	require.Equal(t, "valid.yaml", cfg.Filename)
@@ -47,41 +56,41 @@ func TestConfigParseValid(t *testing.T) {
 	require.NotNil(t, o)
 	require.Nil(t, cfg.Observer("nope"))
 	require.Equal(t, "Order", o.Entity)
-	require.Equal(t, []Kind{KindInsert}, o.Events, "insert and created are one kind")
+	require.Equal(t, []observers.Kind{observers.KindInsert}, o.Events, "insert and created are one kind")
 	require.Equal(t, "status == 'new' && total > 100", o.Condition.Source())
-	require.Equal(t, RetryPolicy{MaxAttempts: 3, InitialDelay: 2 * time.Second, MaxDelay: time.Minute, BackoffStrategy: BackoffLinear}, o.Retry)
+	require.Equal(t, observers.RetryPolicy{MaxAttempts: 3, InitialDelay: 2 * time.Second, MaxDelay: time.Minute, BackoffStrategy: observers.BackoffLinear}, o.Retry)
 	require.Len(t, o.Actions, 2)
 
-	w := o.Actions[0].Webhook
-	require.Equal(t, ActionTypeWebhook, o.Actions[0].Type)
+	w := o.Actions[0].(*webhook.Action)
+	require.Equal(t, webhook.Name, o.Actions[0].Type())
 	require.Equal(t, "https://example.com/hooks/orders", w.URL)
 	require.Equal(t, map[string]string{"X-Source": "fraiseql", "Authorization": "Bearer top-secret-token"}, w.Headers)
 	require.Equal(t, "POST", w.Method)
 	require.Equal(t, 30*time.Second, w.Timeout)
-	require.Equal(t, WebhookSignatureStandard, w.Signature)
+	require.Equal(t, webhook.SignatureStandard, w.Signature)
 	require.NotNil(t, w.Body())
 	require.Equal(t, `{"id": "7", "status": "new"}`, w.Body().Render(map[string]any{"id": 7.0, "status": "new"}, true))
 
-	w2 := o.Actions[1].Webhook
+	w2 := o.Actions[1].(*webhook.Action)
 	require.Equal(t, "TEST_HOOK_URL", w2.URLEnv)
 	require.Equal(t, "PUT", w2.Method)
 	require.Equal(t, 5*time.Second, w2.Timeout)
-	require.Equal(t, WebhookSignatureFraiseQL, w2.Signature)
+	require.Equal(t, webhook.SignatureFraiseQL, w2.Signature)
 	require.Nil(t, w2.Body())
 
 	all := cfg.Observer("all_changes")
 	require.Nil(t, all.Condition)
-	require.Equal(t, RetryPolicy{MaxAttempts: 5, InitialDelay: time.Second, MaxDelay: 5 * time.Minute, BackoffStrategy: BackoffExponential}, all.Retry)
+	require.Equal(t, observers.RetryPolicy{MaxAttempts: 5, InitialDelay: time.Second, MaxDelay: 5 * time.Minute, BackoffStrategy: observers.BackoffExponential}, all.Retry)
 }
 
 func TestConfigHashIsContentIdentity(t *testing.T) {
 	t.Parallel()
 	src := []byte("observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhook, url: 'https://a.example/'}]\n")
-	a, _, err := Parse("a.yaml", src)
+	a, _, err := observers.Parse("a.yaml", src)
 	require.NoError(t, err)
-	b, _, err := Parse("b.yaml", src)
+	b, _, err := observers.Parse("b.yaml", src)
 	require.NoError(t, err)
-	c, _, err := Parse("a.yaml", append(src, []byte("# changed\n")...))
+	c, _, err := observers.Parse("a.yaml", append(src, []byte("# changed\n")...))
 	require.NoError(t, err)
 	require.Equal(t, a.Hash, b.Hash)
 	require.NotEqual(t, a.Hash, c.Hash)
@@ -98,14 +107,14 @@ func TestConfigUnsetEnvIsWarning(t *testing.T) {
         url_env: HOOK_URL
         signing_secret_env: HOOK_SECRET
 `)
-	cfg, diags, err := ParseWithEnv("w.yaml", src, envOf(nil))
+	cfg, diags, err := observers.ParseWithEnv("w.yaml", src, envOf(nil))
 	require.NoError(t, err)
 	require.NotNil(t, cfg)
 	require.False(t, diags.HasErrors())
 	require.Len(t, diags, 2)
 	require.Equal(t, "w.yaml:7:18: warning: environment variable HOOK_URL (url_env) is not set", firstLine(diags[0].String()))
 	require.Equal(t, "w.yaml:8:29: warning: environment variable HOOK_SECRET (signing_secret_env) is not set", firstLine(diags[1].String()))
-	require.Equal(t, SeverityWarning, diags[0].Severity)
+	require.Equal(t, observers.SeverityWarning, diags[0].Severity)
 
 	err = cfg.Resolve(envOf(map[string]string{"HOOK_SECRET": "whsec_x"}))
 	require.Error(t, err)
@@ -116,7 +125,7 @@ func TestConfigUnsetEnvIsWarning(t *testing.T) {
 
 	getenv := envOf(map[string]string{"HOOK_URL": "https://h.example/x", "HOOK_SECRET": "whsec_x"})
 	require.NoError(t, cfg.Resolve(getenv))
-	w := cfg.Observers[0].Actions[0].Webhook
+	w := cfg.Observers[0].Actions[0].(*webhook.Action)
 	u, err := w.ResolvedURL(getenv)
 	require.NoError(t, err)
 	require.Equal(t, "https://h.example/x", u)
@@ -131,7 +140,7 @@ func TestConfigUnsetEnvIsWarning(t *testing.T) {
 
 func TestConfigResolvedSecretNone(t *testing.T) {
 	t.Parallel()
-	w := &WebhookAction{URL: "https://x.example/"}
+	w := &webhook.Action{URL: "https://x.example/"}
 	s, err := w.ResolvedSecret(envOf(nil))
 	require.NoError(t, err)
 	require.Empty(t, s)
@@ -150,7 +159,7 @@ func TestConfigInvalidFiles(t *testing.T) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			t.Parallel()
 			wants := WantDiagnostics(t, path)
-			cfg, diags, err := Load(path)
+			cfg, diags, err := observers.LoadConfig(context.Background(), path, observers.LoadOptions{})
 			require.Error(t, err)
 			require.Nil(t, cfg)
 			require.True(t, diags.HasErrors())
@@ -192,16 +201,16 @@ func firstLine(s string) string {
 
 func TestConfigDiagnosticDetails(t *testing.T) {
 	t.Parallel()
-	_, diags, err := Parse("x.yaml", []byte("listener:\n  batchsize: 5\n"))
+	_, diags, err := observers.Parse("x.yaml", []byte("listener:\n  batchsize: 5\n"))
 	require.Error(t, err)
 	require.Equal(t, `x.yaml:2:3: unknown key "batchsize" in listener
   hint: did you mean "batch_size"? valid keys: id, table, batch_size, poll_interval`, diags.Errors()[0].String())
 
-	_, diags, err = Parse("x.yaml", []byte("observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhok, url: 'https://a/'}]\n"))
+	_, diags, err = observers.Parse("x.yaml", []byte("observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhok, url: 'https://a/'}]\n"))
 	require.Error(t, err)
 	require.Contains(t, diags[0].Hint, `did you mean "webhook"?`)
 
-	_, diags, err = Parse("empty.yaml", []byte("# nothing\n"))
+	_, diags, err = observers.Parse("empty.yaml", []byte("# nothing\n"))
 	require.Error(t, err)
 	require.Equal(t, "empty.yaml:1:1: the configuration file is empty", firstLine(diags[0].String()))
 }
@@ -224,20 +233,20 @@ func TestConfigAnchorsAndMergeKeys(t *testing.T) {
       - <<: *hook
         url: https://b.example/
 `)
-	cfg, diags, err := Parse("m.yaml", src)
+	cfg, diags, err := observers.Parse("m.yaml", src)
 	require.NoError(t, err, "%v", diags)
-	b := cfg.Observer("b").Actions[0].Webhook
+	b := cfg.Observer("b").Actions[0].(*webhook.Action)
 	require.Equal(t, "https://b.example/", b.URL)
 	require.Equal(t, 3*time.Second, b.Timeout)
 }
 
 func TestRetryPolicyDelay(t *testing.T) {
 	t.Parallel()
-	exp := RetryPolicy{InitialDelay: time.Second, MaxDelay: 10 * time.Second, BackoffStrategy: BackoffExponential}
-	lin := RetryPolicy{InitialDelay: 2 * time.Second, MaxDelay: 7 * time.Second, BackoffStrategy: BackoffLinear}
-	fix := RetryPolicy{InitialDelay: 3 * time.Second, MaxDelay: time.Minute, BackoffStrategy: BackoffFixed}
+	exp := observers.RetryPolicy{InitialDelay: time.Second, MaxDelay: 10 * time.Second, BackoffStrategy: observers.BackoffExponential}
+	lin := observers.RetryPolicy{InitialDelay: 2 * time.Second, MaxDelay: 7 * time.Second, BackoffStrategy: observers.BackoffLinear}
+	fix := observers.RetryPolicy{InitialDelay: 3 * time.Second, MaxDelay: time.Minute, BackoffStrategy: observers.BackoffFixed}
 	for _, tc := range []struct {
-		p       RetryPolicy
+		p       observers.RetryPolicy
 		attempt int
 		want    time.Duration
 	}{
@@ -253,7 +262,7 @@ func TestRetryPolicyDelay(t *testing.T) {
 		{lin, 4, 7 * time.Second},
 		{fix, 1, 3 * time.Second},
 		{fix, 9, 3 * time.Second},
-		{RetryPolicy{InitialDelay: time.Hour, BackoffStrategy: BackoffExponential}, 100, time.Duration(1<<63 - 1)},
+		{observers.RetryPolicy{InitialDelay: time.Hour, BackoffStrategy: observers.BackoffExponential}, 100, time.Duration(1<<63 - 1)},
 	} {
 		require.Equal(t, tc.want, tc.p.Delay(tc.attempt), "%s attempt %d", tc.p.BackoffStrategy, tc.attempt)
 	}
@@ -280,23 +289,23 @@ observers:
         circuit_breaker:
           enabled: false
 `)
-	cfg, diags, err := Parse("cb.yaml", src)
+	cfg, diags, err := observers.Parse("cb.yaml", src)
 	require.NoError(t, err, "%v", diags)
-	global := CircuitBreakerConfig{FailureThreshold: 0.25, SuccessThreshold: 0.8, Timeout: 10 * time.Second,
+	global := observers.CircuitBreakerConfig{FailureThreshold: 0.25, SuccessThreshold: 0.8, Timeout: 10 * time.Second,
 		SampleSize: 100, MinRequests: 4, Window: time.Minute}
 	require.Equal(t, global, cfg.CircuitBreaker)
 	acts := cfg.Observer("o").Actions
-	require.Equal(t, global, acts[0].Webhook.CircuitBreaker, "inherits the top level")
+	require.Equal(t, global, acts[0].(*webhook.Action).CircuitBreaker, "inherits the top level")
 	want := global
 	want.Timeout, want.SuccessThreshold, want.SampleSize = 2*time.Second, 1, 50
-	require.Equal(t, want, acts[1].Webhook.CircuitBreaker, "overrides field by field")
+	require.Equal(t, want, acts[1].(*webhook.Action).CircuitBreaker, "overrides field by field")
 	want = global
 	want.Disabled = true
-	require.Equal(t, want, acts[2].Webhook.CircuitBreaker)
+	require.Equal(t, want, acts[2].(*webhook.Action).CircuitBreaker)
 
-	cfg, _, err = Parse("none.yaml", []byte("observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhook, url: 'https://a/'}]\n"))
+	cfg, _, err = observers.Parse("none.yaml", []byte("observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhook, url: 'https://a/'}]\n"))
 	require.NoError(t, err)
-	require.Equal(t, CircuitBreakerConfig{}.WithDefaults(), cfg.Observer("o").Actions[0].Webhook.CircuitBreaker)
+	require.Equal(t, observers.CircuitBreakerConfig{}.WithDefaults(), cfg.Observer("o").Actions[0].(*webhook.Action).CircuitBreaker)
 	require.False(t, cfg.CircuitBreaker.Disabled, "enabled by default")
 }
 
@@ -315,7 +324,7 @@ func TestConfigCircuitBreakerErrors(t *testing.T) {
 		action + "{sample_size: 5}\n":                            "x.yaml:8:9: observers.o.actions[0].circuit_breaker: min_requests (10) is larger than sample_size (5); the breaker could never open",
 		action + "{timeout: -1s}\n":                              "x.yaml:8:36: observers.o.actions[0].circuit_breaker.timeout must be positive, got -1s",
 	} {
-		_, diags, err := Parse("x.yaml", []byte(src))
+		_, diags, err := observers.Parse("x.yaml", []byte(src))
 		require.Error(t, err, src)
 		require.NotEmpty(t, diags.Errors(), src)
 		require.Equal(t, want, firstLine(diags.Errors()[0].String()), src)
@@ -357,44 +366,43 @@ observers:
         subject: Hello
 `)
 	env := envOf(map[string]string{"SLACK_URL": "https://hooks.slack.com/services/T/B/X", "SMTP_USER": "u", "SMTP_PASS": "p"})
-	cfg, diags, err := ParseWithEnv("a.yaml", src, env)
+	cfg, diags, err := observers.ParseWithEnv("a.yaml", src, env)
 	require.NoError(t, err, "%v", diags)
 	require.Empty(t, diags)
-	require.Equal(t, &SMTPConfig{Host: "mail.example.com", Port: 587, From: "Alerts <alerts@example.com>",
-		UsernameEnv: "SMTP_USER", PasswordEnv: "SMTP_PASS", TLS: SMTPTLSStartTLS, Timeout: 30 * time.Second}, cfg.SMTP)
+	require.Equal(t, &observers.SMTPConfig{Host: "mail.example.com", Port: 587, From: "Alerts <alerts@example.com>",
+		UsernameEnv: "SMTP_USER", PasswordEnv: "SMTP_PASS", TLS: observers.SMTPTLSStartTLS, Timeout: 30 * time.Second}, cfg.SMTP)
 	require.NoError(t, cfg.Resolve(env))
 
 	acts := cfg.Observers[0].Actions
 	require.Len(t, acts, 5)
-	s := acts[0].Slack
-	require.Equal(t, ActionTypeSlack, acts[0].Type)
+	s := acts[0].(*slack.Action)
+	require.Equal(t, slack.Name, acts[0].Type())
 	require.Equal(t, "SLACK_URL", s.WebhookURLEnv)
 	require.Equal(t, 30*time.Second, s.Timeout)
 	body, err := s.Payload(map[string]any{"id": 42.0, "customer": map[string]any{"name": `Ann "A" O'Neil` + "\n<x>"}})
 	require.NoError(t, err)
 	require.JSONEq(t, `{"text": "Order 42 by Ann \"A\" O'Neil\n<x>", "channel": "#orders"}`, string(body))
 
-	e := acts[1].Email
+	e := acts[1].(*email.Action)
 	require.Equal(t, []string{"<ops@example.com>", `"Sales" <sales@example.com>`}, e.To)
 	require.Equal(t, []string{"<audit@example.com>"}, e.Cc)
 	require.Equal(t, "support@example.com", e.ReplyTo)
-	require.Nil(t, e.at, "the syntax tree is not kept")
 
-	d := acts[2].Database
+	d := acts[2].(*database.Action)
 	require.Equal(t, `"app"."on_order"`, d.QuotedName())
 	require.Equal(t, 5*time.Second, d.Timeout)
 	require.Equal(t, "high", d.Params["priority"])
 	require.Len(t, d.Params["tags"], 2)
 
-	g := acts[3].Log
-	require.Equal(t, LogLevelWarn, g.Level)
+	g := acts[3].(*log.Action)
+	require.Equal(t, log.LevelWarn, g.Level)
 	require.Equal(t, "seen 7", g.Message().Render(map[string]any{"id": 7.0}, false))
 
-	require.Equal(t, "{{ customer.email }}", acts[4].Email.ToTemplate)
-	require.Equal(t, "Hello", acts[4].Email.Subject)
+	require.Equal(t, "{{ customer.email }}", acts[4].(*email.Action).ToTemplate)
+	require.Equal(t, "Hello", acts[4].(*email.Action).Subject)
 
 	// Unset secrets are warnings for validate-config and errors for run.
-	_, diags, err = ParseWithEnv("a.yaml", src, envOf(nil))
+	_, diags, err = observers.ParseWithEnv("a.yaml", src, envOf(nil))
 	require.NoError(t, err)
 	var warned []string
 	for _, d := range diags.Warnings() {
@@ -424,23 +432,23 @@ observers:
       - {type: database, function_name: notify}
       - {type: log}
 `)
-	cfg, _, err := ParseWithEnv("d.yaml", src, envOf(nil))
+	cfg, _, err := observers.ParseWithEnv("d.yaml", src, envOf(nil))
 	require.NoError(t, err)
-	require.Equal(t, SMTPPortImplicit, cfg.SMTP.Port, "tls: tls defaults to port 465")
-	ev := &Event{Seq: 3, ID: "e1", Kind: KindInsert, EntityType: "Order", EntityID: "42", Data: map[string]any{}}
+	require.Equal(t, observers.SMTPPortImplicit, cfg.SMTP.Port, "tls: tls defaults to port 465")
+	ev := &observers.Event{Seq: 3, ID: "e1", Kind: observers.KindInsert, EntityType: "Order", EntityID: "42", Data: map[string]any{}}
 	acts := cfg.Observers[0].Actions
-	body, err := acts[0].Slack.Payload(TemplateData(ev))
+	body, err := acts[0].(*slack.Action).Payload(observers.TemplateData(ev))
 	require.NoError(t, err)
 	require.JSONEq(t, `{"text": "Order 42 INSERT"}`, string(body))
-	msg, err := acts[1].Email.Render(ev, "o")
+	msg, err := acts[1].(*email.Action).Render(ev, "o")
 	require.NoError(t, err)
 	require.Equal(t, "Order 42 INSERT", msg.Subject)
 	require.Contains(t, msg.Text, `"entity_type": "Order"`, "the default body is the envelope")
 	require.Empty(t, msg.HTML)
-	require.Equal(t, `"notify"`, acts[2].Database.QuotedName())
-	require.Equal(t, DatabaseTimeoutDefault, acts[2].Database.Timeout)
-	require.Equal(t, LogLevelInfo, acts[3].Log.Level)
-	require.Equal(t, "Order 42 INSERT", acts[3].Log.Message().Render(TemplateData(ev), false))
+	require.Equal(t, `"notify"`, acts[2].(*database.Action).QuotedName())
+	require.Equal(t, database.TimeoutDefault, acts[2].(*database.Action).Timeout)
+	require.Equal(t, log.LevelInfo, acts[3].(*log.Action).Level)
+	require.Equal(t, "Order 42 INSERT", acts[3].(*log.Action).Message().Render(observers.TemplateData(ev), false))
 }
 
 func TestConfigActionErrors(t *testing.T) {
@@ -454,9 +462,9 @@ func TestConfigActionErrors(t *testing.T) {
 		hint      string   // in the first diagnostic's hint
 	}{
 		{"sms", obs("      - type: sms\n"),
-			[]string{`x.yaml:6:15: unknown action type "sms"`}, "valid action types: webhook, slack, email, database, log"},
+			[]string{`x.yaml:6:15: unknown action type "sms"`}, "valid action types: cache, database, email, log, search, slack, webhook"},
 		{"push", obs("      - type: push\n"),
-			[]string{`x.yaml:6:15: unknown action type "push"`}, "slack, email, database, log"},
+			[]string{`x.yaml:6:15: unknown action type "push"`}, "cache, database, email, log, search, slack, webhook"},
 		{"slack typo", obs("      - type: slak\n"),
 			[]string{`x.yaml:6:15: unknown action type "slak"`}, `did you mean "slack"?`},
 		{"slack no url", obs("      - type: slack\n        channel: x\n"),
@@ -503,7 +511,7 @@ func TestConfigActionErrors(t *testing.T) {
 			[]string{"x.yaml:8:18: observers.o.actions[0].timeout (5m0s) is longer than 50s"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, diags, err := ParseWithEnv("x.yaml", []byte(tc.src), envOf(map[string]string{"X": "https://h.example/"}))
+			_, diags, err := observers.ParseWithEnv("x.yaml", []byte(tc.src), envOf(map[string]string{"X": "https://h.example/"}))
 			require.Error(t, err)
 			var got []string
 			for _, d := range diags.Errors() {
@@ -518,15 +526,15 @@ func TestConfigActionErrors(t *testing.T) {
 func TestConfigCircuitBreakerBackend(t *testing.T) {
 	t.Parallel()
 	const obs = "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhook, url: 'https://a/'}]\n"
-	cfg, diags, err := Parse("none.yaml", []byte(obs))
+	cfg, diags, err := observers.Parse("none.yaml", []byte(obs))
 	require.NoError(t, err, "%v", diags)
-	require.Equal(t, BackendPostgres, cfg.CircuitBreakerBackend, "postgres by default")
+	require.Equal(t, observers.BackendPostgres, cfg.CircuitBreakerBackend, "postgres by default")
 
-	cfg, diags, err = Parse("redis.yaml", []byte("redis: {url: 'redis://127.0.0.1:6379/0'}\ncircuit_breaker: {backend: Redis, timeout: 5s}\n"+obs))
+	cfg, diags, err = observers.Parse("redis.yaml", []byte("redis: {url: 'redis://127.0.0.1:6379/0'}\ncircuit_breaker: {backend: Redis, timeout: 5s}\n"+obs))
 	require.NoError(t, err, "%v", diags)
 	require.Empty(t, diags)
-	require.Equal(t, BackendRedis, cfg.CircuitBreakerBackend)
-	require.Equal(t, 5*time.Second, cfg.Observer("o").Actions[0].Webhook.CircuitBreaker.Timeout, "the other fields still apply")
+	require.Equal(t, observers.BackendRedis, cfg.CircuitBreakerBackend)
+	require.Equal(t, 5*time.Second, cfg.Observer("o").Actions[0].(*webhook.Action).CircuitBreaker.Timeout, "the other fields still apply")
 
 	action := "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions:\n      - type: webhook\n        url: https://a/\n        circuit_breaker: "
 	for src, want := range map[string]string{
@@ -534,7 +542,7 @@ func TestConfigCircuitBreakerBackend(t *testing.T) {
 		"circuit_breaker: {backend: memcached}\n" + obs: `x.yaml:1:28: unknown circuit_breaker.backend "memcached"`,
 		action + "{backend: postgres}\n":                "x.yaml:8:27: observers.o.actions[0].circuit_breaker.backend: the state store is chosen once, for every breaker",
 	} {
-		_, diags, err := Parse("x.yaml", []byte(src))
+		_, diags, err := observers.Parse("x.yaml", []byte(src))
 		require.Error(t, err, src)
 		require.NotEmpty(t, diags.Errors(), src)
 		require.Equal(t, want, firstLine(diags.Errors()[0].String()), src)
@@ -546,23 +554,23 @@ func TestConfigConcurrency(t *testing.T) {
 	const obs = "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: log}]\n"
 	for _, tc := range []struct {
 		name, src string
-		want      ConcurrencyConfig
+		want      observers.ConcurrencyConfig
 		email     int
 	}{
-		{"defaults", obs, ConcurrencyConfig{MaxParallelism: ConcurrencyMaxParallelismDefault, DeliveriesPerJob: ConcurrencyDeliveriesPerJobDefault}, EmailMaxWorkersDefault},
-		{"workers alias", "workers: {max_workers: 50}\n" + obs, ConcurrencyConfig{MaxParallelism: 50, DeliveriesPerJob: ConcurrencyDeliveriesPerJobDefault}, EmailMaxWorkersDefault},
-		{"both, equal", "workers: {max_workers: 50}\nconcurrency: {max_parallelism: 50}\n" + obs, ConcurrencyConfig{MaxParallelism: 50, DeliveriesPerJob: ConcurrencyDeliveriesPerJobDefault}, EmailMaxWorkersDefault},
-		{"small", "concurrency: {max_parallelism: 8}\n" + obs, ConcurrencyConfig{MaxParallelism: 8, DeliveriesPerJob: ConcurrencyDeliveriesPerJobDefault}, 8},
-		{"one delivery per job", "concurrency: {deliveries_per_job: 1}\n" + obs, ConcurrencyConfig{MaxParallelism: ConcurrencyMaxParallelismDefault, DeliveriesPerJob: 1}, EmailMaxWorkersDefault},
+		{"defaults", obs, observers.ConcurrencyConfig{MaxParallelism: observers.ConcurrencyMaxParallelismDefault, DeliveriesPerJob: observers.ConcurrencyDeliveriesPerJobDefault}, email.MaxParallelismDefault},
+		{"workers alias", "workers: {max_workers: 50}\n" + obs, observers.ConcurrencyConfig{MaxParallelism: 50, DeliveriesPerJob: observers.ConcurrencyDeliveriesPerJobDefault}, email.MaxParallelismDefault},
+		{"both, equal", "workers: {max_workers: 50}\nconcurrency: {max_parallelism: 50}\n" + obs, observers.ConcurrencyConfig{MaxParallelism: 50, DeliveriesPerJob: observers.ConcurrencyDeliveriesPerJobDefault}, email.MaxParallelismDefault},
+		{"small", "concurrency: {max_parallelism: 8}\n" + obs, observers.ConcurrencyConfig{MaxParallelism: 8, DeliveriesPerJob: observers.ConcurrencyDeliveriesPerJobDefault}, 8},
+		{"one delivery per job", "concurrency: {deliveries_per_job: 1}\n" + obs, observers.ConcurrencyConfig{MaxParallelism: observers.ConcurrencyMaxParallelismDefault, DeliveriesPerJob: 1}, email.MaxParallelismDefault},
 		{"queues", "concurrency:\n  max_parallelism: 300\n  queues: {Email: 40, webhook: 300}\n" + obs,
-			ConcurrencyConfig{MaxParallelism: 300, Queues: map[string]int{"email": 40, "webhook": 300}, DeliveriesPerJob: ConcurrencyDeliveriesPerJobDefault}, 40},
+			observers.ConcurrencyConfig{MaxParallelism: 300, Queues: map[string]int{"email": 40, "webhook": 300}, DeliveriesPerJob: observers.ConcurrencyDeliveriesPerJobDefault}, 40},
 	} {
-		cfg, diags, err := Parse("x.yaml", []byte(tc.src))
+		cfg, diags, err := observers.Parse("x.yaml", []byte(tc.src))
 		require.NoError(t, err, "%s: %v", tc.name, diags)
 		require.Equal(t, tc.want, cfg.Concurrency, tc.name)
 		require.Equal(t, tc.want.MaxParallelism, cfg.Workers.MaxWorkers, "%s: workers.max_workers follows", tc.name)
-		require.Equal(t, tc.email, cfg.Concurrency.MaxWorkers(ActionTypeEmail), tc.name)
-		require.Equal(t, cfg.Concurrency.MaxParallelism, cfg.Concurrency.MaxWorkers(ActionTypeSlack), tc.name)
+		require.Equal(t, tc.email, cfg.Concurrency.MaxWorkers(email.Name), tc.name)
+		require.Equal(t, cfg.Concurrency.MaxParallelism, cfg.Concurrency.MaxWorkers(slack.Name), tc.name)
 	}
 
 	for src, want := range map[string]string{
@@ -578,13 +586,13 @@ func TestConfigConcurrency(t *testing.T) {
 		"concurrency: {deliveries_per_job: 5000}\n":                        "x.yaml:1:35: concurrency.deliveries_per_job (5000) is more than 1000",
 		"concurrency: {deliveries_per_job: 0}\n":                           "x.yaml:1:35: concurrency.deliveries_per_job must be positive, got 0",
 	} {
-		_, diags, err := Parse("x.yaml", []byte(src+obs))
+		_, diags, err := observers.Parse("x.yaml", []byte(src+obs))
 		require.Error(t, err, src)
 		require.NotEmpty(t, diags.Errors(), src)
 		require.Equal(t, want, firstLine(diags.Errors()[0].String()), src)
 	}
-	_, diags, _ := Parse("x.yaml", []byte("concurrency: {queues: {emial: 5}}\n"+obs))
+	_, diags, _ := observers.Parse("x.yaml", []byte("concurrency: {queues: {emial: 5}}\n"+obs))
 	require.Contains(t, diags.Errors()[0].Hint, `did you mean "email"?`)
-	_, diags, _ = Parse("x.yaml", []byte("workers: {max_workers: 50}\nconcurrency: {max_parallelism: 60}\n"+obs))
+	_, diags, _ = observers.Parse("x.yaml", []byte("workers: {max_workers: 50}\nconcurrency: {max_parallelism: 60}\n"+obs))
 	require.Contains(t, diags.Errors()[0].Hint, "older name")
 }

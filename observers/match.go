@@ -8,7 +8,7 @@ type Match struct {
 }
 
 // Action returns the matched action.
-func (m Match) Action() *Action { return &m.Observer.Actions[m.ActionIndex] }
+func (m Match) Action() Action { return m.Observer.Actions[m.ActionIndex] }
 
 // Match returns one Match per action of every observer that the event
 // triggers: entity ("*" or equal, case-sensitive), event kind and condition

@@ -1,7 +1,11 @@
-package observers
+package observers_test
 
 import (
 	"testing"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+	_ "github.com/fraiseql/fraiseql-observers/observers/action/builtin"
+	"github.com/fraiseql/fraiseql-observers/observers/action/webhook"
 
 	"github.com/stretchr/testify/require"
 )
@@ -32,47 +36,47 @@ const matchConfig = `observers:
       - {type: webhook, url: "https://a.example/5"}
 `
 
-func matchNames(ms []Match) []string {
+func matchNames(ms []observers.Match) []string {
 	var out []string
 	for _, m := range ms {
-		out = append(out, m.Observer.Name+"/"+m.Action().Webhook.URL[len("https://a.example/"):])
+		out = append(out, m.Observer.Name+"/"+m.Action().(*webhook.Action).URL[len("https://a.example/"):])
 	}
 	return out
 }
 
 func TestMatch(t *testing.T) {
 	t.Parallel()
-	cfg, diags, err := Parse("m.yaml", []byte(matchConfig))
+	cfg, diags, err := observers.Parse("m.yaml", []byte(matchConfig))
 	require.NoError(t, err, "%v", diags)
 
 	for _, tc := range []struct {
 		name string
-		ev   *Event
+		ev   *observers.Event
 		want []string
 	}{
-		{"insert matching condition", &Event{Kind: KindInsert, EntityType: "Order", Data: map[string]any{"status": "new", "total": 150.0}},
+		{"insert matching condition", &observers.Event{Kind: observers.KindInsert, EntityType: "Order", Data: map[string]any{"status": "new", "total": 150.0}},
 			[]string{"audit/4", "order_created/1", "order_created/2"}},
-		{"insert failing condition", &Event{Kind: KindInsert, EntityType: "Order", Data: map[string]any{"status": "new", "total": 50.0}},
+		{"insert failing condition", &observers.Event{Kind: observers.KindInsert, EntityType: "Order", Data: map[string]any{"status": "new", "total": 50.0}},
 			[]string{"audit/4"}},
-		{"update to shipped", &Event{Kind: KindUpdate, EntityType: "Order",
+		{"update to shipped", &observers.Event{Kind: observers.KindUpdate, EntityType: "Order",
 			Data: map[string]any{"status": "shipped"}, Before: map[string]any{"status": "new"}},
 			[]string{"audit/4", "order_shipped/3"}},
-		{"update not shipped", &Event{Kind: KindUpdate, EntityType: "Order",
+		{"update not shipped", &observers.Event{Kind: observers.KindUpdate, EntityType: "Order",
 			Data: map[string]any{"status": "paid"}, Before: map[string]any{"status": "new"}},
 			[]string{"audit/4"}},
-		{"delete only wildcard", &Event{Kind: KindDelete, EntityType: "Order", Before: map[string]any{"status": "new"}},
+		{"delete only wildcard", &observers.Event{Kind: observers.KindDelete, EntityType: "Order", Before: map[string]any{"status": "new"}},
 			[]string{"audit/4"}},
-		{"entity is case-sensitive", &Event{Kind: KindInsert, EntityType: "order", Data: map[string]any{"status": "new", "total": 150.0}},
+		{"entity is case-sensitive", &observers.Event{Kind: observers.KindInsert, EntityType: "order", Data: map[string]any{"status": "new", "total": 150.0}},
 			[]string{"audit/4"}},
-		{"custom kind filtered by events", &Event{Kind: KindCustom, EntityType: "User"},
+		{"custom kind filtered by events", &observers.Event{Kind: observers.KindCustom, EntityType: "User"},
 			[]string{"user_events/5"}},
-		{"other entity", &Event{Kind: KindInsert, EntityType: "Invoice"},
+		{"other entity", &observers.Event{Kind: observers.KindInsert, EntityType: "Invoice"},
 			[]string{"audit/4"}},
-		{"unknown kind matches nothing", &Event{Kind: "", RawKind: "TRUNCATE", EntityType: "Order"}, nil},
+		{"unknown kind matches nothing", &observers.Event{Kind: "", RawKind: "TRUNCATE", EntityType: "Order"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got := cfg.Match(tc.ev, func(o *Observer, err error) { t.Errorf("unexpected condition error in %s: %v", o.Name, err) })
+			got := cfg.Match(tc.ev, func(o *observers.Observer, err error) { t.Errorf("unexpected condition error in %s: %v", o.Name, err) })
 			require.Equal(t, tc.want, matchNames(got))
 		})
 	}
@@ -80,11 +84,11 @@ func TestMatch(t *testing.T) {
 
 func TestMatchConditionErrorDoesNotMatch(t *testing.T) {
 	t.Parallel()
-	cfg, _, err := Parse("m.yaml", []byte(matchConfig))
+	cfg, _, err := observers.Parse("m.yaml", []byte(matchConfig))
 	require.NoError(t, err)
 	var failed []string
-	got := cfg.Match(&Event{Kind: KindInsert, EntityType: "Order", Data: map[string]any{"status": "new"}},
-		func(o *Observer, err error) {
+	got := cfg.Match(&observers.Event{Kind: observers.KindInsert, EntityType: "Order", Data: map[string]any{"status": "new"}},
+		func(o *observers.Observer, err error) {
 			require.Error(t, err)
 			failed = append(failed, o.Name)
 		})
@@ -92,7 +96,7 @@ func TestMatchConditionErrorDoesNotMatch(t *testing.T) {
 	require.Equal(t, []string{"order_created"}, failed)
 
 	require.NotPanics(t, func() {
-		cfg.Match(&Event{Kind: KindInsert, EntityType: "Order", Data: map[string]any{}}, nil)
+		cfg.Match(&observers.Event{Kind: observers.KindInsert, EntityType: "Order", Data: map[string]any{}}, nil)
 	})
 	require.Nil(t, cfg.Match(nil, nil))
 }

@@ -8,11 +8,11 @@ import (
 // Redacted replaces a secret in a URL rendered by RedactURL.
 const Redacted = "REDACTED"
 
-// RedactURL renders a URL for people (errors, logs, CLI output): the
-// password of its userinfo (or a user name given alone, which may be a
-// token), every query value (keys are kept) and its fragment are replaced
-// or removed, so a credential in a webhook URL, a Slack URL or a
-// database URL never reaches them. Anything that does not parse as a URL
+// RedactURL renders a URL for people (errors, logs, CLI output): its
+// userinfo (a password, or a token given as the user name) and fragment are
+// removed and every query value (keys are kept) is replaced by REDACTED, so
+// a credential in a webhook URL, a Slack URL or a database URL never
+// reaches them. Anything that does not parse as a URL
 // renders as "<unparseable URL>".
 func RedactURL(raw string) string { return redactURL(raw, false) }
 
@@ -27,14 +27,7 @@ func redactURL(raw string, secretPath bool) string {
 		return "<unparseable URL>"
 	}
 	c := *u
-	if c.User != nil {
-		// With a password the user name is a name; alone it may be a token.
-		if _, has := c.User.Password(); has {
-			c.User = url.UserPassword(c.User.Username(), Redacted)
-		} else {
-			c.User = url.User(Redacted)
-		}
-	}
+	c.User = nil // a password, or a token given as the user name
 	c.Fragment, c.RawFragment = "", ""
 	if c.RawQuery != "" {
 		parts := strings.Split(c.RawQuery, "&")
@@ -46,7 +39,7 @@ func redactURL(raw string, secretPath bool) string {
 		c.RawQuery = strings.Join(parts, "&")
 	}
 	if secretPath { // nothing but scheme, host and the first path segment
-		c.User, c.RawQuery, c.ForceQuery = nil, "", false
+		c.RawQuery, c.ForceQuery = "", false
 		first, rest, _ := strings.Cut(strings.TrimPrefix(c.EscapedPath(), "/"), "/")
 		switch {
 		case first == "":

@@ -1,31 +1,107 @@
-package observers
+package observers_test
 
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
+	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/goccy/go-yaml"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+	_ "github.com/fraiseql/fraiseql-observers/observers/action/builtin"
 )
 
 const schemaPath = "../schema/observers.schema.json"
 
-// actionKeyTables are the decoder's key tables of each action type. A new
-// action type fails TestSchemaKeys until it is added here and to the schema
-// as $defs/<type>Action.
-var actionKeyTables = map[string][]string{
-	ActionTypeWebhook:  webhookKeys,
-	ActionTypeSlack:    slackKeys,
-	ActionTypeEmail:    emailKeys,
-	ActionTypeDatabase: databaseKeys,
-	ActionTypeLog:      logKeys,
-	ActionTypeCache:    cacheActionKeys,
-	ActionTypeSearch:   searchKeys,
+var updateSchema = flag.Bool("update", false, "rewrite the action types' part of "+schemaPath+" from the registry")
+
+// The schema's action part comes from the registered action types: the
+// type enum is their names, each selects its own definition, and each
+// definition is the type's Schema(). `go test ./observers -run
+// TestSchemaActionTypes -update` (part of `just generate`) rewrites it.
+func TestSchemaActionTypes(t *testing.T) {
+	data, err := os.ReadFile(schemaPath)
+	require.NoError(t, err)
+	var root map[string]any
+	require.NoError(t, json.Unmarshal(data, &root))
+	defs := root["$defs"].(map[string]any)
+	names := observers.ActionTypeNames()
+	want := map[string]any{}
+	var allOf []any
+	for _, name := range names {
+		typ, _ := observers.LookupActionType(name)
+		var def any
+		require.NoError(t, json.Unmarshal(typ.Schema(), &def), name)
+		want[name+"Action"] = def
+		allOf = append(allOf, map[string]any{
+			"if":   map[string]any{"properties": map[string]any{"type": map[string]any{"const": name}}},
+			"then": map[string]any{"$ref": "#/$defs/" + name + "Action"},
+		})
+	}
+	enum := make([]any, len(names))
+	queues := map[string]any{}
+	for i, n := range names {
+		enum[i] = n
+		desc := fmt.Sprintf("workers of the %s queue (fraiseql_observers_%s), at most max_parallelism; default max_parallelism", n, n)
+		typ, _ := observers.LookupActionType(n)
+		if pl, ok := typ.(observers.ParallelismLimiter); ok {
+			desc += fmt.Sprintf(", and at most %d", pl.MaxParallelismDefault())
+		}
+		queues[n] = map[string]any{"type": "integer", "minimum": 1, "maximum": observers.ConcurrencyMaxParallelismMax, "description": desc}
+	}
+	allOf, queues = jsonRoundTrip(t, allOf), jsonRoundTrip(t, queues)
+	if *updateSchema {
+		for k := range defs {
+			if strings.HasSuffix(k, "Action") {
+				delete(defs, k)
+			}
+		}
+		for k, v := range want {
+			defs[k] = v
+		}
+		action := defs["action"].(map[string]any)
+		action["properties"].(map[string]any)["type"] = map[string]any{"enum": enum}
+		action["allOf"] = allOf
+		conc := root["properties"].(map[string]any)["concurrency"].(map[string]any)
+		conc["properties"].(map[string]any)["queues"].(map[string]any)["properties"] = queues
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		require.NoError(t, enc.Encode(root))
+		require.NoError(t, os.WriteFile(schemaPath, b.Bytes(), 0o644))
+		return
+	}
+	hint := "run `go test ./observers -run TestSchemaActionTypes -update` (or `just generate`)"
+	for k := range defs {
+		if strings.HasSuffix(k, "Action") {
+			require.Contains(t, want, k, "%s: $defs/%s is no registered action type; %s", schemaPath, k, hint)
+		}
+	}
+	for k, v := range want {
+		require.Equal(t, v, defs[k], "%s: $defs/%s differs from the type's Schema(); %s", schemaPath, k, hint)
+	}
+	action := defs["action"].(map[string]any)
+	require.Equal(t, enum, action["properties"].(map[string]any)["type"].(map[string]any)["enum"], hint)
+	require.Equal(t, allOf, action["allOf"], hint)
+	conc := root["properties"].(map[string]any)["concurrency"].(map[string]any)
+	require.Equal(t, queues, conc["properties"].(map[string]any)["queues"].(map[string]any)["properties"], hint)
+}
+
+// jsonRoundTrip gives v as encoding/json decodes it (numbers as float64).
+func jsonRoundTrip[T any](t *testing.T, v T) T {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	var out T
+	require.NoError(t, json.Unmarshal(b, &out))
+	return out
 }
 
 // The schema names exactly the keys the decoder accepts, at the same place,
@@ -36,7 +112,6 @@ func TestSchemaKeys(t *testing.T) {
 	require.NoError(t, err)
 	var root map[string]any
 	require.NoError(t, json.Unmarshal(data, &root))
-
 	at := func(ptr string) map[string]any {
 		node := root
 		for _, p := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
@@ -58,42 +133,15 @@ func TestSchemaKeys(t *testing.T) {
 		}
 		return keys
 	}
-	actionBreakerKeys := slices.DeleteFunc(slices.Clone(breakerKeys), func(k string) bool { return k == "backend" })
-	for ptr, want := range map[string][]string{
-		"":                        topKeys,
-		"/properties/listener":    listenerKeys,
-		"/properties/workers":     workersKeys,
-		"/properties/concurrency": concurrencyKeys,
-		"/properties/concurrency/properties/queues": actionTypes,
-		"/properties/circuit_breaker":               breakerKeys,
-		"/$defs/circuitBreaker":                     actionBreakerKeys,
-		"/properties/smtp":                          smtpKeys,
-		"/properties/redis":                         redisKeys,
-		"/properties/dedup":                         dedupKeys,
-		"/properties/cache":                         cacheKeys,
-		"/$defs/observer":                           observerKeys,
-		"/$defs/retry":                              retryKeys,
-	} {
+	tables := map[string][]string{"/properties/concurrency/properties/queues": observers.ActionTypeNames()}
+	for ptr, keys := range observers.KeyTables {
+		tables[ptr] = keys
+	}
+	for _, name := range observers.ActionTypeNames() {
+		tables["/$defs/"+name+"Action"] = observers.ActionTypeKeys(name)
+	}
+	for ptr, want := range tables {
 		require.ElementsMatch(t, want, keysOf(ptr), "schema %s vs the decoder's key table", cmpOr(ptr, "top level"))
-	}
-
-	// Actions: the type enum is the action types, each selects its own
-	// definition, and each definition has the decoder's keys.
-	var enum []string
-	for _, v := range at("/$defs/action/properties/type")["enum"].([]any) {
-		enum = append(enum, v.(string))
-	}
-	require.Equal(t, actionTypes, enum, "$defs/action type enum")
-	allOf := at("/$defs/action")["allOf"].([]any)
-	require.Len(t, allOf, len(actionTypes))
-	for i, typ := range actionTypes {
-		keys, ok := actionKeyTables[typ]
-		require.True(t, ok, "action type %q: add its key table to actionKeyTables and $defs/%sAction to %s", typ, typ, schemaPath)
-		require.ElementsMatch(t, keys, keysOf("/$defs/"+typ+"Action"), "$defs/%sAction vs the decoder's key table", typ)
-		branch := allOf[i].(map[string]any)
-		cond := branch["if"].(map[string]any)["properties"].(map[string]any)["type"].(map[string]any)
-		require.Equal(t, typ, cond["const"])
-		require.Equal(t, "#/$defs/"+typ+"Action", branch["then"].(map[string]any)["$ref"])
 	}
 }
 
@@ -173,7 +221,7 @@ func TestSchemaValidatesExamples(t *testing.T) {
 			src, err = os.ReadFile(path)
 			require.NoError(t, err)
 		}
-		_, diags, err := ParseWithEnv(path, src, env)
+		_, diags, err := observers.ParseWithEnv(path, src, env)
 		require.NoError(t, err, "%s: %v", path, diags)
 		require.NoError(t, schemaValidate(t, s, src), path)
 	}
@@ -192,7 +240,7 @@ func TestSchemaValidatesExamples(t *testing.T) {
 		"backend on a webhook":  "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhook, url: 'https://x/', circuit_breaker: {backend: redis}}]\n",
 	} {
 		require.Error(t, schemaValidate(t, s, []byte(src)), name)
-		_, _, err := Parse("x.yaml", []byte(src))
+		_, _, err := observers.Parse("x.yaml", []byte(src))
 		require.Error(t, err, "%s: the loader rejects it too", name)
 	}
 }

@@ -1,9 +1,13 @@
-package observers
+package observers_test
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
+	_ "github.com/fraiseql/fraiseql-observers/observers/action/builtin"
+	"github.com/fraiseql/fraiseql-observers/observers/action/webhook"
 
 	"github.com/stretchr/testify/require"
 )
@@ -15,14 +19,14 @@ func strp(s string) *string { return &s }
 func TestTableObserversConvert(t *testing.T) {
 	t.Parallel()
 	ms := int64(1500)
-	rows := []TableObserver{
+	rows := []observers.TableObserver{
 		{Name: "order_created", EntityType: strp("Order"), EventType: strp("created"),
 			ConditionExpression: strp("status == 'new'"),
 			Actions:             []byte(`[{"type": "webhook", "url": "https://example.com/h"}, {"type": "webhook", "url": "https://example.com/i", "timeout": "3s"}, {"type": "log"}]`),
 			RetryConfig:         []byte(`{"max_attempts": 7, "backoff_strategy": "linear"}`), TimeoutMS: &ms},
 		{Name: "any_change", Actions: []byte(`[{"type": "log"}]`)},
 	}
-	cfg, diags, err := ParseWithTable("obs.yaml", []byte(tableFile), rows, envOf(nil))
+	cfg, diags, err := observers.ParseWithTable("obs.yaml", []byte(tableFile), rows, envOf(nil))
 	require.NoError(t, err)
 	require.Empty(t, diags.Errors())
 	require.Equal(t, "core.tb_observer", cfg.ObserversTable)
@@ -31,26 +35,26 @@ func TestTableObserversConvert(t *testing.T) {
 	o := cfg.Observer("order_created")
 	require.NotNil(t, o)
 	require.Equal(t, "Order", o.Entity)
-	require.Equal(t, []Kind{KindInsert}, o.Events)
+	require.Equal(t, []observers.Kind{observers.KindInsert}, o.Events)
 	require.NotNil(t, o.Condition)
-	require.Equal(t, 1500*time.Millisecond, o.Actions[0].Webhook.Timeout, "timeout_ms is the default")
-	require.Equal(t, 3*time.Second, o.Actions[1].Webhook.Timeout, "an action's own timeout wins")
+	require.Equal(t, 1500*time.Millisecond, o.Actions[0].(*webhook.Action).Timeout, "timeout_ms is the default")
+	require.Equal(t, 3*time.Second, o.Actions[1].(*webhook.Action).Timeout, "an action's own timeout wins")
 	require.Equal(t, 7, o.Retry.MaxAttempts)
-	require.Equal(t, BackoffLinear, o.Retry.BackoffStrategy)
+	require.Equal(t, observers.BackoffLinear, o.Retry.BackoffStrategy)
 
 	a := cfg.Observer("any_change")
 	require.Equal(t, "*", a.Entity)
-	require.Equal(t, []Kind{KindInsert, KindUpdate, KindDelete, KindCustom}, a.Events)
+	require.Equal(t, []observers.Kind{observers.KindInsert, observers.KindUpdate, observers.KindDelete, observers.KindCustom}, a.Events)
 
 	// The stored version rebuilds the same configuration.
-	v, _, err := ParseVersion("config-version-1.yaml", cfg.Source)
+	v, _, err := observers.ParseVersion("config-version-1.yaml", cfg.Source)
 	require.NoError(t, err)
 	require.Equal(t, cfg.Hash, v.Hash)
 	require.Len(t, v.Observers, 3)
-	require.Equal(t, 1500*time.Millisecond, v.Observer("order_created").Actions[0].Webhook.Timeout)
+	require.Equal(t, 1500*time.Millisecond, v.Observer("order_created").Actions[0].(*webhook.Action).Timeout)
 
 	// A plain file's version is the file.
-	plain, _, err := Parse("obs.yaml", []byte(tableFile))
+	plain, _, err := observers.Parse("obs.yaml", []byte(tableFile))
 	require.NoError(t, err)
 	require.Equal(t, []byte(tableFile), plain.Source)
 	require.NotEqual(t, plain.Hash, cfg.Hash, "the hash covers the rows")
@@ -59,13 +63,13 @@ func TestTableObserversConvert(t *testing.T) {
 
 func TestTableObserversBadRow(t *testing.T) {
 	t.Parallel()
-	rows := []TableObserver{
+	rows := []observers.TableObserver{
 		{Name: "order_created", EntityType: strp("Order"), EventType: strp("INSERTED"),
 			Actions: []byte(`[{"type": "webhook", "url": "ftp://example.com/h", "colour": "red"}]`)},
 		{Name: "from_file", Actions: []byte(`[{"type": "log"}]`)},
 		{Name: "bad_retry", Actions: []byte(`[{"type": "log"}]`), RetryConfig: []byte(`{"max_attempt": 3}`)},
 	}
-	_, diags, err := ParseWithTable("obs.yaml", []byte(tableFile), rows, envOf(nil))
+	_, diags, err := observers.ParseWithTable("obs.yaml", []byte(tableFile), rows, envOf(nil))
 	require.Error(t, err)
 	var lines []string
 	for _, d := range diags.Errors() {

@@ -110,11 +110,3 @@ func TestTemplateData(t *testing.T) {
 
 	require.NotNil(t, TemplateData(&Event{Kind: KindInsert})["event"], "nil data still gets the event object")
 }
-
-func TestTemplateWebhookBody(t *testing.T) {
-	t.Parallel()
-	w := &WebhookAction{BodyTemplate: `{"id": "{{ id }}"}`}
-	require.NotNil(t, w.Body(), "hand-built action compiles on demand")
-	require.Equal(t, `{"id": "x"}`, w.Body().Render(map[string]any{"id": "x"}, true))
-	require.Nil(t, (&WebhookAction{}).Body())
-}

@@ -288,7 +288,6 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-
 func viewListener(l observers.ListenerConfig) *listenerView {
 	return &listenerView{ID: l.ID, Table: l.Table, BatchSize: l.BatchSize, PollInterval: observers.ShortDuration(l.PollInterval)}
 }

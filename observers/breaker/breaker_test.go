@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observers"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 	"github.com/fraiseql/fraiseql-observers/storage/postgres"
 )
@@ -17,13 +18,13 @@ import (
 const breakerURL = "https://hooks.example.com/orders?token=x"
 
 var (
-	errTransient = &DeliveryError{StatusCode: 503, Err: errors.New("503")}
-	errPermanent = &DeliveryError{StatusCode: 404, Permanent: true, Err: errors.New("404")}
+	errTransient = &observers.DeliveryError{StatusCode: 503, Err: errors.New("503")}
+	errPermanent = &observers.DeliveryError{StatusCode: 404, Permanent: true, Err: errors.New("404")}
 )
 
 func newTestRegistry(t *testing.T, store *postgres.BreakerStore) (*Registry, *Metrics) {
 	t.Helper()
-	m := NewMetrics(prometheus.New())
+	m := NewMetrics(prometheus.NewRegistry())
 	r, err := New(Config{Store: store, Metrics: m, CacheTTL: 20 * time.Millisecond})
 	require.NoError(t, err)
 	return r, m
@@ -46,7 +47,7 @@ func newTestStore(t *testing.T) *postgres.BreakerStore {
 }
 
 // send asks for a permit and, when given one, records outcome.
-func send(t *testing.T, r *Registry, cfg CircuitBreakerConfig, outcome error) error {
+func send(t *testing.T, r *Registry, cfg observers.CircuitBreakerConfig, outcome error) error {
 	t.Helper()
 	p, err := r.Allow(context.Background(), breakerURL, cfg)
 	if err != nil {
@@ -56,8 +57,8 @@ func send(t *testing.T, r *Registry, cfg CircuitBreakerConfig, outcome error) er
 	return nil
 }
 
-func testBreakerConfig() CircuitBreakerConfig {
-	return CircuitBreakerConfig{FailureThreshold: 0.5, SuccessThreshold: 0.8, Timeout: 200 * time.Millisecond,
+func testBreakerConfig() observers.CircuitBreakerConfig {
+	return observers.CircuitBreakerConfig{FailureThreshold: 0.5, SuccessThreshold: 0.8, Timeout: 200 * time.Millisecond,
 		SampleSize: 20, MinRequests: 4}.WithDefaults()
 }
 
@@ -102,7 +103,7 @@ func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
 	require.InDelta(t, 1, value(t, m.Rejections.WithLabelValues(endpoint)), 0)
 
 	// After the timeout it lets probes through (min_requests/2 = 2 of them) ...
-	var probes []*Permit
+	var probes []observers.BreakerPermit
 	require.Eventually(t, func() bool {
 		p, err := r.Allow(context.Background(), breakerURL, cfg)
 		if err == nil {
@@ -239,7 +240,7 @@ func TestBreakerDisabledAndUncounted(t *testing.T) {
 	require.Nil(t, p)
 	p.Done(context.Background(), errTransient) // nil permit: no-op
 
-	refused := &DeliveryError{Permanent: true, Err: &targetRefusedError{class: "loopback"}}
+	refused := &observers.DeliveryError{Permanent: true, Err: errors.Mark(errors.New("refusing to dial 127.0.0.1"), observers.ErrPrivateTarget)}
 	for range 10 {
 		require.NoError(t, send(t, r, cfg, refused))
 		require.NoError(t, send(t, r, cfg, context.Canceled))

@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/errors"
+	"github.com/fraiseql/fraiseql-observers/observers"
+	storeredis "github.com/fraiseql/fraiseql-observers/storage/redis"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )
@@ -39,14 +42,14 @@ func testRedis(t *testing.T) (*goredis.Client, string) {
 	return rdb, prefix
 }
 
-func parseCacheAction(t *testing.T, prefix, pattern string) *CacheAction {
+func parseCacheAction(t *testing.T, prefix, pattern string) *Action {
 	t.Helper()
 	src := "redis: {url: 'redis://127.0.0.1:6379/0'}\nobservers:\n  o:\n    entity: Order\n    events: [INSERT, DELETE]\n" +
 		"    actions:\n      - type: cache\n        key_pattern: '" + prefix + pattern + "'\n"
-	cfg, _, err := Parse("x.yaml", []byte(src))
+	cfg, _, err := observers.Parse("x.yaml", []byte(src))
 	require.NoError(t, err)
-	c := cfg.Observers[0].Actions[0].Cache
-	require.Equal(t, CacheActionInvalidate, c.Action)
+	c := cfg.Observers[0].Actions[0].(*Action)
+	require.Equal(t, ActionInvalidate, c.Action)
 	return c
 }
 
@@ -60,8 +63,8 @@ func keysUnder(t *testing.T, rdb *goredis.Client, prefix string) []string {
 func TestCacheActionInvalidatesAgainstRedis(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	ev := func(data map[string]any) *Event {
-		return &Event{Kind: KindInsert, EntityType: "Order", EntityID: "42", Data: data}
+	ev := func(data map[string]any) *observers.Event {
+		return &observers.Event{Kind: observers.KindInsert, EntityType: "Order", EntityID: "42", Data: data}
 	}
 	set := func(t *testing.T, rdb *goredis.Client, keys ...string) {
 		for _, k := range keys {
@@ -76,7 +79,7 @@ func TestCacheActionInvalidatesAgainstRedis(t *testing.T) {
 		c := parseCacheAction(t, p, "order:{{ id }}")
 		pattern, err := c.Pattern(ev(map[string]any{"id": "42"}))
 		require.NoError(t, err)
-		n, err := InvalidateCache(ctx, rdb, pattern)
+		n, err := storeredis.NewInvalidator(rdb).Invalidate(ctx, pattern)
 		require.NoError(t, err)
 		require.EqualValues(t, 1, n)
 		require.ElementsMatch(t, []string{p + "order:42:lines", p + "order:420"}, keysUnder(t, rdb, p))
@@ -92,7 +95,7 @@ func TestCacheActionInvalidatesAgainstRedis(t *testing.T) {
 		c := parseCacheAction(t, p, "order:{{ event.entity_id }}:*")
 		pattern, err := c.Pattern(ev(nil))
 		require.NoError(t, err)
-		n, err := InvalidateCache(ctx, rdb, pattern)
+		n, err := storeredis.NewInvalidator(rdb).Invalidate(ctx, pattern)
 		require.NoError(t, err)
 		require.EqualValues(t, 1202, n)
 		require.Equal(t, []string{p + "order:43:a"}, keysUnder(t, rdb, p))
@@ -106,7 +109,7 @@ func TestCacheActionInvalidatesAgainstRedis(t *testing.T) {
 		for _, name := range []string{"*", "a?c", `[ab]\x`} {
 			pattern, err := c.Pattern(ev(map[string]any{"name": name}))
 			require.NoError(t, err)
-			n, err := InvalidateCache(ctx, rdb, pattern)
+			n, err := storeredis.NewInvalidator(rdb).Invalidate(ctx, pattern)
 			require.NoError(t, err)
 			require.EqualValues(t, 1, n, "only the key named %q", name)
 		}
@@ -117,7 +120,7 @@ func TestCacheActionInvalidatesAgainstRedis(t *testing.T) {
 		g := parseCacheAction(t, p, "user:{{ name }}:*")
 		pattern, err := g.Pattern(ev(map[string]any{"name": "*"}))
 		require.NoError(t, err)
-		_, err = InvalidateCache(ctx, rdb, pattern)
+		_, err = storeredis.NewInvalidator(rdb).Invalidate(ctx, pattern)
 		require.NoError(t, err)
 		require.Contains(t, keysUnder(t, rdb, p), p+"user:bob:1")
 		require.NotContains(t, keysUnder(t, rdb, p), p+"user:*:1")
@@ -135,7 +138,7 @@ func TestCacheActionInvalidatesAgainstRedis(t *testing.T) {
 	t.Run("a DELETE renders from the before image", func(t *testing.T) {
 		t.Parallel()
 		c := parseCacheAction(t, "", "order:{{ id }}")
-		pattern, err := c.Pattern(&Event{Kind: KindDelete, Before: map[string]any{"id": 7.0}})
+		pattern, err := c.Pattern(&observers.Event{Kind: observers.KindDelete, Before: map[string]any{"id": 7.0}})
 		require.NoError(t, err)
 		require.Equal(t, "order:7", pattern)
 	})
@@ -144,26 +147,16 @@ func TestCacheActionInvalidatesAgainstRedis(t *testing.T) {
 		t.Parallel()
 		rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
 		t.Cleanup(func() { _ = rdb.Close() })
+		env := &observers.Env{Invalidator: storeredis.NewInvalidator(rdb)}
 		for _, pattern := range []string{"k", "k:*"} {
-			_, err := InvalidateCache(ctx, rdb, pattern)
-			var de *DeliveryError
+			a := parseCacheAction(t, "", pattern)
+			err := a.Run(ctx, &observers.Delivery{Event: ev(nil), Observer: &observers.Observer{Name: "o"}, Env: env})
+			var de *observers.DeliveryError
 			require.True(t, errors.As(err, &de), "got %v", err)
 			require.False(t, de.Permanent)
+			require.ErrorContains(t, err, "redis")
 		}
 	})
-}
-
-func TestExactKey(t *testing.T) {
-	t.Parallel()
-	for pattern, want := range map[string]string{"a:b": "a:b", `a:\*`: "a:*", `\[x\]\\`: `[x]\`} {
-		got, exact := ExactKey(pattern)
-		require.True(t, exact, pattern)
-		require.Equal(t, want, got)
-	}
-	for _, pattern := range []string{"a:*", "a?", "[ab]", `\\*`} {
-		_, exact := ExactKey(pattern)
-		require.False(t, exact, pattern)
-	}
 }
 
 func TestCacheActionConfigErrors(t *testing.T) {
@@ -182,12 +175,12 @@ func TestCacheActionConfigErrors(t *testing.T) {
 			`x.yaml:8:9: unknown key "key" in observers.o.actions[0]`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, diags, err := Parse("x.yaml", []byte(tc.src))
+			_, diags, err := observers.Parse("x.yaml", []byte(tc.src))
 			require.Error(t, err)
 			var lines []string
 			for _, d := range diags.Errors() {
-				lines = append(lines, firstLine(d.String()))
-				if firstLine(d.String()) == tc.want {
+				lines = append(lines, strings.SplitN(d.String(), "\n", 2)[0])
+				if strings.SplitN(d.String(), "\n", 2)[0] == tc.want {
 					require.Contains(t, d.Hint, tc.hint)
 				}
 			}

@@ -10,11 +10,12 @@ import (
 	"github.com/cockroachdb/errors"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observers"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
 // One database serves every case: each case uses its own function.
-func TestDatabaseAction(t *testing.T) {
+func TestAction(t *testing.T) {
 	t.Parallel()
 	pool, _ := sqltest.NewDB(t)
 	ctx := context.Background()
@@ -35,13 +36,13 @@ END $$;
 CREATE FUNCTION app.slow(p jsonb) RETURNS void LANGUAGE sql AS $$ SELECT pg_sleep(5) $$;
 `)
 	require.NoError(t, err)
-	ev := &Event{Seq: 5, ID: "0b5a6c1e-0000-4000-8000-000000000001", Kind: KindInsert, EntityType: "Order", EntityID: "42",
+	ev := &observers.Event{Seq: 5, ID: "0b5a6c1e-0000-4000-8000-000000000001", Kind: observers.KindInsert, EntityType: "Order", EntityID: "42",
 		Data: map[string]any{"total": 10.0}, RawData: []byte(`{"total": 10}`), CreatedAt: time.Unix(1700000000, 0)}
 
-	call := func(d *DatabaseAction) error {
+	call := func(d *Action) error {
 		payload, err := d.Payload(ev, "order_created")
 		require.NoError(t, err)
-		return CallDatabaseFunction(ctx, pool, d, payload)
+		return Call(ctx, pool, d, payload)
 	}
 	audits := func() int {
 		var n int
@@ -50,7 +51,7 @@ CREATE FUNCTION app.slow(p jsonb) RETURNS void LANGUAGE sql AS $$ SELECT pg_slee
 	}
 
 	t.Run("inserts a row with the event and params", func(t *testing.T) {
-		require.NoError(t, call(&DatabaseAction{FunctionName: "App.Record_Order", Params: map[string]any{"priority": "high"}}))
+		require.NoError(t, call(&Action{FunctionName: "App.Record_Order", Params: map[string]any{"priority": "high"}}))
 		var raw []byte
 		require.NoError(t, pool.QueryRow(ctx, `SELECT payload FROM app.order_audit ORDER BY id DESC LIMIT 1`).Scan(&raw))
 		var got struct {
@@ -68,8 +69,8 @@ CREATE FUNCTION app.slow(p jsonb) RETURNS void LANGUAGE sql AS $$ SELECT pg_slee
 
 	t.Run("RAISE EXCEPTION (P0001) is transient and rolls back", func(t *testing.T) {
 		before := audits()
-		err := call(&DatabaseAction{FunctionName: "app.record_then_fail"})
-		var de *DeliveryError
+		err := call(&Action{FunctionName: "app.record_then_fail"})
+		var de *observers.DeliveryError
 		require.True(t, errors.As(err, &de), "%v", err)
 		require.False(t, de.Permanent)
 		require.Contains(t, err.Error(), "downstream busy")
@@ -78,16 +79,16 @@ CREATE FUNCTION app.slow(p jsonb) RETURNS void LANGUAGE sql AS $$ SELECT pg_slee
 	})
 
 	t.Run("ERRCODE 22023 is permanent", func(t *testing.T) {
-		err := call(&DatabaseAction{FunctionName: "app.reject"})
-		var de *DeliveryError
+		err := call(&Action{FunctionName: "app.reject"})
+		var de *observers.DeliveryError
 		require.True(t, errors.As(err, &de), "%v", err)
 		require.True(t, de.Permanent)
 		require.Contains(t, err.Error(), "bad order 42")
 	})
 
 	t.Run("undefined function (42883) is permanent", func(t *testing.T) {
-		err := call(&DatabaseAction{FunctionName: "app.nope"})
-		var de *DeliveryError
+		err := call(&Action{FunctionName: "app.nope"})
+		var de *observers.DeliveryError
 		require.True(t, errors.As(err, &de), "%v", err)
 		require.True(t, de.Permanent)
 		require.Contains(t, err.Error(), "42883")
@@ -95,16 +96,16 @@ CREATE FUNCTION app.slow(p jsonb) RETURNS void LANGUAGE sql AS $$ SELECT pg_slee
 	})
 
 	t.Run("statement timeout is transient", func(t *testing.T) {
-		err := call(&DatabaseAction{FunctionName: "app.slow", Timeout: 200 * time.Millisecond})
-		var de *DeliveryError
+		err := call(&Action{FunctionName: "app.slow", Timeout: 200 * time.Millisecond})
+		var de *observers.DeliveryError
 		require.True(t, errors.As(err, &de), "%v", err)
 		require.False(t, de.Permanent)
 		require.Contains(t, err.Error(), "57014")
 	})
 
 	t.Run("an invalid name is refused without a query", func(t *testing.T) {
-		err := call(&DatabaseAction{FunctionName: "x; DROP TABLE app.order_audit"})
-		var de *DeliveryError
+		err := call(&Action{FunctionName: "x; DROP TABLE app.order_audit"})
+		var de *observers.DeliveryError
 		require.True(t, errors.As(err, &de))
 		require.True(t, de.Permanent)
 		require.Positive(t, audits())
@@ -125,6 +126,6 @@ func TestDatabaseFunctionNames(t *testing.T) {
 		"":                      "",
 		strings.Repeat("x", 64): "",
 	} {
-		require.Equal(t, want, (&DatabaseAction{FunctionName: name}).QuotedName(), "%q", name)
+		require.Equal(t, want, (&Action{FunctionName: name}).QuotedName(), "%q", name)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cockroachdb/errors"
 	"github.com/emersion/go-smtp"
+	"github.com/fraiseql/fraiseql-observers/observers"
 	"github.com/stretchr/testify/require"
 )
 
@@ -81,7 +82,7 @@ func (s *smtpSession) Data(r io.Reader) error {
 
 // startSMTP serves be on a loopback port and returns the smtp: block that
 // reaches it without TLS.
-func startSMTP(t *testing.T, be *smtpRecorder) *SMTPConfig {
+func startSMTP(t *testing.T, be *smtpRecorder) *observers.SMTPConfig {
 	t.Helper()
 	srv := smtp.NewServer(be)
 	srv.Domain = "localhost"
@@ -90,8 +91,8 @@ func startSMTP(t *testing.T, be *smtpRecorder) *SMTPConfig {
 	require.NoError(t, err)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return &SMTPConfig{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, From: "Observer <observer@example.com>",
-		TLS: SMTPTLSNone, Timeout: 5 * time.Second}
+	return &observers.SMTPConfig{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, From: "Observer <observer@example.com>",
+		TLS: observers.SMTPTLSNone, Timeout: 5 * time.Second}
 }
 
 type smtpDiscardLog struct{}
@@ -99,20 +100,20 @@ type smtpDiscardLog struct{}
 func (smtpDiscardLog) Printf(string, ...any) {}
 func (smtpDiscardLog) Println(...any)        {}
 
-func emailEvent() *Event {
-	return &Event{Seq: 9, ID: "3f0c5a1e-0000-4000-8000-000000000042", Kind: KindInsert, EntityType: "Order", EntityID: "42",
+func emailEvent() *observers.Event {
+	return &observers.Event{Seq: 9, ID: "3f0c5a1e-0000-4000-8000-000000000042", Kind: observers.KindInsert, EntityType: "Order", EntityID: "42",
 		Data: map[string]any{
 			"total":    99.5,
 			"customer": map[string]any{"name": `Zoë & <Bob> "O'Neil"`, "email": "zoe@example.com"},
 		}}
 }
 
-func parseEmailAction(t *testing.T, action string) *EmailAction {
+func parseEmailAction(t *testing.T, action string) *Action {
 	t.Helper()
 	src := "smtp: {host: h, from: a@example.com}\nobservers:\n  o:\n    entity: Order\n    events: [INSERT]\n    actions:\n      - type: email\n" + action
-	cfg, diags, err := ParseWithEnv("e.yaml", []byte(src), envOf(nil))
+	cfg, diags, err := observers.ParseWithEnv("e.yaml", []byte(src), envOf(nil))
 	require.NoError(t, err, "%v", diags)
-	return cfg.Observers[0].Actions[0].Email
+	return cfg.Observers[0].Actions[0].(*Action)
 }
 
 func TestEmailSendsMessage(t *testing.T) {
@@ -128,7 +129,7 @@ func TestEmailSendsMessage(t *testing.T) {
 `)
 	msg, err := ea.Render(emailEvent(), "o")
 	require.NoError(t, err)
-	err = NewMailer(MailerConfig{}).Send(context.Background(), smtpCfg, msg, MessageID("e", "o", 0))
+	err = Send(context.Background(), smtpCfg, msg, observers.MessageID("e", "o", 0), envOf(nil))
 	require.NoError(t, err)
 
 	got := be.all()
@@ -150,7 +151,7 @@ func TestEmailSendsMessage(t *testing.T) {
 	replyTo, err := m.Header.AddressList("Reply-To")
 	require.NoError(t, err)
 	require.Equal(t, []*mail.Address{{Address: "support@example.com"}}, replyTo)
-	require.Equal(t, "<"+MessageID("e", "o", 0)+"@fraiseql-observers>", m.Header.Get("Message-Id"))
+	require.Equal(t, "<"+observers.MessageID("e", "o", 0)+"@fraiseql-observers>", m.Header.Get("Message-Id"))
 
 	rawSubject := m.Header.Get("Subject")
 	require.True(t, strings.HasPrefix(rawSubject, "=?UTF-8?"), "non-ASCII subject is MIME-encoded: %q", rawSubject)
@@ -190,7 +191,7 @@ func TestEmailHTMLOnlyAndLiteralRecipients(t *testing.T) {
 	ea := parseEmailAction(t, "        to: ops@example.com\n        subject: Plain\n        html_template: '<i>{{ total }}</i>'\n")
 	msg, err := ea.Render(emailEvent(), "o")
 	require.NoError(t, err)
-	require.NoError(t, NewMailer(MailerConfig{}).Send(context.Background(), smtpCfg, msg, "id"))
+	require.NoError(t, Send(context.Background(), smtpCfg, msg, "id", envOf(nil)))
 	got := be.all()
 	require.Len(t, got, 1)
 	m, err := mail.ReadMessage(bytes.NewReader(got[0].Data))
@@ -211,14 +212,14 @@ func TestEmailToTemplateMustRenderAddresses(t *testing.T) {
 
 func TestEmailErrorClassification(t *testing.T) {
 	t.Parallel()
-	send := func(t *testing.T, smtpCfg *SMTPConfig) *DeliveryError {
+	send := func(t *testing.T, smtpCfg *observers.SMTPConfig) *observers.DeliveryError {
 		t.Helper()
 		ea := parseEmailAction(t, "        to: ops@example.com\n")
 		msg, err := ea.Render(emailEvent(), "o")
 		require.NoError(t, err)
-		err = NewMailer(MailerConfig{}).Send(context.Background(), smtpCfg, msg, "id")
+		err = Send(context.Background(), smtpCfg, msg, "id", envOf(nil))
 		require.Error(t, err)
-		var de *DeliveryError
+		var de *observers.DeliveryError
 		require.True(t, errors.As(err, &de), "%T: %v", err, err)
 		return de
 	}
@@ -250,13 +251,13 @@ func TestEmailErrorClassification(t *testing.T) {
 		require.NoError(t, err)
 		port := ln.Addr().(*net.TCPAddr).Port
 		require.NoError(t, ln.Close())
-		de := send(t, &SMTPConfig{Host: "127.0.0.1", Port: port, From: "a@example.com", TLS: SMTPTLSNone, Timeout: 2 * time.Second})
+		de := send(t, &observers.SMTPConfig{Host: "127.0.0.1", Port: port, From: "a@example.com", TLS: observers.SMTPTLSNone, Timeout: 2 * time.Second})
 		require.False(t, de.Permanent)
 	})
 	t.Run("starttls required but not offered is transient", func(t *testing.T) {
 		t.Parallel()
 		c := startSMTP(t, &smtpRecorder{})
-		c.TLS = SMTPTLSStartTLS
+		c.TLS = observers.SMTPTLSStartTLS
 		de := send(t, c)
 		require.False(t, de.Permanent)
 		require.Contains(t, de.Error(), "STARTTLS")
@@ -269,7 +270,7 @@ func TestEmailErrorClassification(t *testing.T) {
 
 func TestSMTPResolvedAuthNeverLeaksValues(t *testing.T) {
 	t.Parallel()
-	c := &SMTPConfig{UsernameEnv: "U", PasswordEnv: "P"}
+	c := &observers.SMTPConfig{UsernameEnv: "U", PasswordEnv: "P"}
 	_, _, err := c.ResolvedAuth(envOf(map[string]string{"U": "user"}))
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "P (smtp.password_env)")
@@ -277,4 +278,11 @@ func TestSMTPResolvedAuthNeverLeaksValues(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "user", u)
 	require.Equal(t, "s3cret", p)
+}
+
+func envOf(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
+	}
 }

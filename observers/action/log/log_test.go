@@ -8,17 +8,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fraiseql/fraiseql-observers/observers"
 	"github.com/stretchr/testify/require"
 )
 
-func TestLogActionWritesOneStructuredLine(t *testing.T) {
+func TestActionWritesOneStructuredLine(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ev := &Event{Seq: 17, ID: "e-1", Kind: KindUpdate, EntityType: "Order", EntityID: "42",
+	ev := &observers.Event{Seq: 17, ID: "e-1", Kind: observers.KindUpdate, EntityType: "Order", EntityID: "42",
 		Data: map[string]any{"status": "shipped", "note": "a \"quoted\"\nline"}}
 
-	a := &LogAction{Level: LogLevelWarn, MessageTemplate: "order {{ event.entity_id }} is {{ status }}: {{ note }}"}
+	a := &Action{Level: LevelWarn, MessageTemplate: "order {{ event.entity_id }} is {{ status }}: {{ note }}"}
 	a.Write(context.Background(), logger, "order_shipped", ev)
 
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
@@ -39,22 +40,22 @@ func TestLogActionWritesOneStructuredLine(t *testing.T) {
 	}, got)
 }
 
-func TestLogActionLevelsAndDefault(t *testing.T) {
+func TestActionLevelsAndDefault(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ev := &Event{Seq: 1, Kind: KindInsert, EntityType: "Order", EntityID: "7", Data: map[string]any{}}
+	ev := &observers.Event{Seq: 1, Kind: observers.KindInsert, EntityType: "Order", EntityID: "7", Data: map[string]any{}}
 
-	(&LogAction{Level: LogLevelDebug}).Write(context.Background(), logger, "o", ev)
+	(&Action{Level: LevelDebug}).Write(context.Background(), logger, "o", ev)
 	require.Empty(t, buf.String(), "debug is below the handler's level")
 
-	(&LogAction{}).Write(context.Background(), logger, "o", ev)
+	(&Action{}).Write(context.Background(), logger, "o", ev)
 	require.Contains(t, buf.String(), `level=INFO msg="Order 7 INSERT"`)
 
 	for lvl, want := range map[string]slog.Level{
-		LogLevelDebug: slog.LevelDebug, LogLevelInfo: slog.LevelInfo, LogLevelWarn: slog.LevelWarn,
-		LogLevelError: slog.LevelError, "": slog.LevelInfo,
+		LevelDebug: slog.LevelDebug, LevelInfo: slog.LevelInfo, LevelWarn: slog.LevelWarn,
+		LevelError: slog.LevelError, "": slog.LevelInfo,
 	} {
-		require.Equal(t, want, (&LogAction{Level: lvl}).SlogLevel(), lvl)
+		require.Equal(t, want, (&Action{Level: lvl}).SlogLevel(), lvl)
 	}
 }

@@ -2,20 +2,22 @@ package search
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/fraiseql/fraiseql-observers/observers"
 	"github.com/stretchr/testify/require"
 )
 
-func TestSearchActionDocument(t *testing.T) {
+func TestActionDocument(t *testing.T) {
 	t.Parallel()
 	src := "observers:\n  o:\n    entity: '*'\n    events: [INSERT]\n    actions:\n      - type: search\n      - type: search\n        index: catalog-v2\n"
-	cfg, _, err := Parse("x.yaml", []byte(src))
+	cfg, _, err := observers.Parse("x.yaml", []byte(src))
 	require.NoError(t, err)
-	def, named := cfg.Observers[0].Actions[0].Search, cfg.Observers[0].Actions[1].Search
+	def, named := cfg.Observers[0].Actions[0].(*Action), cfg.Observers[0].Actions[1].(*Action)
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
-	ev := &Event{ID: "e-1", Kind: KindUpdate, EntityType: "OrderLine", EntityID: "42", CreatedAt: at,
+	ev := &observers.Event{ID: "e-1", Kind: observers.KindUpdate, EntityType: "OrderLine", EntityID: "42", CreatedAt: at,
 		RawData: []byte(`{"qty": 12345678901234567890, "note": "é \"q\""}`)}
 	require.Equal(t, "orderline", def.IndexName(ev))
 	require.Equal(t, "catalog-v2", named.IndexName(ev))
@@ -27,21 +29,21 @@ func TestSearchActionDocument(t *testing.T) {
 	require.Contains(t, string(doc), "12345678901234567890", "big integers stay exact")
 
 	// Without raw data the decoded map is used; no data is {}.
-	doc, err = def.Document(&Event{EntityType: "A", EntityID: "1", Data: map[string]any{"a": 1.5}})
+	doc, err = def.Document(&observers.Event{EntityType: "A", EntityID: "1", Data: map[string]any{"a": 1.5}})
 	require.NoError(t, err)
-	var got SearchDocument
+	var got Document
 	require.NoError(t, json.Unmarshal(doc, &got))
 	require.JSONEq(t, `{"a": 1.5}`, string(got.Data))
-	doc, err = def.Document(&Event{EntityType: "A", EntityID: "1"})
+	doc, err = def.Document(&observers.Event{EntityType: "A", EntityID: "1"})
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(doc, &got))
 	require.JSONEq(t, `{}`, string(got.Data))
 
-	_, err = def.Document(&Event{EntityType: "A"})
+	_, err = def.Document(&observers.Event{EntityType: "A"})
 	require.ErrorContains(t, err, "no entity id")
 }
 
-func TestSearchActionConfigErrors(t *testing.T) {
+func TestActionConfigErrors(t *testing.T) {
 	t.Parallel()
 	obs := "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions:\n"
 	for _, tc := range []struct{ name, src, want string }{
@@ -51,10 +53,10 @@ func TestSearchActionConfigErrors(t *testing.T) {
 			`x.yaml:7:9: unknown key "indx" in observers.o.actions[0]`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, diags, err := Parse("x.yaml", []byte(tc.src))
+			_, diags, err := observers.Parse("x.yaml", []byte(tc.src))
 			require.Error(t, err)
 			require.NotEmpty(t, diags.Errors())
-			require.Equal(t, tc.want, firstLine(diags.Errors()[0].String()))
+			require.Equal(t, tc.want, strings.SplitN(diags.Errors()[0].String(), "\n", 2)[0])
 		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/errors"
+	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/observers/action/webhook"
 	"github.com/stretchr/testify/require"
 )
 
@@ -46,11 +48,11 @@ const slackSecretPath = "/services/T0001/B0002/XXXXsecretXXXX"
 func TestSlackPostsJSONMessage(t *testing.T) {
 	t.Parallel()
 	srv := newSlackServer(t, http.StatusOK, "")
-	a := &SlackAction{Channel: "#orders", MessageTemplate: "Order {{ id }}: {{ note }}"}
+	a := &Action{Channel: "#orders", MessageTemplate: "Order {{ id }}: {{ note }}"}
 	body, err := a.Payload(map[string]any{"id": 42.0, "note": "say \"hi\"\nnext line — ünïcode {{ not a placeholder }}"})
 	require.NoError(t, err)
-	c := NewWebhookClient(WebhookClientConfig{AllowPrivateTargets: true})
-	require.NoError(t, c.SendSlack(context.Background(), srv.URL+slackSecretPath, body, time.Second))
+	c := webhook.NewHTTPClient(webhook.HTTPClientConfig{AllowPrivateTargets: true})
+	require.NoError(t, Send(context.Background(), c, srv.URL+slackSecretPath, body, time.Second))
 
 	require.Len(t, srv.bodies, 1)
 	require.Equal(t, "application/json", srv.ctypes[0])
@@ -83,9 +85,9 @@ func TestSlackStatusClassification(t *testing.T) {
 		t.Run(http.StatusText(tc.status), func(t *testing.T) {
 			t.Parallel()
 			srv := newSlackServer(t, tc.status, tc.retryAfter)
-			c := NewWebhookClient(WebhookClientConfig{AllowPrivateTargets: true})
-			err := c.SendSlack(context.Background(), srv.URL+slackSecretPath, []byte(`{"text":"x"}`), time.Second)
-			var de *DeliveryError
+			c := webhook.NewHTTPClient(webhook.HTTPClientConfig{AllowPrivateTargets: true})
+			err := Send(context.Background(), c, srv.URL+slackSecretPath, []byte(`{"text":"x"}`), time.Second)
+			var de *observers.DeliveryError
 			require.True(t, errors.As(err, &de), "%v", err)
 			require.Equal(t, tc.permanent, de.Permanent)
 			require.Equal(t, tc.status, de.StatusCode)
@@ -100,22 +102,22 @@ func TestSlackSSRFGuardAndTransportErrors(t *testing.T) {
 	t.Parallel()
 	srv := newSlackServer(t, http.StatusOK, "")
 
-	guarded := NewWebhookClient(WebhookClientConfig{})
-	err := guarded.SendSlack(context.Background(), srv.URL+slackSecretPath, []byte(`{}`), time.Second)
-	var de *DeliveryError
+	guarded := webhook.NewHTTPClient(webhook.HTTPClientConfig{})
+	err := Send(context.Background(), guarded, srv.URL+slackSecretPath, []byte(`{}`), time.Second)
+	var de *observers.DeliveryError
 	require.True(t, errors.As(err, &de))
 	require.True(t, de.Permanent, "loopback is refused unless allow_private_targets")
 	require.NotContains(t, err.Error(), "XXXXsecretXXXX")
 	require.Empty(t, srv.bodies)
 
 	srv.Close()
-	open := NewWebhookClient(WebhookClientConfig{AllowPrivateTargets: true})
-	err = open.SendSlack(context.Background(), srv.URL+slackSecretPath, []byte(`{}`), time.Second)
+	open := webhook.NewHTTPClient(webhook.HTTPClientConfig{AllowPrivateTargets: true})
+	err = Send(context.Background(), open, srv.URL+slackSecretPath, []byte(`{}`), time.Second)
 	require.True(t, errors.As(err, &de))
 	require.False(t, de.Permanent, "connection refused is transient")
 	require.NotContains(t, err.Error(), "XXXXsecretXXXX")
 
-	err = open.SendSlack(context.Background(), "ftp://x"+slackSecretPath, []byte(`{}`), time.Second)
+	err = Send(context.Background(), open, "ftp://x"+slackSecretPath, []byte(`{}`), time.Second)
 	require.True(t, errors.As(err, &de))
 	require.True(t, de.Permanent)
 	require.NotContains(t, err.Error(), "XXXXsecretXXXX")
@@ -123,7 +125,7 @@ func TestSlackSSRFGuardAndTransportErrors(t *testing.T) {
 
 func TestSlackResolvedURL(t *testing.T) {
 	t.Parallel()
-	a := &SlackAction{WebhookURLEnv: "SLACK"}
+	a := &Action{WebhookURLEnv: "SLACK"}
 	_, err := a.ResolvedURL(envOf(nil))
 	require.ErrorContains(t, err, "SLACK (webhook_url_env) is not set")
 	_, err = a.ResolvedURL(envOf(map[string]string{"SLACK": "hooks.slack.com/services/secret"}))
@@ -141,8 +143,15 @@ func TestRedactSlackURL(t *testing.T) {
 		"https://user:pw@h.example/hook?token=abc":        "https://h.example/REDACTED",
 		"https://h.example/a/b":                           "https://h.example/a/REDACTED",
 		"https://h.example":                               "https://h.example",
-		"::not a url":                                     "REDACTED",
+		"::not a url":                                     "<unparseable URL>",
 	} {
-		require.Equal(t, want, RedactSlackURL(in), in)
+		require.Equal(t, want, observers.RedactURLPath(in), in)
+	}
+}
+
+func envOf(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
 	}
 }

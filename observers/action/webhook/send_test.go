@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/errors"
+	"github.com/fraiseql/fraiseql-observers/observers"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 )
@@ -71,14 +72,14 @@ func respond(code int, body string) http.HandlerFunc {
 }
 
 // loopbackClient may reach the test servers, which listen on 127.0.0.1.
-func loopbackClient() *WebhookClient {
-	return NewWebhookClient(WebhookClientConfig{AllowPrivateTargets: true})
+func loopbackClient() *http.Client {
+	return NewHTTPClient(HTTPClientConfig{AllowPrivateTargets: true})
 }
 
-func requireDeliveryError(t *testing.T, err error) *DeliveryError {
+func requireDeliveryError(t *testing.T, err error) *observers.DeliveryError {
 	t.Helper()
 	require.Error(t, err)
-	var de *DeliveryError
+	var de *observers.DeliveryError
 	require.True(t, errors.As(err, &de), "want *DeliveryError, got %T: %v", err, err)
 	return de
 }
@@ -88,7 +89,7 @@ func TestWebhookStandardSignatureVerifiesWithReferenceLibrary(t *testing.T) {
 	recv := newWebhookReceiver(t, respond(http.StatusNoContent, ""))
 	body := []byte(`{"type":"order.created","data":{"id":42}}`)
 
-	resp, err := loopbackClient().Send(context.Background(), WebhookRequest{
+	resp, err := Send(context.Background(), loopbackClient(), Request{
 		URL: recv.URL + "/hook", Body: body, MessageID: "msg_1", Secret: testWebhookSecret,
 		Headers: map[string]string{"X-Tenant": "acme", "webhook-signature": "v1,forged", "Content-Type": "text/plain"},
 	})
@@ -123,7 +124,7 @@ func TestWebhookRawSecretUsesItsBytesAsKey(t *testing.T) {
 	t.Parallel()
 	recv := newWebhookReceiver(t, respond(http.StatusOK, "ok"))
 	body := []byte(`{"a":1}`)
-	_, err := loopbackClient().Send(context.Background(), WebhookRequest{
+	_, err := Send(context.Background(), loopbackClient(), Request{
 		URL: recv.URL, Body: body, MessageID: "msg_raw", Secret: "plain-secret",
 	})
 	require.NoError(t, err)
@@ -152,7 +153,7 @@ func TestWebhookFraiseQLSignature(t *testing.T) {
 	recv := newWebhookReceiver(t, respond(http.StatusOK, ""))
 	body := []byte(`{"event":"updated"}`)
 	const secret = "fraiseql-secret"
-	_, err := loopbackClient().Send(context.Background(), WebhookRequest{
+	_, err := Send(context.Background(), loopbackClient(), Request{
 		URL: recv.URL, Body: body, MessageID: "msg_f", Secret: secret, Signature: "fraiseql",
 	})
 	require.NoError(t, err)
@@ -178,7 +179,7 @@ func TestWebhookFraiseQLSignature(t *testing.T) {
 func TestWebhookUnsignedSendsNoSignature(t *testing.T) {
 	t.Parallel()
 	recv := newWebhookReceiver(t, respond(http.StatusOK, ""))
-	_, err := loopbackClient().Send(context.Background(), WebhookRequest{
+	_, err := Send(context.Background(), loopbackClient(), Request{
 		URL: recv.URL, Method: http.MethodPut, Body: []byte(`{}`), MessageID: "msg_u",
 		Headers: map[string]string{"Webhook-Signature": "v1,forged"},
 	})
@@ -193,9 +194,9 @@ func TestWebhookRetrySameMessageID(t *testing.T) {
 	t.Parallel()
 	recv := newWebhookReceiver(t, respond(http.StatusInternalServerError, "database is down"), respond(http.StatusOK, "ok"))
 	c := loopbackClient()
-	req := WebhookRequest{URL: recv.URL, Body: []byte(`{"n":1}`), MessageID: "msg_retry", Secret: testWebhookSecret}
+	req := Request{URL: recv.URL, Body: []byte(`{"n":1}`), MessageID: "msg_retry", Secret: testWebhookSecret}
 
-	resp, err := c.Send(context.Background(), req)
+	resp, err := Send(context.Background(), c, req)
 	de := requireDeliveryError(t, err)
 	require.False(t, de.Permanent)
 	require.Equal(t, http.StatusInternalServerError, de.StatusCode)
@@ -203,7 +204,7 @@ func TestWebhookRetrySameMessageID(t *testing.T) {
 	require.Contains(t, err.Error(), "database is down")
 	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
 
-	resp, err = c.Send(context.Background(), req)
+	resp, err = Send(context.Background(), c, req)
 	require.NoError(t, err)
 	require.Equal(t, "ok", resp.Body)
 
@@ -231,7 +232,7 @@ func TestWebhookStatusClassification(t *testing.T) {
 		t.Run(strconv.Itoa(tc.code), func(t *testing.T) {
 			t.Parallel()
 			recv := newWebhookReceiver(t, respond(tc.code, "nope"))
-			_, err := loopbackClient().Send(context.Background(), WebhookRequest{URL: recv.URL, MessageID: "m"})
+			_, err := Send(context.Background(), loopbackClient(), Request{URL: recv.URL, MessageID: "m"})
 			de := requireDeliveryError(t, err)
 			require.Equal(t, tc.permanent, de.Permanent)
 			require.Equal(t, tc.code, de.StatusCode)
@@ -250,7 +251,7 @@ func TestWebhookRetryAfter(t *testing.T) {
 			w.Header().Set("Retry-After", "7")
 			w.WriteHeader(http.StatusTooManyRequests)
 		})
-		_, err := loopbackClient().Send(context.Background(), WebhookRequest{URL: recv.URL, MessageID: "m"})
+		_, err := Send(context.Background(), loopbackClient(), Request{URL: recv.URL, MessageID: "m"})
 		de := requireDeliveryError(t, err)
 		require.False(t, de.Permanent)
 		require.Equal(t, 7*time.Second, de.RetryAfter)
@@ -262,7 +263,7 @@ func TestWebhookRetryAfter(t *testing.T) {
 			w.Header().Set("Retry-After", at.Format(http.TimeFormat))
 			w.WriteHeader(http.StatusServiceUnavailable)
 		})
-		_, err := loopbackClient().Send(context.Background(), WebhookRequest{URL: recv.URL, MessageID: "m"})
+		_, err := Send(context.Background(), loopbackClient(), Request{URL: recv.URL, MessageID: "m"})
 		de := requireDeliveryError(t, err)
 		require.False(t, de.Permanent)
 		require.InDelta(t, time.Hour.Seconds(), de.RetryAfter.Seconds(), 60)
@@ -274,7 +275,7 @@ func TestWebhookRetryAfter(t *testing.T) {
 		require.Zero(t, parseRetryAfter("soon", now))
 		require.Zero(t, parseRetryAfter("-3", now))
 		require.Equal(t, 120*time.Second, parseRetryAfter(" 120 ", now))
-		require.Equal(t, webhookRetryAfterMax, parseRetryAfter("99999999999999", now))
+		require.Equal(t, retryAfterMax, parseRetryAfter("99999999999999", now))
 		require.Equal(t, 90*time.Second, parseRetryAfter(now.Add(90*time.Second).Format(http.TimeFormat), now))
 		require.Zero(t, parseRetryAfter(now.Add(-time.Hour).Format(http.TimeFormat), now))
 	})
@@ -291,7 +292,7 @@ func TestWebhookTimeoutIsTransient(t *testing.T) {
 	})
 	t.Cleanup(func() { close(release) }) // runs before recv.Close
 
-	_, err := loopbackClient().Send(context.Background(), WebhookRequest{
+	_, err := Send(context.Background(), loopbackClient(), Request{
 		URL: recv.URL, MessageID: "m", Timeout: 200 * time.Millisecond,
 	})
 	de := requireDeliveryError(t, err)
@@ -308,7 +309,7 @@ func TestWebhookConnectionRefusedIsTransient(t *testing.T) {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 
-	_, err = loopbackClient().Send(context.Background(), WebhookRequest{URL: "http://" + addr + "/x", MessageID: "m"})
+	_, err = Send(context.Background(), loopbackClient(), Request{URL: "http://" + addr + "/x", MessageID: "m"})
 	de := requireDeliveryError(t, err)
 	require.False(t, de.Permanent)
 	require.Zero(t, de.StatusCode)
@@ -325,7 +326,7 @@ func TestWebhookRedirectNotFollowed(t *testing.T) {
 		}
 		http.Redirect(w, r, "/elsewhere?token=abc", http.StatusFound)
 	})
-	_, err := loopbackClient().Send(context.Background(), WebhookRequest{URL: recv.URL + "/hook", MessageID: "m"})
+	_, err := Send(context.Background(), loopbackClient(), Request{URL: recv.URL + "/hook", MessageID: "m"})
 	de := requireDeliveryError(t, err)
 	require.True(t, de.Permanent)
 	require.Equal(t, http.StatusFound, de.StatusCode)
@@ -339,7 +340,7 @@ func TestWebhookErrorsHideCredentials(t *testing.T) {
 	t.Parallel()
 	recv := newWebhookReceiver(t, respond(http.StatusBadRequest, "bad"))
 	u := strings.Replace(recv.URL, "http://", "http://alice:hunter2pass@", 1) + "/hook?token=querysecret&x"
-	_, err := loopbackClient().Send(context.Background(), WebhookRequest{
+	_, err := Send(context.Background(), loopbackClient(), Request{
 		URL: u, MessageID: "m", Secret: testWebhookSecret,
 	})
 	de := requireDeliveryError(t, err)
@@ -354,13 +355,13 @@ func TestWebhookErrorsHideCredentials(t *testing.T) {
 
 	// A whsec_ secret that is not base64 fails without echoing it.
 	const badSecret = "whsec_not*base64!secret"
-	_, err = loopbackClient().Send(context.Background(), WebhookRequest{URL: recv.URL, MessageID: "m", Secret: badSecret})
+	_, err = Send(context.Background(), loopbackClient(), Request{URL: recv.URL, MessageID: "m", Secret: badSecret})
 	de = requireDeliveryError(t, err)
 	require.True(t, de.Permanent)
 	require.NotContains(t, err.Error(), "not*base64!secret")
 
 	// An unparsable URL is not echoed either.
-	_, err = loopbackClient().Send(context.Background(), WebhookRequest{URL: "http://bob:pw123@[::1/%zz?k=v", MessageID: "m"})
+	_, err = Send(context.Background(), loopbackClient(), Request{URL: "http://bob:pw123@[::1/%zz?k=v", MessageID: "m"})
 	de = requireDeliveryError(t, err)
 	require.True(t, de.Permanent)
 	require.NotContains(t, err.Error(), "pw123")
@@ -368,7 +369,7 @@ func TestWebhookErrorsHideCredentials(t *testing.T) {
 
 func TestWebhookRejectsBadRequests(t *testing.T) {
 	t.Parallel()
-	for name, req := range map[string]WebhookRequest{
+	for name, req := range map[string]Request{
 		"ftp scheme":        {URL: "ftp://example.com/x", MessageID: "m"},
 		"file scheme":       {URL: "file:///etc/passwd", MessageID: "m"},
 		"relative":          {URL: "/hook", MessageID: "m"},
@@ -377,7 +378,7 @@ func TestWebhookRejectsBadRequests(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			_, err := loopbackClient().Send(context.Background(), req)
+			_, err := Send(context.Background(), loopbackClient(), req)
 			require.True(t, requireDeliveryError(t, err).Permanent)
 		})
 	}
@@ -386,7 +387,7 @@ func TestWebhookRejectsBadRequests(t *testing.T) {
 func TestWebhookDeliveryErrorFoundThroughWrapping(t *testing.T) {
 	t.Parallel()
 	recv := newWebhookReceiver(t, respond(http.StatusBadGateway, ""))
-	_, err := loopbackClient().Send(context.Background(), WebhookRequest{URL: recv.URL, MessageID: "m"})
+	_, err := Send(context.Background(), loopbackClient(), Request{URL: recv.URL, MessageID: "m"})
 	wrapped := errors.Wrap(errors.Wrap(err, "run webhook action"), "job 7")
 	de := requireDeliveryError(t, wrapped)
 	require.Equal(t, http.StatusBadGateway, de.StatusCode)
@@ -410,9 +411,9 @@ func TestWebhookKeepAliveReusesConnection(t *testing.T) {
 
 	c := loopbackClient()
 	for range 10 {
-		resp, err := c.Send(context.Background(), WebhookRequest{URL: recv.URL, MessageID: "m"})
+		resp, err := Send(context.Background(), c, Request{URL: recv.URL, MessageID: "m"})
 		require.NoError(t, err)
-		require.Len(t, resp.Body, webhookBodyExcerptMax)
+		require.Len(t, resp.Body, bodyExcerptMax)
 	}
 	require.EqualValues(t, 1, conns.Load(), "drained responses must leave the connection reusable")
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/errors"
+	"github.com/fraiseql/fraiseql-observers/observers"
 	"github.com/stretchr/testify/require"
 )
 
@@ -23,14 +24,14 @@ func TestWebhookSSRFGuardRefusesLoopback(t *testing.T) {
 	} {
 		t.Run(target, func(t *testing.T) {
 			t.Parallel()
-			_, err := NewWebhookClient(WebhookClientConfig{}).Send(context.Background(), WebhookRequest{
+			_, err := Send(context.Background(), NewHTTPClient(HTTPClientConfig{}), Request{
 				URL: target, MessageID: "m", Body: []byte(`{}`),
 			})
 			de := requireDeliveryError(t, err)
 			require.True(t, de.Permanent)
 			require.Zero(t, de.StatusCode)
-			require.ErrorIs(t, err, ErrPrivateTarget)
-			require.True(t, errors.Is(err, ErrPrivateTarget), "cockroachdb errors.Is")
+			require.ErrorIs(t, err, observers.ErrPrivateTarget)
+			require.True(t, errors.Is(err, observers.ErrPrivateTarget), "cockroachdb errors.Is")
 			require.Regexp(t, `^webhook target http://(127\.0\.0\.1|localhost):\d+/x(\?key=REDACTED)? resolves to (127\.0\.0\.1|::1), a loopback address$`, err.Error())
 			require.NotContains(t, err.Error(), "pa55word")
 			require.NotContains(t, err.Error(), "k3y")
@@ -42,7 +43,7 @@ func TestWebhookSSRFGuardRefusesLoopback(t *testing.T) {
 
 func TestWebhookSSRFHintSurvivesWrapping(t *testing.T) {
 	t.Parallel()
-	_, err := NewWebhookClient(WebhookClientConfig{}).Send(context.Background(), WebhookRequest{
+	_, err := Send(context.Background(), NewHTTPClient(HTTPClientConfig{}), Request{
 		URL: "http://127.0.0.1:9/x", MessageID: "m",
 	})
 	require.Equal(t, "webhook target http://127.0.0.1:9/x resolves to 127.0.0.1, a loopback address", err.Error())
@@ -55,9 +56,9 @@ func TestWebhookAllowPrivateTargetsReachesLoopback(t *testing.T) {
 	t.Parallel()
 	recv := newWebhookReceiver(t, respond(http.StatusOK, "reached"))
 	port := recv.URL[strings.LastIndex(recv.URL, ":")+1:]
-	c := NewWebhookClient(WebhookClientConfig{AllowPrivateTargets: true, UserAgent: "test-agent"})
+	c := NewHTTPClient(HTTPClientConfig{AllowPrivateTargets: true, UserAgent: "test-agent"})
 
-	resp, err := c.Send(context.Background(), WebhookRequest{URL: "http://127.0.0.1:" + port + "/x", MessageID: "m"})
+	resp, err := Send(context.Background(), c, Request{URL: "http://127.0.0.1:" + port + "/x", MessageID: "m"})
 	require.NoError(t, err)
 	require.Equal(t, "reached", resp.Body)
 	require.EqualValues(t, 1, recv.hits.Load())
@@ -112,7 +113,7 @@ func TestWebhookSSRFControlChecksDialledAddress(t *testing.T) {
 	t.Parallel()
 	// The Control hook sees the resolved ip:port; no network traffic here.
 	err := ssrfControl("tcp4", "10.1.2.3:443", nil)
-	require.ErrorIs(t, err, ErrPrivateTarget)
+	require.ErrorIs(t, err, observers.ErrPrivateTarget)
 	var refused *targetRefusedError
 	require.True(t, errors.As(err, &refused))
 	require.Equal(t, "private", refused.class)

@@ -131,10 +131,7 @@ func Do(ctx context.Context, client *http.Client, c Call) (*Response, error) {
 	target := redact(c.URL)
 	what := method + " " + target
 	u, err := url.Parse(c.URL)
-	if err == nil {
-		err = CheckURL(c.URL)
-	}
-	if err != nil {
+	if err = CheckURL(c.URL); err != nil {
 		return nil, observers.Permanent(errors.WithHint(errors.Newf("%s URL %s is not valid: %s", c.Kind, target, err.Error()),
 			"use an absolute http:// or https:// URL"))
 	}
@@ -182,10 +179,15 @@ func Do(ctx context.Context, client *http.Client, c Call) (*Response, error) {
 func CheckURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
+		// url.Error repeats the raw URL, which may hold credentials.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return errors.Newf("not a URL: %s", ue.Err.Error())
+		}
 		return errors.New("not a URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return errors.Newf("scheme must be http or https, not %q", u.Scheme)
+		return errors.New("scheme must be http or https")
 	}
 	if u.Host == "" || u.Hostname() == "" {
 		return errors.New("host is missing")
