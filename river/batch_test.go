@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/fraiseql/fraiseql-observers/observers/action/builtin"
+	"github.com/fraiseql/fraiseql-observers/observers/action/webhook"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +35,7 @@ type batchEnv struct {
 	cfg    *observers.Config
 	store  *ConfigStore
 	ver    *Version
-	m      *observers.Metrics
+	m      *Metrics
 
 	mu   sync.Mutex
 	hits map[string]int // entity id → requests
@@ -43,7 +46,7 @@ type batchEnv struct {
 // extra and the observer's hook lines.
 func newBatchEnv(t *testing.T, extra, hook string, handoff time.Duration, respond func(id string, n int) int) *batchEnv {
 	t.Helper()
-	e := &batchEnv{hits: map[string]int{}, m: observers.NewMetrics(nil)}
+	e := &batchEnv{hits: map[string]int{}, m: NewMetrics(nil)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var env struct {
 			EntityID string `json:"entity_id"`
@@ -81,8 +84,8 @@ observers:
 	e.client, err = NewClient(ClientParams{
 		WorkerParams: WorkerParams{
 			Pool: e.pool, Configs: store,
-			Webhooks: observers.NewWebhookClient(observers.WebhookClientConfig{AllowPrivateTargets: true}),
-			Metrics:  e.m,
+			Env:     &observers.Env{HTTP: webhook.NewHTTPClient(webhook.HTTPClientConfig{AllowPrivateTargets: true})},
+			Metrics: e.m,
 		},
 		Config: cfg, BatchHandoffAfter: handoff,
 	})

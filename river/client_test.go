@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fraiseql/fraiseql-observers/observers/action/email"
+
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -50,7 +52,7 @@ observers:
 	require.Equal(t, 8, qs["fraiseql_observers_slack"].MaxWorkers)
 	require.Equal(t, 8, qs[QueueName].MaxWorkers)
 	c := observers.ConcurrencyConfig{}.WithDefaults()
-	require.Equal(t, observers.EmailMaxWorkersDefault, c.MaxWorkers(observers.ActionTypeEmail), "email: min(20, max_parallelism)")
+	require.Equal(t, email.MaxParallelismDefault, c.MaxWorkers(email.Name), "email: min(20, max_parallelism)")
 }
 
 func keys(m map[string]river.QueueConfig) map[string]bool {

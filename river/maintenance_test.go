@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+
 	"github.com/cockroachdb/errors"
 	"github.com/stretchr/testify/require"
 

@@ -136,6 +136,19 @@ type observerView struct {
 // non-empty settings (observers.Action.Settings), in order.
 type actionView []observers.Setting
 
+// UnmarshalJSON reads an object back (its keys in no particular order).
+func (v *actionView) UnmarshalJSON(b []byte) error {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*v = nil
+	for _, k := range sortedKeys(m) {
+		*v = append(*v, observers.Setting{Key: k, Value: m[k]})
+	}
+	return nil
+}
+
 // MarshalJSON writes the view as one object.
 func (v actionView) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
@@ -144,11 +157,11 @@ func (v actionView) MarshalJSON() ([]byte, error) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		k, err := json.Marshal(s.Key)
+		k, err := observers.MarshalJSON(s.Key)
 		if err != nil {
 			return nil, err
 		}
-		val, err := json.Marshal(s.Value)
+		val, err := observers.MarshalJSON(s.Value)
 		if err != nil {
 			return nil, err
 		}

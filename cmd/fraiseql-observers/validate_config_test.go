@@ -190,7 +190,9 @@ func TestValidateConfigJSON(t *testing.T) {
 	require.Len(t, report.Observers, 3)
 	require.Equal(t, "order_created", report.Observers[1].Name)
 	require.Equal(t, []string{"INSERT"}, report.Observers[1].Events)
-	require.Equal(t, "<redacted>", report.Observers[1].Actions[0].SigningSecret)
+	actions := raw["observers"].([]any)[1].(map[string]any)["actions"].([]any)
+	require.Equal(t, "webhook", actions[0].(map[string]any)["type"])
+	require.Equal(t, "<redacted>", actions[0].(map[string]any)["signing_secret"])
 	require.Len(t, report.Diagnostics, 2, "both env variables unset: warnings")
 	require.Equal(t, "warning", report.Diagnostics[0].Severity)
 }
