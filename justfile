@@ -18,10 +18,9 @@ build:
 demo: build
     go run ./examples/demo --bin bin/fraiseql-observers --config examples/observers.yaml
 
-# Every test, against the real Postgres (and Redis where used).
-test:
+# Every test, against the real Postgres (and Redis where used), after lint.
+test: lint
     scripts/ensure-services.sh
-    go vet ./...
     go test -race -count=1 -timeout 15m ./...
     go run ./integration/bench -quick
     CHAOS_DURATION=60s go test -tags chaos -run TestChaos -count=1 -timeout 10m -v ./integration/
@@ -41,14 +40,23 @@ run config="examples/observers.yaml": build
 migrate: build
     bin/fraiseql-observers migrate
 
-# Regenerate sqlc code (committed) from sql/queries and sql/migrations.
+# Regenerate what is generated and committed: sqlc code (sql/dbsqlc, from
+# sql/queries and sql/migrations) and the action types' part of
+# schema/observers.schema.json (from the registered types).
 generate:
     go run github.com/sqlc-dev/sqlc/cmd/sqlc@v1.31.1 generate
+    go test ./observers -run TestSchemaActionTypes -count=1 -update
 
-# gofmt and go vet.
+# Fails when gofmt or `go mod tidy` would change anything, on go vet
+# (with every build tag in use), and on a file over 600 lines or a function
+# over 100 (scripts/codesize).
 lint:
-    test -z "$(gofmt -l $(git ls-files '*.go'))" || (gofmt -l $(git ls-files '*.go'); exit 1)
+    files="$(git ls-files --cached --others --exclude-standard '*.go')"; test -z "$(gofmt -l $files)" || { echo "gofmt would change:"; gofmt -l $files; exit 1; }
+    go mod tidy -diff || { echo "go mod tidy would change go.mod/go.sum (above); run it"; exit 1; }
     go vet ./...
+    go vet -tags chaos ./integration/
+    go vet -tags faultinject ./cmd/fraiseql-observers/
+    go run ./scripts/codesize
 
 # Benchmarks: every scenario at full size (see BENCHMARKS.md). Extra flags
 # pass through, e.g. `just bench -scenarios throughput -n 20000`.

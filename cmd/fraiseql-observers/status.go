@@ -136,31 +136,8 @@ func writeStatusText(w io.Writer, opts *statusOpts, st *status.Status) error {
 	}
 
 	line("Instances", "%d of %d healthy (heartbeat within %.0fs)", st.HealthyListeners, len(st.Listeners), st.HeartbeatLimitSeconds)
-	if len(st.Listeners) > 0 {
-		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		header := "  INSTANCE\tROLE\tHOST\tPID\tHEARTBEAT\tHEALTH"
-		if opts.Detailed {
-			header += "\tVERSION\tADDRESS\tSTARTED"
-		}
-		fmt.Fprintln(tw, header)
-		for _, in := range st.Listeners {
-			health := "healthy"
-			if !in.Healthy {
-				health = "unhealthy"
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%.1fs ago\t%s", in.ID, in.Role, orDash(in.Host), in.PID, in.HeartbeatAgeSeconds, health)
-			if opts.Detailed {
-				started := "-"
-				if in.StartedAt != nil {
-					started = fmtTime(*in.StartedAt)
-				}
-				fmt.Fprintf(tw, "\t%s\t%s\t%s", orDash(in.Version), orDash(in.HTTPAddr), started)
-			}
-			fmt.Fprintln(tw)
-		}
-		if err := tw.Flush(); err != nil {
-			return errors.Wrap(err, "write output")
-		}
+	if err := writeInstances(&b, opts, st); err != nil {
+		return err
 	}
 
 	if cp := st.Checkpoint; cp != nil {
@@ -200,17 +177,8 @@ func writeStatusText(w io.Writer, opts *statusOpts, st *status.Status) error {
 			}
 		}
 		line("Circuit breakers", "%d, %d open", len(st.CircuitBreakers), open)
-		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  NAME\tSTATE\tEXPIRY")
-		for _, cb := range st.CircuitBreakers {
-			expiry := "-"
-			if cb.Expiry != nil {
-				expiry = fmtTime(*cb.Expiry)
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", observers.RedactURL(cb.Name), cb.State, expiry)
-		}
-		if err := tw.Flush(); err != nil {
-			return errors.Wrap(err, "write output")
+		if err := writeBreakers(&b, st); err != nil {
+			return err
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -224,4 +192,53 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// writeInstances writes the table of the group's instances.
+func writeInstances(b *strings.Builder, opts *statusOpts, st *status.Status) error {
+	if len(st.Listeners) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
+	header := "  INSTANCE\tROLE\tHOST\tPID\tHEARTBEAT\tHEALTH"
+	if opts.Detailed {
+		header += "\tVERSION\tADDRESS\tSTARTED"
+	}
+	fmt.Fprintln(tw, header)
+	for _, in := range st.Listeners {
+		health := "healthy"
+		if !in.Healthy {
+			health = "unhealthy"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%.1fs ago\t%s", in.ID, in.Role, orDash(in.Host), in.PID, in.HeartbeatAgeSeconds, health)
+		if opts.Detailed {
+			started := "-"
+			if in.StartedAt != nil {
+				started = fmtTime(*in.StartedAt)
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\t%s", orDash(in.Version), orDash(in.HTTPAddr), started)
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return errors.Wrap(err, "write output")
+	}
+	return nil
+}
+
+// writeBreakers writes the table of the circuit breakers.
+func writeBreakers(b *strings.Builder, st *status.Status) error {
+	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tSTATE\tEXPIRY")
+	for _, cb := range st.CircuitBreakers {
+		expiry := "-"
+		if cb.Expiry != nil {
+			expiry = fmtTime(*cb.Expiry)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", observers.RedactURL(cb.Name), cb.State, expiry)
+	}
+	if err := tw.Flush(); err != nil {
+		return errors.Wrap(err, "write output")
+	}
+	return nil
 }
