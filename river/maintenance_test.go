@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/cockroachdb/errors"
 	"github.com/stretchr/testify/require"
 
