@@ -1,6 +1,3 @@
-// Package observers is the domain of fraiseql-observers: change events read
-// from the change log, the observer configuration, condition matching,
-// templates and the actions an event triggers.
 package observers
 
 import (

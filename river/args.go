@@ -1,6 +1,3 @@
-// Package river runs observer actions as River jobs: the job arguments, the
-// worker that executes an action, and the client that enqueues and works
-// them. It implements observers.Enqueuer.
 package river
 
 import (

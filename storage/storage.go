@@ -1,6 +1,3 @@
-// Package storage holds the small interfaces behind which the observer keeps
-// state that may live outside Postgres. Each has a Postgres implementation
-// (storage/postgres, the default); Redis ones are chosen by configuration.
 package storage
 
 import (

@@ -1,5 +1,3 @@
-// Command fraiseql-observers turns rows of a Postgres change log into reliable
-// side effects. See the README for the commands.
 package main
 
 import (

@@ -1,6 +1,3 @@
-// Package redis implements the storage interfaces on Redis (go-redis v9):
-// Dedup and Cache. One client, made by NewClient from the configuration's
-// redis.url, is shared by every Redis-backed layer.
 package redis
 
 import (
