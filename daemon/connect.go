@@ -5,10 +5,13 @@ import (
 	"net/url"
 	"time"
 
+	obsriver "github.com/fraiseql/fraiseql-observers/river"
+
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
 )
 
 // PoolMaxConnsDefault sizes the pool of `run` unless the URL sets
@@ -50,8 +53,11 @@ func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 
 // CheckSchema fails with a hint when `migrate` has not run.
 func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
-	var river, ours bool
-	err := pool.QueryRow(ctx, `SELECT to_regclass('river_job') IS NOT NULL, to_regclass('observer_checkpoints') IS NOT NULL`).Scan(&river, &ours)
+	river, err := obsriver.Migrated(ctx, pool)
+	if err != nil {
+		return errors.Wrap(err, "check schema")
+	}
+	ours, err := dbsqlc.New(pool).StatusRelationExists(ctx, "observer_checkpoints")
 	if err != nil {
 		return errors.Wrap(err, "check schema")
 	}

@@ -28,3 +28,13 @@ func CountJobs(ctx context.Context, tx pgx.Tx) (map[string]int64, error) {
 	}
 	return counts, errors.Wrap(rows.Err(), "count river jobs")
 }
+
+// Migrated reports whether River's tables exist in the database (River's
+// migrations have run).
+func Migrated(ctx context.Context, q interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, `SELECT to_regclass('river_job') IS NOT NULL`).Scan(&ok)
+	return ok, errors.Wrap(err, "look up river_job")
+}
