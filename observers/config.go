@@ -95,7 +95,7 @@ type Config struct {
 	tableRead bool // the observers_table rows were read (Source holds them)
 
 	// Redis, Dedup and Cache are the redis:, dedup: and cache: blocks,
-	// defaults applied (dedup.go).
+	// defaults applied (config_storage.go).
 	Redis RedisConfig
 	Dedup DedupConfig
 	Cache CacheConfig
@@ -255,7 +255,7 @@ func (p RetryPolicy) Delay(attempt int) time.Duration {
 // endpoint (scheme, host and port). The breaker opens when, over its current
 // sample, at least MinRequests requests were made and the failure ratio
 // reached FailureThreshold; after Timeout it lets a few probes through and
-// closes when they succeed (see observers/breaker.go for the exact rules).
+// closes when they succeed (see package observers/breaker for the exact rules).
 type CircuitBreakerConfig struct {
 	Disabled         bool          // enabled: false turns the breaker off; default enabled
 	FailureThreshold float64       // failure ratio that opens the breaker, in (0, 1]; default 0.5

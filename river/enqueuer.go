@@ -17,7 +17,7 @@ import (
 const insertTopic = "river_insert"
 
 // Enqueuer inserts observer jobs with a River client; it implements
-// observers.Enqueuer.
+// listener.Enqueuer.
 type Enqueuer struct {
 	client *river.Client[pgx.Tx]
 	perJob int
