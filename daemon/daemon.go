@@ -269,6 +269,9 @@ func (d *Daemon) serveAdmin() {
 // HTTPAddr is the admin server's address ("" when it runs none).
 func (d *Daemon) HTTPAddr() string { return d.httpAddr }
 
+// Leading reports whether this daemon leads its listener group.
+func (d *Daemon) Leading() bool { return d.listener.Role() == listener.RoleLeader }
+
 // InstanceID identifies the process in observer_listeners.
 func (d *Daemon) InstanceID() string { return d.listener.InstanceID() }
 

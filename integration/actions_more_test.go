@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observertest"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
@@ -51,9 +52,9 @@ actions:
     index: orders
 retry: {max_attempts: 3, initial_delay: 50ms, max_delay: 200ms}
 `, p)})
-	proc := startRun(t, url, cfg)
+	proc := observertest.StartProcess(t, runOptions(url, cfg))
 
-	insertChange(t, pool, "Order", "42", "INSERT", `{"id": "42", "total": 12.5, "note": "a \"quoted\" é"}`)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "42", Kind: "INSERT", Data: `{"id": "42", "total": 12.5, "note": "a \"quoted\" é"}`})
 
 	// Cache: the exact key and the glob's matches are gone, nothing else.
 	require.Eventually(t, func() bool { return len(keys()) == 2 }, 60*time.Second, 20*time.Millisecond)
@@ -73,10 +74,10 @@ retry: {max_attempts: 3, initial_delay: 50ms, max_delay: 200ms}
 		"timestamp": %s, "data": {"id": "42", "total": 12.5, "note": "a \"quoted\" é"}}`, eventID, jsonField(t, doc, "timestamp")), doc)
 
 	// A DELETE removes the document.
-	insertChange(t, pool, "Order", "42", "DELETE", `{"id": "42"}`)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "42", Kind: "DELETE", Data: `{"id": "42"}`})
 	require.Eventually(t, func() bool { _, ok := docOf(); return !ok }, 60*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool { return completedJobs(t, pool) == 6 }, 30*time.Second, 20*time.Millisecond)
-	proc.Stop()
+	require.NoError(t, proc.Stop(stopTimeout))
 }
 
 // jsonField returns the raw JSON of doc's top-level field name.

@@ -8,76 +8,16 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/mail"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observertest"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
-
-// mailbox is an SMTP server on loopback that keeps every message it gets.
-type mailbox struct {
-	mu   sync.Mutex
-	msgs [][]byte
-	rcpt []string
-}
-
-func (b *mailbox) NewSession(*smtp.Conn) (smtp.Session, error) { return &mailboxSession{b: b}, nil }
-
-func (b *mailbox) messages() [][]byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([][]byte(nil), b.msgs...)
-}
-
-type mailboxSession struct {
-	b  *mailbox
-	to []string
-}
-
-func (s *mailboxSession) Reset()                               { s.to = nil }
-func (s *mailboxSession) Logout() error                        { return nil }
-func (s *mailboxSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (s *mailboxSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.to = append(s.to, to)
-	return nil
-}
-func (s *mailboxSession) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.b.mu.Lock()
-	s.b.msgs = append(s.b.msgs, data)
-	s.b.rcpt = append(s.b.rcpt, s.to...)
-	s.b.mu.Unlock()
-	return nil
-}
-
-type quietLog struct{}
-
-func (quietLog) Printf(string, ...any) {}
-func (quietLog) Println(...any)        {}
-
-// startMailbox serves an SMTP server (no TLS) on loopback and returns its port.
-func startMailbox(t *testing.T) (*mailbox, int) {
-	t.Helper()
-	box := &mailbox{}
-	srv := smtp.NewServer(box)
-	srv.Domain = "localhost"
-	srv.ErrorLog = quietLog{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return box, ln.Addr().(*net.TCPAddr).Port
-}
 
 // One event triggers an email, a Slack message, a SQL function and a log
 // line; each is delivered and every job completes.
@@ -92,11 +32,11 @@ CREATE FUNCTION app.record_order(p jsonb) RETURNS void LANGUAGE sql AS
   $$ INSERT INTO app.order_audit (payload) VALUES (p) $$;`)
 	require.NoError(t, err)
 
-	box, smtpPort := startMailbox(t)
-	slack := newReceiver(t, nil)
+	box := observertest.NewSMTPServer(t, observertest.SMTPOptions{})
+	slack := observertest.NewReceiver(t, observertest.ReceiverOptions{})
 	const secretPath = "/services/T01/B02/sekr1t"
 
-	smtpBlock := fmt.Sprintf("smtp:\n  host: 127.0.0.1\n  port: %d\n  from: \"Orders <orders@example.com>\"\n  tls: none\n  timeout: 5s\n", smtpPort)
+	smtpBlock := fmt.Sprintf("smtp:\n  host: %s\n  port: %d\n  from: \"Orders <orders@example.com>\"\n  tls: none\n  timeout: 5s\n", box.Host(), box.Port())
 	cfg := webhookConfig(smtpBlock, map[string]string{"order_actions": `entity: Order
 events: [INSERT]
 actions:
@@ -119,12 +59,11 @@ actions:
     message_template: "order {{ event.entity_id }} seen by the log action"
 retry: {max_attempts: 3, initial_delay: 50ms, max_delay: 200ms}
 `})
-	p := startRun(t, url, cfg, "IT_SLACK_URL="+slack.URL+secretPath)
-	insertChange(t, pool, "Order", "42", "INSERT",
-		`{"customer_email": "zoe@example.com", "total": 12.5, "note": "<ok> & \"fine\""}`)
+	p := observertest.StartProcess(t, runOptions(url, cfg, "IT_SLACK_URL="+slack.URL()+secretPath))
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "42", Kind: "INSERT", Data: `{"customer_email": "zoe@example.com", "total": 12.5, "note": "<ok> & \"fine\""}`})
 
 	// Slack: one JSON message on the secret path.
-	d := slack.waitN(t, 1, 60*time.Second)[0]
+	d := slack.WaitN(t, 1, 60*time.Second)[0]
 	require.Equal(t, secretPath, d.Path)
 	require.Equal(t, "application/json", d.Header.Get("Content-Type"))
 	var slackMsg map[string]string
@@ -132,8 +71,11 @@ retry: {max_attempts: 3, initial_delay: 50ms, max_delay: 200ms}
 	require.Equal(t, map[string]string{"text": `Order 42: <ok> & "fine"`, "channel": "#orders"}, slackMsg)
 
 	// Email: one message with the rendered headers and both parts.
-	require.Eventually(t, func() bool { return len(box.messages()) == 1 }, 60*time.Second, 20*time.Millisecond)
-	m, err := mail.ReadMessage(bytes.NewReader(box.messages()[0]))
+	msg := box.WaitN(t, 1, 60*time.Second)[0]
+	require.Len(t, box.Messages(), 1)
+	require.Equal(t, "orders@example.com", msg.From)
+	require.ElementsMatch(t, []string{"zoe@example.com", "audit@example.com"}, msg.To)
+	m, err := mail.ReadMessage(bytes.NewReader(msg.Data))
 	require.NoError(t, err)
 	require.Equal(t, `"Orders" <orders@example.com>`, m.Header.Get("From"))
 	require.Equal(t, "<zoe@example.com>", m.Header.Get("To"))
@@ -191,6 +133,6 @@ retry: {max_attempts: 3, initial_delay: 50ms, max_delay: 200ms}
 	}
 	require.NoError(t, rows.Err())
 	require.Equal(t, []string{"email", "slack", "database", "log"}, types)
-	p.Stop()
+	require.NoError(t, p.Stop(stopTimeout))
 	require.NotContains(t, p.Log(), "sekr1t")
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observertest"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
@@ -18,16 +19,20 @@ import (
 func TestCircuitBreakerSnoozesJobsWhileOpen(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	down := newReceiver(t, func(delivery, int, http.Header) int { return http.StatusServiceUnavailable })
+	down := observertest.NewReceiver(t, observertest.ReceiverOptions{
+		Respond: func(context.Context, observertest.Delivery) observertest.Response {
+			return observertest.Response{Status: http.StatusServiceUnavailable}
+		},
+	})
 	cfg := webhookConfig("circuit_breaker: {min_requests: 3, sample_size: 10, failure_threshold: 0.5, timeout: 30s}\n",
 		map[string]string{"down": fmt.Sprintf("entity: Down\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\n"+
-			"retry: {max_attempts: 10, initial_delay: 50ms, max_delay: 100ms}\n", down.URL)})
-	p := startRun(t, url, cfg)
+			"retry: {max_attempts: 10, initial_delay: 50ms, max_delay: 100ms}\n", down.URL())})
+	p := observertest.StartProcess(t, runOptions(url, cfg))
 	for i := range 5 {
-		insertChange(t, pool, "Down", fmt.Sprint(i), "INSERT", `{}`)
+		observertest.InsertChange(t, pool, observertest.Change{Entity: "Down", ID: fmt.Sprint(i), Kind: "INSERT", Data: `{}`})
 	}
 	ctx := context.Background()
-	endpoint := down.URL // http://127.0.0.1:port: the breaker's name
+	endpoint := down.URL() // http://127.0.0.1:port: the breaker's name
 
 	require.Eventually(t, func() bool {
 		var state string
@@ -48,7 +53,7 @@ func TestCircuitBreakerSnoozesJobsWhileOpen(t *testing.T) {
 	require.GreaterOrEqual(t, hits, 3)
 
 	// A new job is snoozed on its first run without a request.
-	pk := insertChange(t, pool, "Down", "new", "INSERT", `{}`)
+	pk := observertest.InsertChange(t, pool, observertest.Change{Entity: "Down", ID: "new", Kind: "INSERT", Data: `{}`})
 	require.Eventually(t, func() bool {
 		var state string
 		var attempt, snoozes int
@@ -60,8 +65,9 @@ func TestCircuitBreakerSnoozesJobsWhileOpen(t *testing.T) {
 
 	var rejections float64
 	require.Eventually(t, func() bool {
-		rejections = metricValue(t, p.HTTPAddr, `observer_circuit_breaker_rejections_total{endpoint="`+endpoint+`"}`)
-		return rejections >= 6
+		var ok bool
+		rejections, ok = observertest.LookupMetric(t, p.HTTPAddr(), `observer_circuit_breaker_rejections_total{endpoint="`+endpoint+`"}`)
+		return ok && rejections >= 6
 	}, 10*time.Second, 50*time.Millisecond)
-	require.Equal(t, 2.0, metricValue(t, p.HTTPAddr, `observer_circuit_breaker_state{endpoint="`+endpoint+`"}`))
+	require.Equal(t, 2.0, observertest.Metric(t, p.HTTPAddr(), `observer_circuit_breaker_state{endpoint="`+endpoint+`"}`))
 }

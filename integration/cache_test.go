@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observertest"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
@@ -40,34 +41,37 @@ func TestCacheSameChangeTwiceSendsOnce(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			pool, url := sqltest.NewDB(t)
-			recv := newReceiver(t, nil)
-			p := startRun(t, url, webhookConfig(storage, orderObserver(recv.URL)))
+			recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+			p := observertest.StartProcess(t, runOptions(url, webhookConfig(storage, orderObserver(recv.URL()))))
 
-			insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
-			recv.waitN(t, 1, 30*time.Second)
-			insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
+			observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
+			recv.WaitN(t, 1, 30*time.Second)
+			observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
 			require.Eventually(t, func() bool { return completedJobs(t, pool) == 2 }, 20*time.Second, 50*time.Millisecond)
-			require.Equal(t, 1.0, metricValue(t, p.HTTPAddr, "observer_cache_hits_total"))
+			require.Equal(t, 1.0, observertest.Metric(t, p.HTTPAddr(), "observer_cache_hits_total"))
 			require.Len(t, recv.All(), 1, "the identical request is not sent again")
 
 			// Different data is a different request.
-			insertChange(t, pool, "Order", "order-1", "INSERT", `{"status":"paid"}`)
-			recv.waitN(t, 1, 30*time.Second)
+			observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: `{"status":"paid"}`})
+			recv.WaitN(t, 1, 30*time.Second)
 
 			// A burst: two identical changes in one transaction.
 			_, err := pool.Exec(context.Background(), `INSERT INTO core.tb_entity_change_log
 				(object_type, object_id, modification_type, object_data)
 				VALUES ('Order', 'order-2', 'INSERT', '{"status":"new"}'), ('Order', 'order-2', 'INSERT', '{"status":"new"}')`)
 			require.NoError(t, err)
-			recv.waitN(t, 1, 30*time.Second)
+			recv.WaitN(t, 1, 30*time.Second)
 			require.Eventually(t, func() bool { return completedJobs(t, pool) == 5 }, 20*time.Second, 50*time.Millisecond)
-			recv.quiet(t, 300*time.Millisecond)
+			recv.Quiet(t, 300*time.Millisecond)
 			require.Len(t, recv.All(), 3)
-			require.Equal(t, 2.0, metricValue(t, p.HTTPAddr, "observer_cache_hits_total"))
-			require.Equal(t, 3.0, metricValue(t, p.HTTPAddr, "observer_cache_misses_total"))
-			require.InDelta(t, 0.4, metricValue(t, p.HTTPAddr, "observer_cache_hit_rate"), 1e-9)
-			require.Zero(t, metricValue(t, p.HTTPAddr, fmt.Sprintf("observer_cache_errors_total{backend=%q}", name)))
-			require.Equal(t, 3.0, metricValue(t, p.HTTPAddr, `observer_actions_executed_total{action_type="webhook",observer="order_created"}`),
+			require.Equal(t, 2.0, observertest.Metric(t, p.HTTPAddr(), "observer_cache_hits_total"))
+			require.Equal(t, 3.0, observertest.Metric(t, p.HTTPAddr(), "observer_cache_misses_total"))
+			require.InDelta(t, 0.4, observertest.Metric(t, p.HTTPAddr(), "observer_cache_hit_rate"), 1e-9)
+			// The labelled error counter appears with the first error
+			// (TestCacheBackendDownStillDelivers reads it): none here.
+			_, counted := observertest.LookupMetric(t, p.HTTPAddr(), fmt.Sprintf("observer_cache_errors_total{backend=%q}", name))
+			require.False(t, counted, "no cache error was counted")
+			require.Equal(t, 3.0, observertest.Metric(t, p.HTTPAddr(), `observer_actions_executed_total{action_type="webhook",observer="order_created"}`),
 				"a cache hit is not an executed action")
 		})
 	}
@@ -80,16 +84,16 @@ func TestCacheExpirySendsAgain(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			pool, url := sqltest.NewDB(t)
-			recv := newReceiver(t, nil)
-			p := startRun(t, url, webhookConfig(storage, orderObserver(recv.URL)))
+			recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+			p := observertest.StartProcess(t, runOptions(url, webhookConfig(storage, orderObserver(recv.URL()))))
 
-			insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
-			recv.waitN(t, 1, 30*time.Second)
+			observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
+			recv.WaitN(t, 1, 30*time.Second)
 			require.Eventually(t, func() bool {
-				insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
+				observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
 				return len(recv.All()) >= 2
 			}, 20*time.Second, 400*time.Millisecond, "a copy after the TTL is sent")
-			require.GreaterOrEqual(t, metricValue(t, p.HTTPAddr, "observer_cache_misses_total"), 2.0)
+			require.GreaterOrEqual(t, observertest.Metric(t, p.HTTPAddr(), "observer_cache_misses_total"), 2.0)
 		})
 	}
 }
@@ -111,40 +115,41 @@ func TestCacheBackendDownStillDelivers(t *testing.T) {
 	t.Run("unreachable", func(t *testing.T) {
 		t.Parallel()
 		pool, url := sqltest.NewDB(t)
-		recv := newReceiver(t, nil)
-		p := startRun(t, url, webhookConfig(fmt.Sprintf(
-			"redis: {url: 'redis://%s/0'}\ncache: {backend: redis}\n", closedAddr(t)), orderObserver(recv.URL)))
+		recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+		p := observertest.StartProcess(t, runOptions(url, webhookConfig(fmt.Sprintf(
+			"redis: {url: 'redis://%s/0'}\ncache: {backend: redis}\n", closedAddr(t)), orderObserver(recv.URL()))))
 
-		insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
-		recv.waitN(t, 1, 30*time.Second)
-		insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
-		recv.waitN(t, 1, 30*time.Second)
+		observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
+		recv.WaitN(t, 1, 30*time.Second)
+		observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
+		recv.WaitN(t, 1, 30*time.Second)
 		require.Eventually(t, func() bool { return completedJobs(t, pool) == 2 }, 20*time.Second, 50*time.Millisecond)
-		require.GreaterOrEqual(t, metricValue(t, p.HTTPAddr, `observer_cache_errors_total{backend="redis"}`), 4.0, "a read and a write per delivery")
-		require.Zero(t, metricValue(t, p.HTTPAddr, "observer_cache_hits_total"))
+		require.GreaterOrEqual(t, observertest.Metric(t, p.HTTPAddr(), `observer_cache_errors_total{backend="redis"}`), 4.0, "a read and a write per delivery")
+		require.Zero(t, observertest.Metric(t, p.HTTPAddr(), "observer_cache_hits_total"))
 		require.Contains(t, p.Log(), "worker: result cache read failed; sending the request")
 	})
 	t.Run("killed mid-run", func(t *testing.T) {
 		t.Parallel()
 		mr := miniredis.RunT(t)
 		pool, url := sqltest.NewDB(t)
-		recv := newReceiver(t, nil)
-		p := startRun(t, url, webhookConfig(fmt.Sprintf(
-			"redis: {url: 'redis://%s/0'}\ncache: {backend: redis}\n", mr.Addr()), orderObserver(recv.URL)))
+		recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+		p := observertest.StartProcess(t, runOptions(url, webhookConfig(fmt.Sprintf(
+			"redis: {url: 'redis://%s/0'}\ncache: {backend: redis}\n", mr.Addr()), orderObserver(recv.URL()))))
 
-		insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
-		recv.waitN(t, 1, 30*time.Second)
-		insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
+		observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
+		recv.WaitN(t, 1, 30*time.Second)
+		observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
 		require.Eventually(t, func() bool {
-			return metricValue(t, p.HTTPAddr, "observer_cache_hits_total") == 1
+			v, ok := observertest.LookupMetric(t, p.HTTPAddr(), "observer_cache_hits_total")
+			return ok && v == 1
 		}, 20*time.Second, 50*time.Millisecond, "served from the cache while Redis is up")
 
 		mr.Close()
-		insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
-		recv.waitN(t, 1, 30*time.Second)
+		observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
+		recv.WaitN(t, 1, 30*time.Second)
 		require.Eventually(t, func() bool { return completedJobs(t, pool) == 3 }, 20*time.Second, 50*time.Millisecond)
 		require.Len(t, recv.All(), 2)
-		require.GreaterOrEqual(t, metricValue(t, p.HTTPAddr, `observer_cache_errors_total{backend="redis"}`), 1.0)
+		require.GreaterOrEqual(t, observertest.Metric(t, p.HTTPAddr(), `observer_cache_errors_total{backend="redis"}`), 1.0)
 	})
 }
 
@@ -153,13 +158,13 @@ func TestCacheBackendDownStillDelivers(t *testing.T) {
 func TestCacheOffWithoutBlock(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
-	p := startRun(t, url, webhookConfig("", orderObserver(recv.URL)))
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	p := observertest.StartProcess(t, runOptions(url, webhookConfig("", orderObserver(recv.URL()))))
 
-	insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
-	recv.waitN(t, 1, 30*time.Second)
-	insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
-	recv.waitN(t, 1, 30*time.Second)
-	require.Zero(t, metricValue(t, p.HTTPAddr, "observer_cache_hits_total"))
-	require.Zero(t, metricValue(t, p.HTTPAddr, "observer_cache_misses_total"))
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
+	recv.WaitN(t, 1, 30*time.Second)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
+	recv.WaitN(t, 1, 30*time.Second)
+	require.Zero(t, observertest.Metric(t, p.HTTPAddr(), "observer_cache_hits_total"))
+	require.Zero(t, observertest.Metric(t, p.HTTPAddr(), "observer_cache_misses_total"))
 }

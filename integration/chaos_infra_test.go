@@ -3,23 +3,19 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,110 +23,50 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fraiseql/fraiseql-observers/observertest"
 )
 
 // chaosProc is one `fraiseql-observers run` of the chaos suite. Its log goes
 // to a file (hundreds of processes come and go in a long run); the last lines
 // are kept for failure messages.
 type chaosProc struct {
-	cmd      *exec.Cmd
+	*observertest.Process
 	slot     int
-	logPath  string
-	started  chan struct{}
-	exited   chan struct{}
-	exitErr  error
 	killedBy bool // set before the suite kills it on purpose
-
-	mu   sync.Mutex
-	tail []string
 }
 
-func (p *chaosProc) Pid() int { return p.cmd.Process.Pid }
+func (p *chaosProc) isStarted() bool { return isClosed(p.Started()) }
+func (p *chaosProc) isExited() bool  { return isClosed(p.Exited()) }
 
-func (p *chaosProc) isStarted() bool {
+func isClosed(ch <-chan struct{}) bool {
 	select {
-	case <-p.started:
+	case <-ch:
 		return true
 	default:
 		return false
 	}
-}
-
-func (p *chaosProc) isExited() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-// Tail returns the last lines the process logged.
-func (p *chaosProc) Tail() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.tail, "\n")
 }
 
 // spawnChaosProc starts `run` without waiting for it to start.
 func spawnChaosProc(dir, databaseURL, cfgPath string, slot, n int) (*chaosProc, error) {
-	logPath := filepath.Join(dir, fmt.Sprintf("run-slot%d-%03d.log", slot, n))
-	f, err := os.Create(logPath)
+	p, err := observertest.Spawn(context.Background(), observertest.ProcessOptions{
+		Binary: binary, ConfigPath: cfgPath, DatabaseURL: databaseURL,
+		LogLevel: "info", DrainTimeout: 10 * time.Second, Args: []string{"--standby-retry", "1s"},
+		LogFile: filepath.Join(dir, fmt.Sprintf("run-slot%d-%03d.log", slot, n)), TailLines: 30,
+	})
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(binary, "run", "--config", cfgPath, "--database-url", databaseURL,
-		"--http-addr", "127.0.0.1:0", "--log-level", "info", "--drain-timeout", "10s", "--standby-retry", "1s")
-	cmd.Stdout = io.Discard
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	p := &chaosProc{cmd: cmd, slot: slot, logPath: logPath, started: make(chan struct{}), exited: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	go func() {
-		defer f.Close()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		var once sync.Once
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(f, line)
-			p.mu.Lock()
-			p.tail = append(p.tail, line)
-			if len(p.tail) > 30 {
-				p.tail = p.tail[len(p.tail)-30:]
-			}
-			p.mu.Unlock()
-			if strings.Contains(line, "run: started") {
-				once.Do(func() { close(p.started) })
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		p.exitErr = cmd.Wait()
-		close(p.exited)
-	}()
-	return p, nil
-}
-
-// kill SIGKILLs the process and waits (bounded) until it is gone.
-func (p *chaosProc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-	}
+	return &chaosProc{Process: p, slot: slot}, nil
 }
 
 // chaosReceiver is the webhook endpoint: it records every request by
 // webhook-id, answers 500 to some and hangs on others (until the client gives
-// up, at most hangMax), and answers 200 to the rest.
+// up, at most hangMax), and answers 200 to the rest. It keeps its own
+// records on top of an observertest.Receiver that keeps none.
 type chaosReceiver struct {
-	*httptest.Server
+	*observertest.Receiver
 	fail, hang float64 // probabilities
 	hangMax    time.Duration
 
@@ -157,33 +93,30 @@ type chaosEnvelope struct {
 
 func newChaosReceiver(t *testing.T, fail, hang float64, hangMax time.Duration) *chaosReceiver {
 	r := &chaosReceiver{fail: fail, hang: hang, hangMax: hangMax, ids: map[string]*idRecord{}}
-	r.Server = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(r.Close)
+	r.Receiver = observertest.NewReceiver(t, observertest.ReceiverOptions{Discard: true, Respond: r.respond})
 	return r
 }
 
-func (r *chaosReceiver) serve(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(req.Body)
-	id := req.Header.Get("webhook-id")
+func (r *chaosReceiver) respond(ctx context.Context, d observertest.Delivery) observertest.Response {
 	var env chaosEnvelope
+	err := d.ReadErr
 	if err == nil {
-		err = json.Unmarshal(body, &env)
+		err = json.Unmarshal(d.Body, &env)
 	}
-	if err != nil || id == "" || env.ID == "" {
+	if err != nil || d.ID == "" || env.ID == "" {
 		r.mu.Lock()
-		r.bad = append(r.bad, fmt.Sprintf("%s %s webhook-id=%q err=%v body=%.200s", req.Method, req.URL.Path, id, err, body))
+		r.bad = append(r.bad, fmt.Sprintf("%s %s webhook-id=%q err=%v body=%.200s", d.Method, d.Path, d.ID, err, d.Body))
 		r.mu.Unlock()
-		w.WriteHeader(http.StatusBadRequest) // permanent: the job is cancelled and the run fails
-		return
+		return observertest.Response{Status: http.StatusBadRequest} // permanent: the job is cancelled and the run fails
 	}
-	key := env.ID + "|" + env.Observer + "|" + req.URL.Path
+	key := env.ID + "|" + env.Observer + "|" + d.Path
 	dice := mrand.Float64()
 	r.mu.Lock()
 	r.requests++
-	rec := r.ids[id]
+	rec := r.ids[d.ID]
 	if rec == nil {
 		rec = &idRecord{Keys: map[string]bool{}}
-		r.ids[id] = rec
+		r.ids[d.ID] = rec
 	}
 	rec.Keys[key] = true
 	rec.Requests++
@@ -191,23 +124,21 @@ func (r *chaosReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	case dice < r.fail:
 		r.fails++
 		r.mu.Unlock()
-		w.WriteHeader(http.StatusInternalServerError)
-		return
+		return observertest.Response{Status: http.StatusInternalServerError}
 	case dice < r.fail+r.hang:
 		r.hangs++
 		r.mu.Unlock()
 		// Bounded: the client's action timeout ends the request first.
 		select {
-		case <-req.Context().Done():
+		case <-ctx.Done():
 		case <-time.After(r.hangMax):
 		}
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return
+		return observertest.Response{Status: http.StatusServiceUnavailable}
 	}
 	rec.Successes++
 	r.ok++
 	r.mu.Unlock()
-	w.WriteHeader(http.StatusOK)
+	return observertest.Response{}
 }
 
 // counts returns the request counts: all, answered 500, hung, answered 200.

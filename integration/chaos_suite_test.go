@@ -87,7 +87,7 @@ func (s *chaosSuite) supervise() {
 			if p.isStarted() {
 				s.crashExits++
 				s.exitNotes = append(s.exitNotes, fmt.Sprintf("t+%s pid %d exited after starting: %v (log %s)\n%s",
-					s.since(), p.Pid(), p.exitErr, p.logPath, indent(p.Tail())))
+					s.since(), p.Pid(), p.ExitErr(), p.LogPath(), indent(p.Tail())))
 			} else {
 				s.startupExits++
 			}
@@ -144,7 +144,7 @@ func (s *chaosSuite) kill(ctx context.Context, slot int, planned bool) {
 	victim := p.Pid()
 	wasLeader, _ := s.leaderPid(ctx)
 	at := time.Now()
-	p.kill()
+	p.Kill()
 	s.mu.Lock()
 	s.instanceKills++
 	if wasLeader == victim {

@@ -168,7 +168,7 @@ func TestChaos(t *testing.T) {
 
 	recv := newChaosReceiver(t, chaosFailRate, chaosHangRate, chaosHangMax)
 	s.cfgPath = filepath.Join(s.dir, "observers.yaml")
-	require.NoError(t, os.WriteFile(s.cfgPath, []byte(chaosConfig(recv.URL, proxy.Addr(), prefix)), 0o600))
+	require.NoError(t, os.WriteFile(s.cfgPath, []byte(chaosConfig(recv.URL(), proxy.Addr(), prefix)), 0o600))
 
 	// Every process is killed at the end, whatever happens.
 	t.Cleanup(func() {
@@ -176,7 +176,7 @@ func TestChaos(t *testing.T) {
 		all := append([]*chaosProc(nil), s.all...)
 		s.mu.Unlock()
 		for _, p := range all {
-			p.kill()
+			p.Kill()
 		}
 	})
 
@@ -188,9 +188,9 @@ func TestChaos(t *testing.T) {
 	s.mu.Unlock()
 	for _, p := range first {
 		select {
-		case <-p.started:
-		case <-p.exited:
-			t.Fatalf("run exited before starting: %v\n%s", p.exitErr, p.Tail())
+		case <-p.Started():
+		case <-p.Exited():
+			t.Fatalf("run exited before starting: %v\n%s", p.ExitErr(), p.Tail())
 		case <-time.After(2 * time.Minute):
 			t.Fatalf("run did not start in time\n%s", p.Tail())
 		}
@@ -312,16 +312,16 @@ func TestChaos(t *testing.T) {
 	}
 	s.mu.Unlock()
 	for _, p := range live {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = p.Signal(syscall.SIGTERM)
 	}
 	for _, p := range live {
 		select {
-		case <-p.exited:
-			if p.exitErr != nil {
-				t.Errorf("pid %d exited with %v after SIGTERM (log %s)\n%s", p.Pid(), p.exitErr, p.logPath, p.Tail())
+		case <-p.Exited():
+			if p.ExitErr() != nil {
+				t.Errorf("pid %d exited with %v after SIGTERM (log %s)\n%s", p.Pid(), p.ExitErr(), p.LogPath(), p.Tail())
 			}
 		case <-time.After(45 * time.Second):
-			t.Errorf("pid %d did not stop after SIGTERM (log %s)", p.Pid(), p.logPath)
+			t.Errorf("pid %d did not stop after SIGTERM (log %s)", p.Pid(), p.LogPath())
 		}
 	}
 

@@ -11,6 +11,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observertest"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
@@ -39,28 +40,29 @@ func TestDedupSameChangeTwiceRunsOnce(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			pool, url := sqltest.NewDB(t)
-			recv := newReceiver(t, nil)
-			p := startRun(t, url, dedupConfig(recv.URL, storage))
+			recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+			p := observertest.StartProcess(t, runOptions(url, dedupConfig(recv.URL(), storage)))
 
-			first := insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
-			second := insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
-			other := insertChange(t, pool, "Order", "order-2", "INSERT", seedOrder)
-			got := recv.waitN(t, 2, 30*time.Second)
+			first := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
+			second := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
+			other := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-2", Kind: "INSERT", Data: seedOrder})
+			got := recv.WaitN(t, 2, 30*time.Second)
 			require.Eventually(t, func() bool {
-				return metricValue(t, p.HTTPAddr, "observer_events_processed_total") == 3
+				v, ok := observertest.LookupMetric(t, p.HTTPAddr(), "observer_events_processed_total")
+				return ok && v == 3
 			}, 20*time.Second, 50*time.Millisecond, "all three changes are checkpointed")
-			recv.quiet(t, 500*time.Millisecond)
+			recv.Quiet(t, 500*time.Millisecond)
 			require.Len(t, recv.All(), 2)
-			ids := []string{got[0].entityID(t), got[1].entityID(t)}
+			ids := []string{entityID(t, got[0]), entityID(t, got[1])}
 			require.ElementsMatch(t, []string{"order-1", "order-2"}, ids)
 			require.Equal(t, map[int64]int{first: 1, other: 1}, jobCounts(t, pool), "no job for the duplicate %d", second)
-			require.Equal(t, 1.0, metricValue(t, p.HTTPAddr, "observer_dedup_skips_total"))
+			require.Equal(t, 1.0, observertest.Metric(t, p.HTTPAddr(), "observer_dedup_skips_total"))
 		})
 	}
 }
 
 // entityID returns the entity_id of the delivered envelope.
-func (d delivery) entityID(t *testing.T) string {
+func entityID(t *testing.T, d observertest.Delivery) string {
 	t.Helper()
 	const k = `"entity_id":"`
 	s := string(d.Body)
@@ -77,12 +79,12 @@ func (d delivery) entityID(t *testing.T) string {
 func TestDedupRedisCrashBeforeCommitLosesNothing(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
-	cfg := dedupConfig(recv.URL, fmt.Sprintf(
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	cfg := dedupConfig(recv.URL(), fmt.Sprintf(
 		"redis: {url: 'redis://127.0.0.1:6379/0', key_prefix: '%s'}\ndedup: {backend: redis}\n", redisPrefix()))
 
-	crashing := spawnRun(t, url, cfg, "FRAISEQL_OBSERVERS_CRASH_IN_BATCH=1")
-	first := insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
+	crashing := observertest.SpawnProcess(t, runOptions(url, cfg, "FRAISEQL_OBSERVERS_CRASH_IN_BATCH=1"))
+	first := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
 	select {
 	case <-crashing.Exited():
 	case <-time.After(60 * time.Second):
@@ -91,14 +93,15 @@ func TestDedupRedisCrashBeforeCommitLosesNothing(t *testing.T) {
 	require.Contains(t, crashing.Log(), "fault injection: exiting inside enqueue transaction 1")
 	require.Empty(t, recv.All())
 
-	p := startRun(t, url, cfg)
-	d := recv.waitN(t, 1, 30*time.Second)[0]
-	require.Equal(t, "order-1", d.entityID(t), "the claim of the crashed batch does not count")
-	second := insertChange(t, pool, "Order", "order-1", "INSERT", seedOrder)
+	p := observertest.StartProcess(t, runOptions(url, cfg))
+	d := recv.WaitN(t, 1, 30*time.Second)[0]
+	require.Equal(t, "order-1", entityID(t, d), "the claim of the crashed batch does not count")
+	second := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "order-1", Kind: "INSERT", Data: seedOrder})
 	require.Eventually(t, func() bool {
-		return metricValue(t, p.HTTPAddr, "observer_dedup_skips_total") == 1
+		v, ok := observertest.LookupMetric(t, p.HTTPAddr(), "observer_dedup_skips_total")
+		return ok && v == 1
 	}, 20*time.Second, 50*time.Millisecond, "the committed claim makes the next copy a duplicate")
-	recv.quiet(t, 300*time.Millisecond)
+	recv.Quiet(t, 300*time.Millisecond)
 	require.Equal(t, map[int64]int{first: 1}, jobCounts(t, pool), "no job for %d", second)
 }
 
@@ -111,39 +114,40 @@ func TestDedupRedisDownMidRun(t *testing.T) {
 		t.Parallel()
 		mr := miniredis.RunT(t)
 		pool, url := sqltest.NewDB(t)
-		recv := newReceiver(t, nil)
-		p := startRun(t, url, dedupConfig(recv.URL, fmt.Sprintf(
-			"redis: {url: 'redis://%s/0'}\ndedup: {backend: redis, on_error: process}\n", mr.Addr())))
+		recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+		p := observertest.StartProcess(t, runOptions(url, dedupConfig(recv.URL(), fmt.Sprintf(
+			"redis: {url: 'redis://%s/0'}\ndedup: {backend: redis, on_error: process}\n", mr.Addr()))))
 
-		insertChange(t, pool, "Order", "before", "INSERT", seedOrder)
-		recv.waitN(t, 1, 30*time.Second)
+		observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "before", Kind: "INSERT", Data: seedOrder})
+		recv.WaitN(t, 1, 30*time.Second)
 		mr.Close()
-		insertChange(t, pool, "Order", "during-1", "INSERT", seedOrder)
-		insertChange(t, pool, "Order", "during-2", "INSERT", seedOrder)
-		got := recv.waitN(t, 2, 30*time.Second)
-		require.ElementsMatch(t, []string{"during-1", "during-2"}, []string{got[0].entityID(t), got[1].entityID(t)})
-		require.GreaterOrEqual(t, metricValue(t, p.HTTPAddr, `observer_dedup_errors_total{backend="redis"}`), 1.0)
+		observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "during-1", Kind: "INSERT", Data: seedOrder})
+		observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "during-2", Kind: "INSERT", Data: seedOrder})
+		got := recv.WaitN(t, 2, 30*time.Second)
+		require.ElementsMatch(t, []string{"during-1", "during-2"}, []string{entityID(t, got[0]), entityID(t, got[1])})
+		require.GreaterOrEqual(t, observertest.Metric(t, p.HTTPAddr(), `observer_dedup_errors_total{backend="redis"}`), 1.0)
 		require.Contains(t, p.Log(), "dedup backend failed; enqueueing the batch without deduplication")
 	})
 	t.Run("pause", func(t *testing.T) {
 		t.Parallel()
 		mr := miniredis.RunT(t)
 		pool, url := sqltest.NewDB(t)
-		recv := newReceiver(t, nil)
-		p := startRun(t, url, dedupConfig(recv.URL, fmt.Sprintf(
-			"redis: {url: 'redis://%s/0'}\ndedup: {backend: redis, on_error: pause}\n", mr.Addr())))
+		recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+		p := observertest.StartProcess(t, runOptions(url, dedupConfig(recv.URL(), fmt.Sprintf(
+			"redis: {url: 'redis://%s/0'}\ndedup: {backend: redis, on_error: pause}\n", mr.Addr()))))
 
 		mr.Close()
-		pk := insertChange(t, pool, "Order", "while-down", "INSERT", seedOrder)
+		pk := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "while-down", Kind: "INSERT", Data: seedOrder})
 		require.Eventually(t, func() bool {
-			return metricValue(t, p.HTTPAddr, `observer_dedup_errors_total{backend="redis"}`) >= 2
+			v, ok := observertest.LookupMetric(t, p.HTTPAddr(), `observer_dedup_errors_total{backend="redis"}`)
+			return ok && v >= 2
 		}, 20*time.Second, 50*time.Millisecond, "the batch fails and is retried")
 		require.Empty(t, recv.All(), "paused: nothing is enqueued while Redis is down")
 		require.Empty(t, jobCounts(t, pool))
 
 		require.NoError(t, mr.Restart())
-		d := recv.waitN(t, 1, 30*time.Second)[0]
-		require.Equal(t, "while-down", d.entityID(t))
+		d := recv.WaitN(t, 1, 30*time.Second)[0]
+		require.Equal(t, "while-down", entityID(t, d))
 		require.Equal(t, map[int64]int{pk: 1}, jobCounts(t, pool))
 	})
 }

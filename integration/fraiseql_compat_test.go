@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observertest"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
@@ -32,9 +33,9 @@ INSERT INTO observer_checkpoints (listener_id, last_processed_id, last_processed
 	out, err := exec.Command(binary, "migrate", "--database-url", url).CombinedOutput()
 	require.NoError(t, err, string(out))
 
-	recv := newReceiver(t, nil)
-	startRun(t, url, webhookConfig("", orderObserver(recv.URL)))
-	d := recv.waitN(t, 1, 30*time.Second)[0]
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	observertest.StartProcess(t, runOptions(url, webhookConfig("", orderObserver(recv.URL()))))
+	d := recv.WaitN(t, 1, 30*time.Second)[0]
 	var env map[string]any
 	require.NoError(t, json.Unmarshal(d.Body, &env))
 	require.Equal(t, "00000000-0000-0000-0000-000000000003", env["entity_id"], "only the row after FraiseQL's checkpoint")
@@ -45,8 +46,8 @@ INSERT INTO observer_checkpoints (listener_id, last_processed_id, last_processed
 	_, err = pool.Exec(ctx, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data)
 		VALUES ('Order', '00000000-0000-0000-0000-000000000004', 'INSERT', '{}')`)
 	require.NoError(t, err)
-	d = recv.waitN(t, 1, 30*time.Second)[0]
+	d = recv.WaitN(t, 1, 30*time.Second)[0]
 	require.Contains(t, string(d.Body), "00000000-0000-0000-0000-000000000004")
-	recv.quiet(t, 300*time.Millisecond)
+	recv.Quiet(t, 300*time.Millisecond)
 	require.Len(t, recv.All(), 2)
 }

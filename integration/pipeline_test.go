@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observertest"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
@@ -33,14 +34,14 @@ retry: {max_attempts: 5, initial_delay: 50ms, max_delay: 200ms}
 func TestCheckpointSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
-	cfg := webhookConfig("", orderObserver(recv.URL))
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	cfg := webhookConfig("", orderObserver(recv.URL()))
 	ctx := context.Background()
 
-	p := startRun(t, url, cfg)
+	p := observertest.StartProcess(t, runOptions(url, cfg))
 	_, err := pool.Exec(ctx, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data) VALUES ('Order', 'test-123', 'INSERT', '{"status": "new"}');`)
 	require.NoError(t, err)
-	d := recv.waitN(t, 1, 30*time.Second)[0]
+	d := recv.WaitN(t, 1, 30*time.Second)[0]
 	var env map[string]any
 	require.NoError(t, json.Unmarshal(d.Body, &env))
 	require.Equal(t, "Order", env["entity_type"])
@@ -53,14 +54,14 @@ func TestCheckpointSurvivesRestart(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return pool.QueryRow(ctx, `SELECT event_id FROM observer_checkpoints WHERE listener_id = 'it'`).Scan(&eventID) == nil && eventID > 0
 	}, 10*time.Second, 20*time.Millisecond)
-	p.Stop()
+	require.NoError(t, p.Stop(stopTimeout))
 
-	second := insertChange(t, pool, "Order", "while-down", "INSERT", `{"status":"new"}`)
+	second := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "while-down", Kind: "INSERT", Data: `{"status":"new"}`})
 	require.Greater(t, second, eventID)
-	startRun(t, url, cfg)
-	d2 := recv.waitN(t, 1, 30*time.Second)[0]
+	observertest.StartProcess(t, runOptions(url, cfg))
+	d2 := recv.WaitN(t, 1, 30*time.Second)[0]
 	require.Contains(t, string(d2.Body), "while-down")
-	recv.quiet(t, 500*time.Millisecond)
+	recv.Quiet(t, 500*time.Millisecond)
 	require.Len(t, recv.All(), 2, "the first event must not be delivered again")
 	require.Equal(t, map[int64]int{eventID: 1, second: 1}, jobCounts(t, pool))
 }
@@ -71,8 +72,8 @@ func TestCheckpointSurvivesRestart(t *testing.T) {
 func TestCommitOrderNeverLosesAnEvent(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
-	p := startRun(t, url, webhookConfig("", orderObserver(recv.URL)))
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	p := observertest.StartProcess(t, runOptions(url, webhookConfig("", orderObserver(recv.URL()))))
 	ctx := context.Background()
 
 	txA, err := pool.Begin(ctx)
@@ -81,20 +82,20 @@ func TestCommitOrderNeverLosesAnEvent(t *testing.T) {
 	var pkA, pkB int64
 	require.NoError(t, txA.QueryRow(ctx, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data)
 		VALUES ('Order', 'A', 'INSERT', '{}') RETURNING pk_entity_change_log`).Scan(&pkA))
-	pkB = insertChange(t, pool, "Order", "B", "INSERT", `{}`)
+	pkB = observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "B", Kind: "INSERT", Data: `{}`})
 	require.Greater(t, pkB, pkA)
 
 	// While A is open, B is held back by the horizon (not delivered, not skipped).
-	recv.quiet(t, 700*time.Millisecond)
+	recv.Quiet(t, 700*time.Millisecond)
 	var cp int64
 	require.NoError(t, pool.QueryRow(ctx, `SELECT event_id FROM observer_checkpoints WHERE listener_id = 'it'`).Scan(&cp))
 	require.Less(t, cp, pkA, "the checkpoint must not pass an open transaction's row")
 	require.Eventually(t, func() bool {
-		return strings.Contains(scrape(t, p.HTTPAddr), "observer_horizon_held_events 1\n")
+		return strings.Contains(observertest.Metrics(t, p.HTTPAddr()), "observer_horizon_held_events 1\n")
 	}, 10*time.Second, 50*time.Millisecond, "the held-back row is visible in the metrics")
 
 	require.NoError(t, txA.Commit(ctx))
-	got := recv.waitN(t, 2, 30*time.Second)
+	got := recv.WaitN(t, 2, 30*time.Second)
 	ids := map[string]bool{}
 	for _, d := range got {
 		var env map[string]any
@@ -102,7 +103,7 @@ func TestCommitOrderNeverLosesAnEvent(t *testing.T) {
 		ids[env["entity_id"].(string)] = true
 	}
 	require.Equal(t, map[string]bool{"A": true, "B": true}, ids)
-	recv.quiet(t, 300*time.Millisecond)
+	recv.Quiet(t, 300*time.Millisecond)
 	require.Equal(t, map[int64]int{pkA: 1, pkB: 1}, jobCounts(t, pool))
 }
 
@@ -112,25 +113,25 @@ func TestCommitOrderNeverLosesAnEvent(t *testing.T) {
 func TestHeldChangeIsDeliveredWithoutAPoll(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
-	cfg := webhookConfig("", orderObserver(recv.URL))
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	cfg := webhookConfig("", orderObserver(recv.URL()))
 	require.Contains(t, cfg, "poll_interval: 200ms")
-	startRun(t, url, strings.Replace(cfg, "poll_interval: 200ms", "poll_interval: 10m", 1))
+	observertest.StartProcess(t, runOptions(url, strings.Replace(cfg, "poll_interval: 200ms", "poll_interval: 10m", 1)))
 	ctx := context.Background()
 
 	// Wake-ups work: a change is delivered on its NOTIFY.
-	insertChange(t, pool, "Order", "first", "INSERT", `{}`)
-	recv.waitN(t, 1, 30*time.Second)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "first", Kind: "INSERT", Data: `{}`})
+	recv.WaitN(t, 1, 30*time.Second)
 
 	other, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer other.Rollback(ctx)
 	_, err = other.Exec(ctx, `CREATE TEMP TABLE holder (x int); INSERT INTO holder VALUES (1)`) // takes a transaction id
 	require.NoError(t, err)
-	insertChange(t, pool, "Order", "held", "INSERT", `{}`) // its NOTIFY arrives while it is held
-	recv.quiet(t, 300*time.Millisecond)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "held", Kind: "INSERT", Data: `{}`}) // its NOTIFY arrives while it is held
+	recv.Quiet(t, 300*time.Millisecond)
 	require.NoError(t, other.Commit(ctx))
-	got := recv.waitN(t, 1, 30*time.Second)
+	got := recv.WaitN(t, 1, 30*time.Second)
 	var env map[string]any
 	require.NoError(t, json.Unmarshal(got[0].Body, &env))
 	require.Equal(t, "held", env["entity_id"])
@@ -141,16 +142,16 @@ func TestHeldChangeIsDeliveredWithoutAPoll(t *testing.T) {
 func TestCrashInsideEnqueueTransaction(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
-	obs := orderObserver(recv.URL)
-	obs["order_audit"] = fmt.Sprintf("entity: \"*\"\nevents: [INSERT, UPDATE]\nactions:\n  - type: webhook\n    url: %s/audit\n", recv.URL)
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	obs := orderObserver(recv.URL())
+	obs["order_audit"] = fmt.Sprintf("entity: \"*\"\nevents: [INSERT, UPDATE]\nactions:\n  - type: webhook\n    url: %s/audit\n", recv.URL())
 	cfg := webhookConfig("", obs)
 
 	var pks []int64
 	for i := range 5 {
-		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("o", i), "INSERT", `{}`))
+		pks = append(pks, observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: fmt.Sprint("o", i), Kind: "INSERT", Data: `{}`}))
 	}
-	crashing := spawnRun(t, url, cfg, "FRAISEQL_OBSERVERS_CRASH_IN_BATCH=1")
+	crashing := observertest.SpawnProcess(t, runOptions(url, cfg, "FRAISEQL_OBSERVERS_CRASH_IN_BATCH=1"))
 	select {
 	case <-crashing.Exited():
 	case <-time.After(60 * time.Second):
@@ -162,8 +163,8 @@ func TestCrashInsideEnqueueTransaction(t *testing.T) {
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT event_id FROM observer_checkpoints WHERE listener_id = 'it'`).Scan(&cp))
 	require.Zero(t, cp, "the crashed transaction must not move the checkpoint")
 
-	startRun(t, url, cfg)
-	recv.waitN(t, 10, 30*time.Second)
+	observertest.StartProcess(t, runOptions(url, cfg))
+	recv.WaitN(t, 10, 30*time.Second)
 	want := map[int64]int{}
 	for _, pk := range pks {
 		want[pk] = 2 // two observers match each event
@@ -181,12 +182,12 @@ func TestCrashInsideEnqueueTransaction(t *testing.T) {
 func TestFailoverAfterSIGKILL(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
-	cfg := webhookConfig("", orderObserver(recv.URL))
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	cfg := webhookConfig("", orderObserver(recv.URL()))
 	ctx := context.Background()
 
-	a := startRun(t, url, cfg)
-	b := startRun(t, url, cfg)
+	a := observertest.StartProcess(t, runOptions(url, cfg))
+	b := observertest.StartProcess(t, runOptions(url, cfg))
 	leaders := func() []int {
 		rows, err := pool.Query(ctx, `SELECT pid FROM observer_listeners WHERE listener_id = 'it' AND role = 'leader'`)
 		require.NoError(t, err)
@@ -206,19 +207,19 @@ func TestFailoverAfterSIGKILL(t *testing.T) {
 
 	var pks []int64
 	for i := range 20 {
-		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("before-", i), "INSERT", `{}`))
+		pks = append(pks, observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: fmt.Sprint("before-", i), Kind: "INSERT", Data: `{}`}))
 	}
-	recv.waitN(t, 20, 30*time.Second)
+	recv.WaitN(t, 20, 30*time.Second)
 
 	leader, standby := a, b
-	if leaders()[0] == b.cmd.Process.Pid {
+	if leaders()[0] == b.Pid() {
 		leader, standby = b, a
 	}
 	leader.Kill()
 	for i := range 20 {
-		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("after-", i), "INSERT", `{}`))
+		pks = append(pks, observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: fmt.Sprint("after-", i), Kind: "INSERT", Data: `{}`}))
 	}
-	recv.waitN(t, 20, 30*time.Second)
+	recv.WaitN(t, 20, 30*time.Second)
 	require.Contains(t, standby.Log(), "listener: became leader")
 
 	counts := jobCounts(t, pool)
@@ -235,28 +236,39 @@ func TestWebhookRetriesAndDeadLetters(t *testing.T) {
 	pool, url := sqltest.NewDB(t)
 	ctx := context.Background()
 
-	flaky := newReceiver(t, func(_ delivery, n int, _ http.Header) int {
-		if n == 1 {
-			return http.StatusInternalServerError
-		}
-		return http.StatusOK
+	flaky := observertest.NewReceiver(t, observertest.ReceiverOptions{
+		Respond: func(_ context.Context, d observertest.Delivery) observertest.Response {
+			if d.Seq == 1 {
+				return observertest.Response{Status: http.StatusInternalServerError}
+			}
+			return observertest.Response{}
+		},
 	})
-	rejecting := newReceiver(t, func(delivery, int, http.Header) int { return http.StatusBadRequest })
+	rejecting := observertest.NewReceiver(t, observertest.ReceiverOptions{
+		Respond: func(context.Context, observertest.Delivery) observertest.Response {
+			return observertest.Response{Status: http.StatusBadRequest}
+		},
+	})
 	hang := make(chan struct{})
-	hanging := newReceiver(t, func(delivery, int, http.Header) int { <-hang; return http.StatusOK })
-	t.Cleanup(func() { close(hang) }) // runs before hanging.Close, which waits for handlers
+	hanging := observertest.NewReceiver(t, observertest.ReceiverOptions{
+		Respond: func(context.Context, observertest.Delivery) observertest.Response {
+			<-hang
+			return observertest.Response{}
+		},
+	})
+	t.Cleanup(func() { close(hang) }) // releases the handlers; Close does not wait for them
 
 	cfg := webhookConfig("", map[string]string{
-		"flaky":    fmt.Sprintf("entity: Flaky\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\nretry: {max_attempts: 3, initial_delay: 50ms, max_delay: 100ms}\n", flaky.URL),
-		"rejected": fmt.Sprintf("entity: Rejected\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\nretry: {max_attempts: 5, initial_delay: 50ms}\n", rejecting.URL),
-		"hanging":  fmt.Sprintf("entity: Hanging\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\n    timeout: 300ms\nretry: {max_attempts: 2, initial_delay: 50ms, max_delay: 50ms}\n", hanging.URL),
+		"flaky":    fmt.Sprintf("entity: Flaky\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\nretry: {max_attempts: 3, initial_delay: 50ms, max_delay: 100ms}\n", flaky.URL()),
+		"rejected": fmt.Sprintf("entity: Rejected\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\nretry: {max_attempts: 5, initial_delay: 50ms}\n", rejecting.URL()),
+		"hanging":  fmt.Sprintf("entity: Hanging\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s\n    timeout: 300ms\nretry: {max_attempts: 2, initial_delay: 50ms, max_delay: 50ms}\n", hanging.URL()),
 	})
-	startRun(t, url, cfg)
-	flakyPK := insertChange(t, pool, "Flaky", "1", "INSERT", `{}`)
-	rejectedPK := insertChange(t, pool, "Rejected", "1", "INSERT", `{}`)
-	hangingPK := insertChange(t, pool, "Hanging", "1", "INSERT", `{}`)
+	observertest.StartProcess(t, runOptions(url, cfg))
+	flakyPK := observertest.InsertChange(t, pool, observertest.Change{Entity: "Flaky", ID: "1", Kind: "INSERT", Data: `{}`})
+	rejectedPK := observertest.InsertChange(t, pool, observertest.Change{Entity: "Rejected", ID: "1", Kind: "INSERT", Data: `{}`})
+	hangingPK := observertest.InsertChange(t, pool, observertest.Change{Entity: "Hanging", ID: "1", Kind: "INSERT", Data: `{}`})
 
-	flaky.waitN(t, 1, 30*time.Second)
+	flaky.WaitN(t, 1, 30*time.Second)
 	all := flaky.All()
 	require.Len(t, all, 2)
 	require.Equal(t, all[0].ID, all[1].ID, "a retry carries the same webhook-id")
@@ -289,7 +301,7 @@ func TestSSRFGuardRefusesLoopbackByDefault(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
 	ctx := context.Background()
-	recv := newReceiver(t, nil)
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
 	cfg := fmt.Sprintf(`listener: {id: it, poll_interval: 200ms}
 observers:
   o:
@@ -298,9 +310,9 @@ observers:
     actions:
       - type: webhook
         url: %s
-`, recv.URL)
-	startRun(t, url, cfg)
-	pk := insertChange(t, pool, "Order", "1", "INSERT", `{}`)
+`, recv.URL())
+	observertest.StartProcess(t, runOptions(url, cfg))
+	pk := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "1", Kind: "INSERT", Data: `{}`})
 	var state string
 	var errText string
 	require.Eventually(t, func() bool {
@@ -315,18 +327,19 @@ observers:
 func TestCleanStopHandsOverImmediately(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
-	cfg := webhookConfig("", orderObserver(recv.URL))
-	slow := []string{"--standby-retry", "10m"}
-	a := startRunArgs(t, url, cfg, slow)
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	cfg := webhookConfig("", orderObserver(recv.URL()))
+	slow := runOptions(url, cfg)
+	slow.Args = []string{"--standby-retry", "10m"}
+	a := observertest.StartProcess(t, slow)
 	require.Eventually(t, func() bool { return strings.Contains(a.Log(), "listener: became leader") }, 20*time.Second, 20*time.Millisecond)
-	b := startRunArgs(t, url, cfg, slow)
+	b := observertest.StartProcess(t, slow)
 	require.Eventually(t, func() bool { return strings.Contains(b.Log(), "listener: standing by") }, 20*time.Second, 20*time.Millisecond)
-	a.Stop()
+	require.NoError(t, a.Stop(stopTimeout))
 	require.Contains(t, a.Log(), "listener: handed leadership over")
 	require.Eventually(t, func() bool { return strings.Contains(b.Log(), "listener: became leader") }, 30*time.Second, 20*time.Millisecond)
-	insertChange(t, pool, "Order", "after-handover", "INSERT", `{}`)
-	recv.waitN(t, 1, 30*time.Second)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "after-handover", Kind: "INSERT", Data: `{}`})
+	recv.WaitN(t, 1, 30*time.Second)
 }
 
 // When Postgres kills the leader's lock session, that leader stops reading at
@@ -335,11 +348,11 @@ func TestCleanStopHandsOverImmediately(t *testing.T) {
 func TestFailoverWhenLockSessionIsKilled(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
-	cfg := webhookConfig("", orderObserver(recv.URL))
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	cfg := webhookConfig("", orderObserver(recv.URL()))
 	ctx := context.Background()
-	a := startRun(t, url, cfg)
-	b := startRun(t, url, cfg)
+	a := observertest.StartProcess(t, runOptions(url, cfg))
+	b := observertest.StartProcess(t, runOptions(url, cfg))
 	lockHolder := func() (pid int) {
 		err := pool.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE `+listenerLock, "it").Scan(&pid)
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -350,9 +363,9 @@ func TestFailoverWhenLockSessionIsKilled(t *testing.T) {
 	require.Eventually(t, func() bool { return lockHolder() != 0 }, 20*time.Second, 20*time.Millisecond)
 	var pks []int64
 	for i := range 10 {
-		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("before-", i), "INSERT", `{}`))
+		pks = append(pks, observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: fmt.Sprint("before-", i), Kind: "INSERT", Data: `{}`}))
 	}
-	recv.waitN(t, 10, 30*time.Second)
+	recv.WaitN(t, 10, 30*time.Second)
 
 	old := lockHolder()
 	_, err := pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, old)
@@ -363,9 +376,9 @@ func TestFailoverWhenLockSessionIsKilled(t *testing.T) {
 	require.Eventually(t, func() bool { h := lockHolder(); return h != 0 && h != old }, 20*time.Second, 20*time.Millisecond)
 
 	for i := range 10 {
-		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("after-", i), "INSERT", `{}`))
+		pks = append(pks, observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: fmt.Sprint("after-", i), Kind: "INSERT", Data: `{}`}))
 	}
-	recv.waitN(t, 10, 30*time.Second)
+	recv.WaitN(t, 10, 30*time.Second)
 	counts := jobCounts(t, pool)
 	for _, pk := range pks {
 		require.Equal(t, 1, counts[pk], "change %d", pk)
@@ -384,36 +397,36 @@ const listenerLock = `locktype = 'advisory' AND granted AND objsubid = 1
 func TestFailoverOnNetworkCut(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
-	cfg := webhookConfig("", orderObserver(recv.URL))
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	cfg := webhookConfig("", orderObserver(recv.URL()))
 	u, err := neturl.Parse(url)
 	require.NoError(t, err)
 	proxy := newTCPProxy(t, u.Host)
 	viaProxy := *u
 	viaProxy.Host = proxy.Addr()
 
-	a := startRun(t, viaProxy.String(), cfg)
+	a := observertest.StartProcess(t, runOptions(viaProxy.String(), cfg))
 	require.Eventually(t, func() bool { return strings.Contains(a.Log(), "listener: became leader") }, 20*time.Second, 20*time.Millisecond)
-	b := startRun(t, url, cfg)
+	b := observertest.StartProcess(t, runOptions(url, cfg))
 	require.Eventually(t, func() bool { return strings.Contains(b.Log(), "listener: standing by") }, 20*time.Second, 20*time.Millisecond)
 	var pks []int64
 	for i := range 10 {
-		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("before-", i), "INSERT", `{}`))
+		pks = append(pks, observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: fmt.Sprint("before-", i), Kind: "INSERT", Data: `{}`}))
 	}
-	recv.waitN(t, 10, 30*time.Second)
+	recv.WaitN(t, 10, 30*time.Second)
 
 	proxy.Cut()
 	require.Eventually(t, func() bool { return strings.Contains(b.Log(), "listener: became leader") }, 30*time.Second, 20*time.Millisecond)
 	for i := range 10 {
-		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("during-", i), "INSERT", `{}`))
+		pks = append(pks, observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: fmt.Sprint("during-", i), Kind: "INSERT", Data: `{}`}))
 	}
-	recv.waitN(t, 10, 30*time.Second)
+	recv.WaitN(t, 10, 30*time.Second)
 
 	proxy.Restore()
 	for i := range 10 {
-		pks = append(pks, insertChange(t, pool, "Order", fmt.Sprint("after-", i), "INSERT", `{}`))
+		pks = append(pks, observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: fmt.Sprint("after-", i), Kind: "INSERT", Data: `{}`}))
 	}
-	recv.waitN(t, 10, 30*time.Second)
+	recv.WaitN(t, 10, 30*time.Second)
 	counts := jobCounts(t, pool)
 	for _, pk := range pks {
 		require.Equal(t, 1, counts[pk], "change %d", pk)

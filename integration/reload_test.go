@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observertest"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
@@ -24,36 +25,36 @@ func pathObserver(url, path string) map[string]string {
 func TestConfigReloadsWithoutRestart(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
-	p := startRun(t, url, webhookConfig("", pathObserver(recv.URL, "a")))
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	p := observertest.StartProcess(t, runOptions(url, webhookConfig("", pathObserver(recv.URL(), "a"))))
 	reloads := func() int { return strings.Count(p.Log(), "config: reloaded") }
 	write := func(cfg string) {
 		t.Helper()
-		require.NoError(t, os.WriteFile(p.Config+".tmp", []byte(cfg), 0o600))
-		require.NoError(t, os.Rename(p.Config+".tmp", p.Config)) // as editors do
+		require.NoError(t, os.WriteFile(p.ConfigPath()+".tmp", []byte(cfg), 0o600))
+		require.NoError(t, os.Rename(p.ConfigPath()+".tmp", p.ConfigPath())) // as editors do
 	}
 
-	insertChange(t, pool, "Order", "1", "INSERT", `{}`)
-	require.Equal(t, "/a", recv.waitN(t, 1, 30*time.Second)[0].Path)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "1", Kind: "INSERT", Data: `{}`})
+	require.Equal(t, "/a", recv.WaitN(t, 1, 30*time.Second)[0].Path)
 
-	write(webhookConfig("", pathObserver(recv.URL, "b")))
+	write(webhookConfig("", pathObserver(recv.URL(), "b")))
 	require.Eventually(t, func() bool { return reloads() == 1 }, 20*time.Second, 20*time.Millisecond)
-	insertChange(t, pool, "Order", "2", "INSERT", `{}`)
-	require.Equal(t, "/b", recv.waitN(t, 1, 30*time.Second)[0].Path)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "2", Kind: "INSERT", Data: `{}`})
+	require.Equal(t, "/b", recv.WaitN(t, 1, 30*time.Second)[0].Path)
 
 	write("observers:\n  broken:\n    entity: Order\n    events: [INSERT]\n    condition: \"status ==\"\n    actions:\n      - {type: webhook}\n")
 	require.Eventually(t, func() bool { return strings.Contains(p.Log(), "config: reload rejected") }, 20*time.Second, 20*time.Millisecond)
 	require.Contains(t, p.Log(), "invalid condition")
-	insertChange(t, pool, "Order", "3", "INSERT", `{}`)
-	require.Equal(t, "/b", recv.waitN(t, 1, 30*time.Second)[0].Path, "a broken reload keeps the running observers")
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "3", Kind: "INSERT", Data: `{}`})
+	require.Equal(t, "/b", recv.WaitN(t, 1, 30*time.Second)[0].Path, "a broken reload keeps the running observers")
 
 	// A reload that brings a new action type also starts its queue.
-	obs := pathObserver(recv.URL, "c")
+	obs := pathObserver(recv.URL(), "c")
 	obs["audit"] = "entity: Order\nevents: [INSERT]\nactions:\n  - {type: log, message_template: 'audit {{ event.entity_id }}'}\n"
 	write(webhookConfig("", obs))
 	require.Eventually(t, func() bool { return reloads() == 2 }, 20*time.Second, 20*time.Millisecond)
-	insertChange(t, pool, "Order", "4", "INSERT", `{}`)
-	require.Equal(t, "/c", recv.waitN(t, 1, 30*time.Second)[0].Path)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "4", Kind: "INSERT", Data: `{}`})
+	require.Equal(t, "/c", recv.WaitN(t, 1, 30*time.Second)[0].Path)
 	require.Eventually(t, func() bool { return strings.Contains(p.Log(), "audit 4") }, 20*time.Second, 20*time.Millisecond,
 		"the log action's new queue is worked")
 
@@ -66,19 +67,21 @@ func TestConfigReloadsWithoutRestart(t *testing.T) {
 func TestSIGHUPReloads(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
-	p := startRunArgs(t, url, webhookConfig("", pathObserver(recv.URL, "a")), []string{"--watch-config=false"})
-	require.NoError(t, os.WriteFile(p.Config, []byte(webhookConfig("", pathObserver(recv.URL, "b"))), 0o600))
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	opts := runOptions(url, webhookConfig("", pathObserver(recv.URL(), "a")))
+	opts.Args = []string{"--watch-config=false"}
+	p := observertest.StartProcess(t, opts)
+	require.NoError(t, os.WriteFile(p.ConfigPath(), []byte(webhookConfig("", pathObserver(recv.URL(), "b"))), 0o600))
 	time.Sleep(time.Second) // well past the watcher's debounce, were there one
 	require.NotContains(t, p.Log(), "config: reloaded", "no watcher: the file change alone does nothing")
-	insertChange(t, pool, "Order", "1", "INSERT", `{}`)
-	require.Equal(t, "/a", recv.waitN(t, 1, 30*time.Second)[0].Path, "no watcher: the old observers still run")
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "1", Kind: "INSERT", Data: `{}`})
+	require.Equal(t, "/a", recv.WaitN(t, 1, 30*time.Second)[0].Path, "no watcher: the old observers still run")
 
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGHUP))
+	require.NoError(t, p.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return strings.Contains(p.Log(), "config: reloaded") }, 20*time.Second, 20*time.Millisecond)
 	require.Contains(t, p.Log(), "trigger=SIGHUP")
-	insertChange(t, pool, "Order", "2", "INSERT", `{}`)
-	require.Equal(t, "/b", recv.waitN(t, 1, 30*time.Second)[0].Path)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "2", Kind: "INSERT", Data: `{}`})
+	require.Equal(t, "/b", recv.WaitN(t, 1, 30*time.Second)[0].Path)
 }
 
 // Reloads while events flow lose nothing: an observer present in every
@@ -86,14 +89,14 @@ func TestSIGHUPReloads(t *testing.T) {
 func TestReloadWhileEventsFlow(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
 	versions := []map[string]string{
-		{"stable": "entity: Order\nevents: [INSERT]\nactions:\n  - {type: webhook, url: " + recv.URL + "/stable}\n"},
-		{"stable": "entity: Order\nevents: [INSERT]\nactions:\n  - {type: webhook, url: " + recv.URL + "/stable}\n",
-			"added": "entity: Order\nevents: [INSERT]\nactions:\n  - {type: webhook, url: " + recv.URL + "/added}\n"},
-		{"stable": "entity: Order\nevents: [INSERT]\ncondition: \"n >= 0\"\nactions:\n  - {type: webhook, url: " + recv.URL + "/stable}\n"},
+		{"stable": "entity: Order\nevents: [INSERT]\nactions:\n  - {type: webhook, url: " + recv.URL() + "/stable}\n"},
+		{"stable": "entity: Order\nevents: [INSERT]\nactions:\n  - {type: webhook, url: " + recv.URL() + "/stable}\n",
+			"added": "entity: Order\nevents: [INSERT]\nactions:\n  - {type: webhook, url: " + recv.URL() + "/added}\n"},
+		{"stable": "entity: Order\nevents: [INSERT]\ncondition: \"n >= 0\"\nactions:\n  - {type: webhook, url: " + recv.URL() + "/stable}\n"},
 	}
-	p := startRun(t, url, webhookConfig("", versions[0]))
+	p := observertest.StartProcess(t, runOptions(url, webhookConfig("", versions[0])))
 	const events = 150
 	done := make(chan struct{})
 	go func() {
@@ -109,8 +112,8 @@ func TestReloadWhileEventsFlow(t *testing.T) {
 		}
 	}()
 	for i, v := range versions[1:] {
-		require.NoError(t, os.WriteFile(p.Config+".tmp", []byte(webhookConfig("", v)), 0o600))
-		require.NoError(t, os.Rename(p.Config+".tmp", p.Config))
+		require.NoError(t, os.WriteFile(p.ConfigPath()+".tmp", []byte(webhookConfig("", v)), 0o600))
+		require.NoError(t, os.Rename(p.ConfigPath()+".tmp", p.ConfigPath()))
 		require.Eventually(t, func() bool { return strings.Count(p.Log(), "config: reloaded") == i+1 }, 20*time.Second, 10*time.Millisecond)
 	}
 	<-done
@@ -119,7 +122,7 @@ func TestReloadWhileEventsFlow(t *testing.T) {
 		clear(seen)
 		for _, d := range recv.All() {
 			if d.Path == "/stable" {
-				seen[d.entityID(t)]++
+				seen[entityID(t, d)]++
 			}
 		}
 		return len(seen) == events

@@ -15,6 +15,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observertest"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
@@ -24,7 +25,7 @@ import (
 func TestMatchingAndSignedDeliveries(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	cfg := webhookConfig("", map[string]string{
 		"big_orders": fmt.Sprintf(`entity: Order
@@ -33,31 +34,31 @@ condition: "status == 'new' && total > 100 && customer.tier == 'gold'"
 actions:
   - {type: webhook, url: %[1]s/big-1, signing_secret: %[2]s}
   - {type: webhook, url: %[1]s/big-2, signing_secret: %[2]s, body_template: '{"id": "{{ event.entity_id }}", "note": "{{ note }}"}'}
-`, recv.URL, secret),
+`, recv.URL(), secret),
 		"shipped": fmt.Sprintf(`entity: Order
 events: [UPDATE]
 condition: "field_changed_to('status', 'shipped') && !field_changed('total')"
 actions:
   - {type: webhook, url: %s/shipped, signing_secret: %s}
-`, recv.URL, secret),
+`, recv.URL(), secret),
 		"everything": fmt.Sprintf(`entity: "*"
 events: [INSERT, UPDATE, DELETE]
 actions:
   - {type: webhook, url: %s/all, signing_secret: %s}
-`, recv.URL, secret),
+`, recv.URL(), secret),
 	})
-	startRun(t, url, cfg)
+	observertest.StartProcess(t, runOptions(url, cfg))
 	ctx := context.Background()
 
-	insertChange(t, pool, "Order", "o1", "INSERT", `{"status": "new", "total": 100.50, "customer": {"tier": "gold"}, "note": "say \"hi\"\n"}`) // big_orders ×2 + everything
-	insertChange(t, pool, "Order", "o2", "INSERT", `{"status": "new", "total": 100.00, "customer": {"tier": "gold"}}`)                         // everything only (100.00 is not > 100)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "o1", Kind: "INSERT", Data: `{"status": "new", "total": 100.50, "customer": {"tier": "gold"}, "note": "say \"hi\"\n"}`}) // big_orders ×2 + everything
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "o2", Kind: "INSERT", Data: `{"status": "new", "total": 100.00, "customer": {"tier": "gold"}}`})                         // everything only (100.00 is not > 100)
 	_, err := pool.Exec(ctx, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data, object_data_before)
 		VALUES ('Order', 'o1', 'UPDATE', '{"status":"shipped","total":100.5}', '{"status":"new","total":100.5}')`) // shipped + everything
 	require.NoError(t, err)
-	insertChange(t, pool, "User", "u1", "DELETE", `{"name": "x"}`) // everything
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "User", ID: "u1", Kind: "DELETE", Data: `{"name": "x"}`}) // everything
 
-	got := recv.waitN(t, 7, 30*time.Second)
-	recv.quiet(t, 500*time.Millisecond)
+	got := recv.WaitN(t, 7, 30*time.Second)
+	recv.Quiet(t, 500*time.Millisecond)
 	byPath := map[string]int{}
 	wh, err := standardwebhooks.NewWebhook(secret)
 	require.NoError(t, err)
@@ -82,21 +83,21 @@ actions:
 func TestBadRowsAreSkippedAndReported(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, nil)
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
 	cfg := webhookConfig("", map[string]string{
-		"typed": fmt.Sprintf("entity: Order\nevents: [INSERT]\ncondition: \"total > 100\"\nactions:\n  - {type: webhook, url: %s/typed}\n", recv.URL),
-		"all":   fmt.Sprintf("entity: \"*\"\nevents: [INSERT]\nactions:\n  - {type: webhook, url: %s/all}\n", recv.URL),
+		"typed": fmt.Sprintf("entity: Order\nevents: [INSERT]\ncondition: \"total > 100\"\nactions:\n  - {type: webhook, url: %s/typed}\n", recv.URL()),
+		"all":   fmt.Sprintf("entity: \"*\"\nevents: [INSERT]\nactions:\n  - {type: webhook, url: %s/all}\n", recv.URL()),
 	})
-	p := startRun(t, url, cfg)
+	p := observertest.StartProcess(t, runOptions(url, cfg))
 	ctx := context.Background()
 
-	unknown := insertChange(t, pool, "Order", "1", "UPSERT", `{"total": 500}`)
-	notObject := insertChange(t, pool, "Order", "2", "INSERT", `[1, 2, 3]`)
-	insertChange(t, pool, "Order", "3", "INSERT", `{"total": "lots"}`) // condition errors → no match for "typed"
-	last := insertChange(t, pool, "Order", "4", "INSERT", `{"total": 500}`)
+	unknown := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "1", Kind: "UPSERT", Data: `{"total": 500}`})
+	notObject := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "2", Kind: "INSERT", Data: `[1, 2, 3]`})
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "3", Kind: "INSERT", Data: `{"total": "lots"}`}) // condition errors → no match for "typed"
+	last := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "4", Kind: "INSERT", Data: `{"total": 500}`})
 
-	got := recv.waitN(t, 3, 30*time.Second) // all:3, all:4, typed:4
-	recv.quiet(t, 300*time.Millisecond)
+	got := recv.WaitN(t, 3, 30*time.Second) // all:3, all:4, typed:4
+	recv.Quiet(t, 300*time.Millisecond)
 	paths := map[string]int{}
 	for _, d := range got {
 		paths[d.Path]++
@@ -123,7 +124,7 @@ func TestBadRowsAreSkippedAndReported(t *testing.T) {
 	require.Contains(t, p.Log(), "listener: condition failed; treated as no match")
 
 	// The metrics say so too.
-	metrics := scrape(t, p.HTTPAddr)
+	metrics := observertest.Metrics(t, p.HTTPAddr())
 	require.Contains(t, metrics, `observer_events_skipped_total{reason="unknown_kind"} 1`)
 	require.Contains(t, metrics, `observer_events_skipped_total{reason="bad_payload"} 1`)
 	require.Contains(t, metrics, `observer_condition_errors_total{observer="typed"} 1`)
@@ -137,22 +138,24 @@ func TestShutdownDrainsInFlightJobs(t *testing.T) {
 	pool, url := sqltest.NewDB(t)
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
-	recv := newReceiver(t, func(delivery, int, http.Header) int {
-		entered <- struct{}{}
-		<-release
-		return http.StatusOK
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{
+		Respond: func(context.Context, observertest.Delivery) observertest.Response {
+			entered <- struct{}{}
+			<-release
+			return observertest.Response{}
+		},
 	})
-	p := startRun(t, url, webhookConfig("", orderObserver(recv.URL)))
-	pk := insertChange(t, pool, "Order", "1", "INSERT", `{}`)
+	p := observertest.StartProcess(t, runOptions(url, webhookConfig("", orderObserver(recv.URL()))))
+	pk := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "1", Kind: "INSERT", Data: `{}`})
 	select {
 	case <-entered:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the delivery never started")
 	}
-	require.NoError(t, p.cmd.Process.Signal(os.Interrupt))
+	require.NoError(t, p.Signal(os.Interrupt))
 	require.Eventually(t, func() bool { return strings.Contains(p.Log(), "run: shutting down") }, 10*time.Second, 10*time.Millisecond)
 	close(release)
-	p.Stop() // asserts exit 0
+	require.NoError(t, p.Stop(stopTimeout)) // asserts exit 0
 	var state string
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT state::text FROM observer_deliveries WHERE seq = $1`, pk).Scan(&state))
 	require.Equal(t, "completed", state)
@@ -198,12 +201,13 @@ func runCLI(t *testing.T, cfg string, args ...string) (string, int) {
 func TestRetryAfterIsHonoured(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
-	recv := newReceiver(t, func(_ delivery, _ int, h http.Header) int {
-		h.Set("Retry-After", "30")
-		return http.StatusTooManyRequests
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{
+		Respond: func(context.Context, observertest.Delivery) observertest.Response {
+			return observertest.Response{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"30"}}}
+		},
 	})
-	startRun(t, url, webhookConfig("", orderObserver(recv.URL))) // initial_delay 50ms, max_delay 200ms
-	pk := insertChange(t, pool, "Order", "1", "INSERT", `{}`)
+	observertest.StartProcess(t, runOptions(url, webhookConfig("", orderObserver(recv.URL())))) // initial_delay 50ms, max_delay 200ms
+	pk := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "1", Kind: "INSERT", Data: `{}`})
 	var state string
 	var wait float64
 	require.Eventually(t, func() bool {

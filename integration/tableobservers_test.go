@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observertest"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
@@ -28,35 +29,35 @@ func TestObserversFromTable(t *testing.T) {
 		id serial PRIMARY KEY, name text NOT NULL, entity_type text, event_type text, condition_expression text,
 		actions jsonb NOT NULL DEFAULT '[]', enabled boolean NOT NULL DEFAULT true, retry_config jsonb,
 		timeout_ms integer, deleted_at timestamptz)`)
-	recv := newReceiver(t, nil)
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
 	exec(`INSERT INTO core.tb_observer (name, entity_type, event_type, actions, retry_config, timeout_ms)
 		VALUES ('order_created', 'Order', 'created', jsonb_build_array(jsonb_build_object('type', 'webhook', 'url', $1::text)),
-		'{"max_attempts": 3}', 5000)`, recv.URL+"/a")
-	p := startRun(t, url, webhookConfig("observers_table: core.tb_observer\n", map[string]string{
-		"user_file": "entity: User\nevents: [INSERT]\nactions:\n  - {type: webhook, url: " + recv.URL + "/file}\n",
-	}))
+		'{"max_attempts": 3}', 5000)`, recv.URL()+"/a")
+	p := observertest.StartProcess(t, runOptions(url, webhookConfig("observers_table: core.tb_observer\n", map[string]string{
+		"user_file": "entity: User\nevents: [INSERT]\nactions:\n  - {type: webhook, url: " + recv.URL() + "/file}\n",
+	})))
 	reloads := func() int { return strings.Count(p.Log(), "config: reloaded") }
 
-	insertChange(t, pool, "Order", "1", "INSERT", `{}`)
-	require.Equal(t, "/a", recv.waitN(t, 1, 30*time.Second)[0].Path)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "1", Kind: "INSERT", Data: `{}`})
+	require.Equal(t, "/a", recv.WaitN(t, 1, 30*time.Second)[0].Path)
 
 	exec(`UPDATE core.tb_observer SET actions = jsonb_build_array(jsonb_build_object('type', 'webhook', 'url', $1::text))
-		WHERE name = 'order_created'`, recv.URL+"/b")
+		WHERE name = 'order_created'`, recv.URL()+"/b")
 	require.Eventually(t, func() bool { return reloads() == 1 }, 20*time.Second, 20*time.Millisecond)
 	require.Contains(t, p.Log(), "trigger=\"table changed\"")
-	insertChange(t, pool, "Order", "2", "INSERT", `{}`)
-	require.Equal(t, "/b", recv.waitN(t, 1, 30*time.Second)[0].Path)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "2", Kind: "INSERT", Data: `{}`})
+	require.Equal(t, "/b", recv.WaitN(t, 1, 30*time.Second)[0].Path)
 
 	exec(`UPDATE core.tb_observer SET deleted_at = now() WHERE name = 'order_created'`)
 	require.Eventually(t, func() bool { return reloads() == 2 }, 20*time.Second, 20*time.Millisecond)
-	insertChange(t, pool, "Order", "3", "INSERT", `{}`)
-	recv.quiet(t, 2*time.Second)
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "3", Kind: "INSERT", Data: `{}`})
+	recv.Quiet(t, 2*time.Second)
 
 	exec(`INSERT INTO core.tb_observer (name, entity_type, event_type, actions) VALUES ('broken', 'Order', 'INSERT', '[{"type": "webhook"}]')`)
 	require.Eventually(t, func() bool { return strings.Contains(p.Log(), "config: reload rejected") }, 20*time.Second, 20*time.Millisecond)
 	require.Contains(t, p.Log(), "tb_observer[broken]: actions[0]: webhook needs url or url_env")
-	insertChange(t, pool, "User", "4", "INSERT", `{}`)
-	require.Equal(t, "/file", recv.waitN(t, 1, 30*time.Second)[0].Path, "a broken row keeps the running observers")
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "User", ID: "4", Kind: "INSERT", Data: `{}`})
+	require.Equal(t, "/file", recv.WaitN(t, 1, 30*time.Second)[0].Path, "a broken row keeps the running observers")
 	require.Equal(t, 2, reloads())
 }
 
@@ -72,14 +73,14 @@ func TestObserversFromTableBadRowAtStart(t *testing.T) {
 			('bad_kind', 'INSERTED', '[{"type": "log"}]'),
 			('bad_action', NULL, '[{"type": "webhok"}]')`)
 	require.NoError(t, err)
-	p := spawnRun(t, url, webhookConfig("observers_table: core.tb_observer\n", nil))
+	p := observertest.SpawnProcess(t, runOptions(url, webhookConfig("observers_table: core.tb_observer\n", nil)))
 	select {
 	case <-p.Exited():
 	case <-time.After(60 * time.Second):
 		t.Fatalf("run started with a bad row\n%s", p.Log())
 	}
 	var ee *exec.ExitError
-	require.ErrorAs(t, p.exitErr, &ee)
+	require.ErrorAs(t, p.ExitErr(), &ee)
 	require.Equal(t, 1, ee.ExitCode(), p.Log())
 	require.Contains(t, p.Log(), `tb_observer[bad_kind]: unknown event kind \"INSERTED\"`)
 	require.Contains(t, p.Log(), `tb_observer[bad_action]: unknown action type \"webhok\"`)

@@ -7,25 +7,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"strings"
-	"sync"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fraiseql/fraiseql-observers/observers/action/webhook"
+	"github.com/fraiseql/fraiseql-observers/observertest"
 )
 
 const expectedDeliveries = 5
@@ -68,35 +65,65 @@ func demo(bin, config, dbURL string, timeout time.Duration) error {
 	secret := webhook.SecretPrefix + base64.StdEncoding.EncodeToString(raw)
 	tag := fmt.Sprintf("demo-%d", time.Now().Unix())
 
-	recv, err := startReceiver(secret, tag)
+	recv, err := observertest.ListenReceiver(observertest.ReceiverOptions{Secret: secret,
+		// 200 whatever the signature: the demo reports a bad one itself, and
+		// leftovers of earlier runs (signed with their own secret) complete.
+		Respond: func(context.Context, observertest.Delivery) observertest.Response { return observertest.Response{} }})
 	if err != nil {
 		return err
 	}
-	defer recv.srv.Close()
-	step("receiver listening on %s", recv.url)
+	defer recv.Close()
+	step("receiver listening on %s", recv.URL())
 
 	step("run --config %s", config)
-	run := exec.Command(bin, "run", "--config", config, "--database-url", dbURL,
-		"--http-addr", "127.0.0.1:0", "--log-level", "warn")
-	run.Env = append(os.Environ(), "DEMO_WEBHOOK_URL="+recv.url+"/hooks", "DEMO_WEBHOOK_SECRET="+secret)
-	run.Stdout, run.Stderr = os.Stdout, os.Stderr
-	if err := run.Start(); err != nil {
+	run, err := observertest.Spawn(ctx, observertest.ProcessOptions{Binary: bin, ConfigPath: config, DatabaseURL: dbURL,
+		LogLevel: "warn", LogOutput: os.Stderr,
+		Env: []string{"DEMO_WEBHOOK_URL=" + recv.URL() + "/hooks", "DEMO_WEBHOOK_SECRET=" + secret}})
+	if err != nil {
 		return fmt.Errorf("start run: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- run.Wait() }()
-	defer func() { _ = run.Process.Kill() }()
+	defer run.Kill()
 
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := waitLeader(ctx, pool, run.Process.Pid, exited); err != nil {
+	if err := run.WaitLeader(ctx, pool); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("run did not become leader (is another instance leading listener 'default'?)")
+		}
 		return err
 	}
 	step("observer is leading; writing changes tagged %s", tag)
 
+	w := &watcher{recv: recv, tag: tag, done: make(chan struct{})}
+	go w.watch(ctx)
+	if err := writeChanges(ctx, pool, tag); err != nil {
+		return err
+	}
+	select {
+	case <-w.done:
+	case <-run.Exited():
+		return fmt.Errorf("run exited early: %v", run.ExitErr())
+	case <-ctx.Done():
+		return fmt.Errorf("only %d of %d deliveries arrived in %s", w.arrived.Load(), expectedDeliveries, timeout)
+	}
+	step("all %d deliveries arrived with valid signatures; stopping the observer (SIGTERM)", expectedDeliveries)
+	deadline, _ := ctx.Deadline()
+	if err := run.Stop(time.Until(deadline)); err != nil {
+		return err
+	}
+	if w.invalid > 0 {
+		return fmt.Errorf("%d deliveries had an invalid signature", w.invalid)
+	}
+	step("done: the observer drained and exited 0")
+	return nil
+}
+
+// writeChanges writes the demo's changes: orders into the change log, and a
+// product through a table tracked with observers.track.
+func writeChanges(ctx context.Context, pool *pgxpool.Pool, tag string) error {
 	changes := []struct{ what, sql string }{
 		{"Order INSERT, status new, total 250 (matches order_created)",
 			`INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data)
@@ -129,100 +156,46 @@ func demo(bin, config, dbURL string, timeout time.Duration) error {
 	if _, err := pool.Exec(ctx, `UPDATE demo_product SET price = 25 WHERE id = $1`, id); err != nil {
 		return err
 	}
-	if _, err := pool.Exec(ctx, `DELETE FROM demo_product WHERE id = $1`, id); err != nil {
-		return err
-	}
+	_, err := pool.Exec(ctx, `DELETE FROM demo_product WHERE id = $1`, id)
+	return err
+}
 
-	for n := 0; n < expectedDeliveries; {
-		select {
-		case <-recv.arrived:
-			n++
-		case err := <-exited:
-			return fmt.Errorf("run exited early: %v", err)
-		case <-ctx.Done():
-			return fmt.Errorf("only %d of %d deliveries arrived in %s", n, expectedDeliveries, timeout)
-		}
-	}
-	step("all %d deliveries arrived with valid signatures; stopping the observer (SIGTERM)", expectedDeliveries)
-	_ = run.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
+// watcher prints each delivery whose body carries tag as it arrives (older
+// demo runs' changes may still be in the log) and closes done once
+// expectedDeliveries have arrived.
+type watcher struct {
+	recv    *observertest.Receiver
+	tag     string
+	arrived atomic.Int64
+	invalid int // written before done is closed
+	done    chan struct{}
+}
+
+// schemeNames are the names the demo prints for the signature schemes.
+var schemeNames = map[string]string{
+	observertest.SchemeStandard: "standard-webhooks",
+	observertest.SchemeFraiseQL: "x-fraiseql-signature-256",
+}
+
+func (w *watcher) watch(ctx context.Context) {
+	for w.arrived.Load() < expectedDeliveries {
+		got, err := w.recv.Wait(ctx, 1)
 		if err != nil {
-			return fmt.Errorf("run did not exit cleanly: %w", err)
-		}
-	case <-ctx.Done():
-		return fmt.Errorf("run did not stop in time")
-	}
-	if bad := recv.invalid(); bad > 0 {
-		return fmt.Errorf("%d deliveries had an invalid signature", bad)
-	}
-	step("done: the observer drained and exited 0")
-	return nil
-}
-
-func waitLeader(ctx context.Context, pool *pgxpool.Pool, pid int, exited <-chan error) error {
-	for {
-		var n int
-		err := pool.QueryRow(ctx, `SELECT count(*) FROM observer_listeners WHERE pid = $1 AND role = 'leader'`, pid).Scan(&n)
-		if err == nil && n > 0 {
-			return nil
-		}
-		select {
-		case err := <-exited:
-			return fmt.Errorf("run exited before leading: %v", err)
-		case <-ctx.Done():
-			return fmt.Errorf("run did not become leader (is another instance leading listener 'default'?)")
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-type receiver struct {
-	srv     *http.Server
-	url     string
-	arrived chan struct{}
-	mu      sync.Mutex
-	n, bad  int
-}
-
-func (r *receiver) invalid() int { r.mu.Lock(); defer r.mu.Unlock(); return r.bad }
-
-// startReceiver accepts deliveries whose body carries tag (older demo runs'
-// changes may still be in the log) and prints them.
-func startReceiver(secret, tag string) (*receiver, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	r := &receiver{url: "http://" + ln.Addr().String(), arrived: make(chan struct{}, 100)}
-	r.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		if !strings.Contains(string(body), tag) {
-			w.WriteHeader(http.StatusOK) // a leftover from an earlier run
 			return
 		}
-		scheme, verr := "standard-webhooks", error(nil)
-		if sig := req.Header.Get(webhook.HeaderFraiseQLSig256); sig != "" {
-			scheme = "x-fraiseql-signature-256"
-			verr = webhook.VerifyFraiseQL(secret, sig, body, time.Now(), 0)
-		} else {
-			verr = webhook.VerifyStandard(secret, req.Header, body, time.Now(), 0)
+		d := got[0]
+		if !bytes.Contains(d.Body, []byte(w.tag)) {
+			continue
 		}
-		r.mu.Lock()
-		r.n++
-		n := r.n
-		verdict := "signature ok (" + scheme + ")"
-		if verr != nil {
-			r.bad++
-			verdict = "SIGNATURE INVALID: " + verr.Error()
+		n := w.arrived.Add(1)
+		verdict := "signature ok (" + schemeNames[d.Scheme] + ")"
+		if d.SignatureErr != nil {
+			w.invalid++
+			verdict = "SIGNATURE INVALID: " + d.SignatureErr.Error()
 		}
-		r.mu.Unlock()
-		fmt.Printf("<-- delivery %d  webhook-id=%s  %s\n    %s\n", n, req.Header.Get("webhook-id"), verdict, compact(body))
-		w.WriteHeader(http.StatusOK)
-		r.arrived <- struct{}{}
-	})}
-	go func() { _ = r.srv.Serve(ln) }()
-	return r, nil
+		fmt.Printf("<-- delivery %d  webhook-id=%s  %s\n    %s\n", n, d.ID, verdict, compact(d.Body))
+	}
+	close(w.done)
 }
 
 func compact(b []byte) string {

@@ -1,23 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/fraiseql/fraiseql-observers/observertest"
 	obsql "github.com/fraiseql/fraiseql-observers/sql"
 )
 
@@ -93,94 +88,38 @@ func walLSN(ctx context.Context, pool *pgxpool.Pool) int64 {
 	return n
 }
 
-// runProc is a `fraiseql-observers run` under test.
-type runProc struct {
-	cmd      *exec.Cmd
-	httpAddr string
-	started  chan struct{}
-	exited   chan struct{}
-	mu       sync.Mutex
-	tail     []string
-}
+// leaderWait bounds the wait for the process under test to lead.
+const leaderWait = 60 * time.Second
 
-// startRun writes config to a file and starts the binary against dbURL.
-func startRun(bin, dbURL, config string, extraArgs ...string) (*runProc, error) {
-	dir, err := os.MkdirTemp("", "fraiseql-bench-")
+// startRun starts the binary with config against dbURL (its connections
+// tagged with appName) and waits until it leads its listener group. The
+// caller stops it; on error it is already gone.
+func startRun(ctx context.Context, bin string, db *database, config string, extraArgs ...string) (*observertest.Process, error) {
+	u, err := url.Parse(db.url)
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, "observers.yaml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		return nil, err
-	}
-	u, _ := url.Parse(dbURL)
 	q := u.Query()
 	q.Set("application_name", appName)
 	u.RawQuery = q.Encode()
-	args := append([]string{"run", "--config", path, "--database-url", u.String(), "--http-addr", "127.0.0.1:0", "--log-level", "warn", "--log-format", "text"}, extraArgs...)
-	cmd := exec.Command(bin, args...)
-	stderr, err := cmd.StderrPipe()
+	p, err := observertest.Spawn(context.WithoutCancel(ctx), observertest.ProcessOptions{
+		Binary: bin, Config: config, DatabaseURL: u.String(), LogLevel: "warn",
+		Args: append([]string{"--log-format", "text"}, extraArgs...),
+	})
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout = io.Discard
-	p := &runProc{cmd: cmd, started: make(chan struct{}), exited: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
+	wctx, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	if err := p.WaitLeader(wctx, db.pool); err != nil {
+		stop(p)
 		return nil, err
 	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.tail = append(p.tail, line)
-			if len(p.tail) > 50 {
-				p.tail = p.tail[1:]
-			}
-			p.mu.Unlock()
-		}
-		_ = cmd.Wait()
-		os.RemoveAll(dir)
-		close(p.exited)
-	}()
 	return p, nil
 }
 
-// waitLeader waits until the process leads its listener group.
-func (p *runProc) waitLeader(ctx context.Context, pool *pgxpool.Pool) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		var addr *string
-		err := pool.QueryRow(ctx, `SELECT http_addr FROM observer_listeners WHERE pid = $1 AND role = 'leader'`, p.cmd.Process.Pid).Scan(&addr)
-		if err == nil && addr != nil {
-			p.httpAddr = *addr
-			return nil
-		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("run exited: %s", p.lastLines())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("run did not become leader: %s", p.lastLines())
-}
-
-func (p *runProc) lastLines() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.tail, "\n")
-}
-
-// stop sends SIGTERM and waits.
-func (p *runProc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
+// stop sends SIGTERM and waits (killing it after 30s).
+func stop(p *observertest.Process) { _ = p.Stop(30 * time.Second) }
 
 // procStats reads CPU time (seconds) and peak/current RSS (bytes) of pid.
 type procStats struct {
@@ -223,4 +162,11 @@ func connections(ctx context.Context, pool *pgxpool.Pool) int {
 	var n int
 	_ = pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, appName).Scan(&n)
 	return n
+}
+
+// newReceiver is the bench's webhook endpoint, observertest's lean mode: it
+// verifies nothing and only counts deliveries (with track, also the first
+// arrival of each id of a {"id": "..."} body); delay is slept per request.
+func newReceiver(delay time.Duration, track bool) (*observertest.Receiver, error) {
+	return observertest.ListenReceiver(observertest.ReceiverOptions{CountOnly: true, Delay: delay, Track: track})
 }

@@ -13,13 +13,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/fraiseql/fraiseql-observers/observertest"
 )
 
 type options struct {
@@ -119,11 +119,8 @@ func main() {
 			fatal(err)
 		}
 		defer os.RemoveAll(dir)
-		o.bin = filepath.Join(dir, "fraiseql-observers")
-		build := exec.Command("go", "build", "-o", o.bin, "./cmd/fraiseql-observers")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fatal(fmt.Errorf("build: %w", err))
+		if o.bin, err = observertest.BuildBinary(dir); err != nil {
+			fatal(err)
 		}
 	}
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/observertest"
 )
 
 const benchSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -170,28 +170,24 @@ func pipelineScenario(ctx context.Context, o options, name string, nObs, nAct in
 		r.Err = err
 		return r
 	}
-	defer recv.close()
+	defer recv.Close()
 	var extra []string
 	if o.profileDir != "" {
 		extra = append(extra, "--pprof")
 	}
-	p, err := startRun(o.bin, db.url, configYAML(o, recv.url, nObs, nAct, o.workers, ""), extra...)
+	p, err := startRun(ctx, o.bin, db, configYAML(o, recv.URL(), nObs, nAct, o.workers, ""), extra...)
 	if err != nil {
 		r.Err = err
 		return r
 	}
-	defer p.stop()
-	if err := p.waitLeader(ctx, db.pool); err != nil {
-		r.Err = err
-		return r
-	}
+	defer stop(p)
 	want := int64(o.n * dpe)
-	recv.expect(want)
+	recv.Expect(want)
 	wal0 := walLSN(ctx, db.pool)
 	stats := sampleRun(ctx, db)
 	start := time.Now()
 	if o.profileDir != "" {
-		go saveProfile(p.httpAddr, filepath.Join(o.profileDir, name+".pprof"))
+		go saveProfile(p.HTTPAddr(), filepath.Join(o.profileDir, name+".pprof"))
 	}
 	writerDone := make(chan time.Duration, 1)
 	go func() {
@@ -208,20 +204,20 @@ func pipelineScenario(ctx context.Context, o options, name string, nObs, nAct in
 		writerDone <- time.Since(start)
 	}()
 	select {
-	case <-recv.doneCh():
+	case <-recv.Done():
 	case <-time.After(15 * time.Minute):
 		stats.finish()
-		r.Err = fmt.Errorf("only %d of %d deliveries arrived", recv.count.Load(), want)
+		r.Err = fmt.Errorf("only %d of %d deliveries arrived", recv.Count(), want)
 		return r
 	}
-	el := recv.lastArrival().Sub(start)
+	el := recv.LastArrival().Sub(start)
 	stats.finish()
 	wrote := <-writerDone
-	ps := readProcStats(p.cmd.Process.Pid)
+	ps := readProcStats(p.Pid())
 	wal := walLSN(ctx, db.pool) - wal0
 	var jobs int64
 	_ = db.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind LIKE 'fraiseql_observer_%'`).Scan(&jobs)
-	batches := scrapeMetric(p.httpAddr, "observer_batches_total")
+	batches := scrapeMetric(p.HTTPAddr(), "observer_batches_total")
 
 	r.add("events_per_s", float64(o.n)/el.Seconds(), "events/s")
 	r.add("deliveries_per_s", float64(want)/el.Seconds(), "deliveries/s")
@@ -253,22 +249,16 @@ func saveProfile(addr, path string) {
 	_, _ = io.Copy(f, resp.Body)
 }
 
-// scrapeMetric reads one unlabelled sample from the process's /metrics.
-func scrapeMetric(addr, name string) float64 {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
+// scrapeMetric reads one sample from the process's /metrics; -1 when it is
+// absent or unreadable.
+func scrapeMetric(addr, series string) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, ok, err := observertest.ReadMetric(ctx, addr, series)
+	if err != nil || !ok {
 		return -1
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			var f float64
-			_, _ = fmt.Sscan(v, &f)
-			return f
-		}
-	}
-	return -1
+	return v
 }
 
 // latencyScenario offers a fixed load of single-row transactions and reports
@@ -286,19 +276,15 @@ func latencyScenario(ctx context.Context, o options) result {
 		r.Err = err
 		return r
 	}
-	defer recv.close()
-	p, err := startRun(o.bin, db.url, configYAML(o, recv.url, 1, 1, o.workers, `{"id": "{{ event.entity_id }}"}`))
+	defer recv.Close()
+	p, err := startRun(ctx, o.bin, db, configYAML(o, recv.URL(), 1, 1, o.workers, `{"id": "{{ event.entity_id }}"}`))
 	if err != nil {
 		r.Err = err
 		return r
 	}
-	defer p.stop()
-	if err := p.waitLeader(ctx, db.pool); err != nil {
-		r.Err = err
-		return r
-	}
+	defer stop(p)
 	total := int(float64(o.rate) * o.duration.Seconds())
-	recv.expect(int64(total))
+	recv.Expect(int64(total))
 	committed := make([]time.Time, total)
 	var next atomic.Int64
 	start := time.Now().Add(50 * time.Millisecond)
@@ -332,20 +318,18 @@ func latencyScenario(ctx context.Context, o options) result {
 	}
 	wg.Wait()
 	select {
-	case <-recv.doneCh():
+	case <-recv.Done():
 	case <-time.After(60 * time.Second):
-		r.Err = fmt.Errorf("only %d of %d deliveries arrived", recv.count.Load(), total)
+		r.Err = fmt.Errorf("only %d of %d deliveries arrived", recv.Count(), total)
 		return r
 	}
 	lat := make([]float64, 0, total)
-	recv.mu.Lock()
-	arrived := maps.Clone(recv.arrived)
+	arrived := recv.Arrivals()
 	for i, c := range committed {
-		if a, ok := recv.arrived[fmt.Sprint("l-", i)]; ok && !c.IsZero() {
+		if a, ok := arrived[fmt.Sprint("l-", i)]; ok && !c.IsZero() {
 			lat = append(lat, a.Sub(c).Seconds()*1000)
 		}
 	}
-	recv.mu.Unlock()
 	addPercentiles(&r, "commit_to_delivery", lat)
 
 	// commit → job fetched by a worker (attempted_at) and → enqueue
@@ -383,7 +367,7 @@ func latencyScenario(ctx context.Context, o options) result {
 	// A failed first attempt is retried after the retry policy's delay (1s
 	// by default) and shows as a far outlier: say so.
 	failed := 0
-	for _, l := range strings.Split(p.lastLines(), "\n") {
+	for _, l := range strings.Split(p.Tail(), "\n") {
 		if strings.Contains(l, "action failed") {
 			failed++
 			fmt.Fprintln(os.Stderr, "bench: latency: "+l)
@@ -434,27 +418,24 @@ func concurrencyRun(ctx context.Context, o options, workers int) (time.Duration,
 	if err != nil {
 		return 0, err
 	}
-	defer recv.close()
-	p, err := startRun(o.bin, db.url, configYAML(o, recv.url, 1, 3, workers, ""))
+	defer recv.Close()
+	p, err := startRun(ctx, o.bin, db, configYAML(o, recv.URL(), 1, 3, workers, ""))
 	if err != nil {
 		return 0, err
 	}
-	defer p.stop()
-	if err := p.waitLeader(ctx, db.pool); err != nil {
-		return 0, err
-	}
-	recv.expect(int64(o.concurrencyN * 3))
+	defer stop(p)
+	recv.Expect(int64(o.concurrencyN * 3))
 	start := time.Now()
 	if _, err := db.pool.Exec(ctx, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data)
 		SELECT 'Order', 'c-' || g, 'INSERT', '{}' FROM generate_series(1, $1::int) g`, o.concurrencyN); err != nil {
 		return 0, err
 	}
 	select {
-	case <-recv.doneCh():
+	case <-recv.Done():
 	case <-time.After(10 * time.Minute):
-		return 0, fmt.Errorf("only %d deliveries arrived", recv.count.Load())
+		return 0, fmt.Errorf("only %d deliveries arrived", recv.Count())
 	}
-	return recv.lastArrival().Sub(start), nil
+	return recv.LastArrival().Sub(start), nil
 }
 
 // idleScenario: CPU and memory of an idle `run`.
@@ -466,20 +447,16 @@ func idleScenario(ctx context.Context, o options) result {
 		return r
 	}
 	defer db.drop(ctx, o.admin)
-	p, err := startRun(o.bin, db.url, configYAML(o, "http://127.0.0.1:9", 1, 1, o.workers, ""))
+	p, err := startRun(ctx, o.bin, db, configYAML(o, "http://127.0.0.1:9", 1, 1, o.workers, ""))
 	if err != nil {
 		r.Err = err
 		return r
 	}
-	defer p.stop()
-	if err := p.waitLeader(ctx, db.pool); err != nil {
-		r.Err = err
-		return r
-	}
+	defer stop(p)
 	time.Sleep(time.Second) // let start-up work settle before measuring
-	s0 := readProcStats(p.cmd.Process.Pid)
+	s0 := readProcStats(p.Pid())
 	time.Sleep(o.idle)
-	s1 := readProcStats(p.cmd.Process.Pid)
+	s1 := readProcStats(p.Pid())
 	r.add("cpu_percent_of_one_core", (s1.CPUSeconds-s0.CPUSeconds)/o.idle.Seconds()*100, "%")
 	r.add("rss_mib", float64(s1.RSS)/(1<<20), "MiB")
 	r.add("pg_connections", float64(connections(ctx, db.pool)), "conns")
@@ -532,16 +509,13 @@ func cacheRun(ctx context.Context, o options, name, block string, entities, copi
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
-	defer recv.close()
-	cfg := strings.Replace(configYAML(o, recv.url, 1, 1, o.workers, ""), "observers:\n", block+"observers:\n", 1)
-	p, err := startRun(o.bin, db.url, cfg)
+	defer recv.Close()
+	cfg := strings.Replace(configYAML(o, recv.URL(), 1, 1, o.workers, ""), "observers:\n", block+"observers:\n", 1)
+	p, err := startRun(ctx, o.bin, db, cfg)
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
-	defer p.stop()
-	if err := p.waitLeader(ctx, db.pool); err != nil {
-		return 0, 0, 0, 0, err
-	}
+	defer stop(p)
 	n := entities * copies
 	start := time.Now()
 	// Copy k of every entity in one transaction; the copies follow each other.
@@ -566,6 +540,6 @@ func cacheRun(ctx context.Context, o options, name, block string, entities, copi
 		time.Sleep(5 * time.Millisecond)
 	}
 	el = time.Since(start)
-	return el, recv.count.Load(), scrapeMetric(p.httpAddr, "observer_cache_hits_total"),
-		scrapeMetric(p.httpAddr, `observer_cache_errors_total{backend="postgres"}`), nil
+	return el, recv.Count(), scrapeMetric(p.HTTPAddr(), "observer_cache_hits_total"),
+		scrapeMetric(p.HTTPAddr(), `observer_cache_errors_total{backend="postgres"}`), nil
 }

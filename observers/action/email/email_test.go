@@ -1,4 +1,4 @@
-package email
+package email_test
 
 import (
 	"bytes"
@@ -9,96 +9,30 @@ import (
 	"net"
 	"net/mail"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/errors"
 	"github.com/emersion/go-smtp"
 	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/observers/action/email"
+	"github.com/fraiseql/fraiseql-observers/observertest"
 	"github.com/stretchr/testify/require"
 )
 
-// smtpRecorder is an SMTP server backend that records every message, or
-// answers MAIL, RCPT or DATA with a configured error.
-type smtpRecorder struct {
-	mu                        sync.Mutex
-	msgs                      []smtpMessage
-	mailErr, rcptErr, dataErr *smtp.SMTPError
-}
-
-type smtpMessage struct {
-	From string
-	To   []string
-	Data []byte
-}
-
-func (b *smtpRecorder) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{b: b}, nil }
-
-func (b *smtpRecorder) all() []smtpMessage {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]smtpMessage(nil), b.msgs...)
-}
-
-type smtpSession struct {
-	b    *smtpRecorder
-	from string
-	to   []string
-}
-
-func (s *smtpSession) Reset()        { s.from, s.to = "", nil }
-func (s *smtpSession) Logout() error { return nil }
-
-func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
-	if s.b.mailErr != nil {
-		return s.b.mailErr
-	}
-	s.from = from
-	return nil
-}
-
-func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if s.b.rcptErr != nil {
-		return s.b.rcptErr
-	}
-	s.to = append(s.to, to)
-	return nil
-}
-
-func (s *smtpSession) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	if s.b.dataErr != nil {
-		return s.b.dataErr
-	}
-	s.b.mu.Lock()
-	s.b.msgs = append(s.b.msgs, smtpMessage{From: s.from, To: s.to, Data: data})
-	s.b.mu.Unlock()
-	return nil
-}
-
-// startSMTP serves be on a loopback port and returns the smtp: block that
-// reaches it without TLS.
-func startSMTP(t *testing.T, be *smtpRecorder) *observers.SMTPConfig {
+// startSMTP starts an SMTP server on loopback (observertest) and returns
+// it with the smtp: block that reaches it without TLS.
+func startSMTP(t *testing.T, opts observertest.SMTPOptions) (*observertest.SMTPServer, *observers.SMTPConfig) {
 	t.Helper()
-	srv := smtp.NewServer(be)
-	srv.Domain = "localhost"
-	srv.ErrorLog = smtpDiscardLog{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return &observers.SMTPConfig{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, From: "Observer <observer@example.com>",
+	srv := observertest.NewSMTPServer(t, opts)
+	return srv, &observers.SMTPConfig{Host: srv.Host(), Port: srv.Port(), From: "Observer <observer@example.com>",
 		TLS: observers.SMTPTLSNone, Timeout: 5 * time.Second}
 }
 
-type smtpDiscardLog struct{}
-
-func (smtpDiscardLog) Printf(string, ...any) {}
-func (smtpDiscardLog) Println(...any)        {}
+func startSMTPConfig(t *testing.T, opts observertest.SMTPOptions) *observers.SMTPConfig {
+	_, c := startSMTP(t, opts)
+	return c
+}
 
 func emailEvent() *observers.Event {
 	return &observers.Event{Seq: 9, ID: "3f0c5a1e-0000-4000-8000-000000000042", Kind: observers.KindInsert, EntityType: "Order", EntityID: "42",
@@ -108,18 +42,17 @@ func emailEvent() *observers.Event {
 		}}
 }
 
-func parseEmailAction(t *testing.T, action string) *Action {
+func parseEmailAction(t *testing.T, action string) *email.Action {
 	t.Helper()
 	src := "smtp: {host: h, from: a@example.com}\nobservers:\n  o:\n    entity: Order\n    events: [INSERT]\n    actions:\n      - type: email\n" + action
 	cfg, diags, err := observers.ParseWithEnv("e.yaml", []byte(src), envOf(nil))
 	require.NoError(t, err, "%v", diags)
-	return cfg.Observers[0].Actions[0].(*Action)
+	return cfg.Observers[0].Actions[0].(*email.Action)
 }
 
 func TestEmailSendsMessage(t *testing.T) {
 	t.Parallel()
-	be := &smtpRecorder{}
-	smtpCfg := startSMTP(t, be)
+	srv, smtpCfg := startSMTP(t, observertest.SMTPOptions{})
 	ea := parseEmailAction(t, `        to_template: "{{ customer.email }}, ops@example.com"
         cc: [audit@example.com]
         reply_to: support@example.com
@@ -129,10 +62,10 @@ func TestEmailSendsMessage(t *testing.T) {
 `)
 	msg, err := ea.Render(emailEvent(), "o")
 	require.NoError(t, err)
-	err = Send(context.Background(), smtpCfg, msg, observers.MessageID("e", "o", 0), envOf(nil))
+	err = email.Send(context.Background(), smtpCfg, msg, observers.MessageID("e", "o", 0), envOf(nil))
 	require.NoError(t, err)
 
-	got := be.all()
+	got := srv.Messages()
 	require.Len(t, got, 1)
 	require.Equal(t, "observer@example.com", got[0].From, "envelope sender")
 	require.ElementsMatch(t, []string{"zoe@example.com", "ops@example.com", "audit@example.com"}, got[0].To, "envelope recipients")
@@ -186,13 +119,12 @@ func TestEmailSendsMessage(t *testing.T) {
 
 func TestEmailHTMLOnlyAndLiteralRecipients(t *testing.T) {
 	t.Parallel()
-	be := &smtpRecorder{}
-	smtpCfg := startSMTP(t, be)
+	srv, smtpCfg := startSMTP(t, observertest.SMTPOptions{})
 	ea := parseEmailAction(t, "        to: ops@example.com\n        subject: Plain\n        html_template: '<i>{{ total }}</i>'\n")
 	msg, err := ea.Render(emailEvent(), "o")
 	require.NoError(t, err)
-	require.NoError(t, Send(context.Background(), smtpCfg, msg, "id", envOf(nil)))
-	got := be.all()
+	require.NoError(t, email.Send(context.Background(), smtpCfg, msg, "id", envOf(nil)))
+	got := srv.Messages()
 	require.Len(t, got, 1)
 	m, err := mail.ReadMessage(bytes.NewReader(got[0].Data))
 	require.NoError(t, err)
@@ -217,7 +149,7 @@ func TestEmailErrorClassification(t *testing.T) {
 		ea := parseEmailAction(t, "        to: ops@example.com\n")
 		msg, err := ea.Render(emailEvent(), "o")
 		require.NoError(t, err)
-		err = Send(context.Background(), smtpCfg, msg, "id", envOf(nil))
+		err = email.Send(context.Background(), smtpCfg, msg, "id", envOf(nil))
 		require.Error(t, err)
 		var de *observers.DeliveryError
 		require.True(t, errors.As(err, &de), "%T: %v", err, err)
@@ -225,24 +157,24 @@ func TestEmailErrorClassification(t *testing.T) {
 	}
 	t.Run("550 at RCPT is permanent", func(t *testing.T) {
 		t.Parallel()
-		de := send(t, startSMTP(t, &smtpRecorder{rcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}))
+		de := send(t, startSMTPConfig(t, observertest.SMTPOptions{RcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}))
 		require.True(t, de.Permanent)
 		require.Contains(t, de.Error(), "550")
 	})
 	t.Run("554 at DATA is permanent", func(t *testing.T) {
 		t.Parallel()
-		de := send(t, startSMTP(t, &smtpRecorder{dataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "rejected"}}))
+		de := send(t, startSMTPConfig(t, observertest.SMTPOptions{DataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "rejected"}}))
 		require.True(t, de.Permanent)
 	})
 	t.Run("451 at MAIL is transient", func(t *testing.T) {
 		t.Parallel()
-		de := send(t, startSMTP(t, &smtpRecorder{mailErr: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}))
+		de := send(t, startSMTPConfig(t, observertest.SMTPOptions{MailErr: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}))
 		require.False(t, de.Permanent)
 		require.Contains(t, de.Error(), "451")
 	})
 	t.Run("451 at DATA is transient", func(t *testing.T) {
 		t.Parallel()
-		de := send(t, startSMTP(t, &smtpRecorder{dataErr: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}))
+		de := send(t, startSMTPConfig(t, observertest.SMTPOptions{DataErr: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}))
 		require.False(t, de.Permanent)
 	})
 	t.Run("unreachable port is transient", func(t *testing.T) {
@@ -256,7 +188,7 @@ func TestEmailErrorClassification(t *testing.T) {
 	})
 	t.Run("starttls required but not offered is transient", func(t *testing.T) {
 		t.Parallel()
-		c := startSMTP(t, &smtpRecorder{})
+		c := startSMTPConfig(t, observertest.SMTPOptions{})
 		c.TLS = observers.SMTPTLSStartTLS
 		de := send(t, c)
 		require.False(t, de.Permanent)
