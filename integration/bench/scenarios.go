@@ -285,16 +285,49 @@ func latencyScenario(ctx context.Context, o options) result {
 	defer stop(p)
 	total := int(float64(o.rate) * o.duration.Seconds())
 	recv.Expect(int64(total))
+	committed, late := offerLoad(ctx, db, o.rate, total)
+	select {
+	case <-recv.Done():
+	case <-time.After(60 * time.Second):
+		r.Err = fmt.Errorf("only %d of %d deliveries arrived", recv.Count(), total)
+		return r
+	}
+	lat := make([]float64, 0, total)
+	arrived := recv.Arrivals()
+	for i, c := range committed {
+		if a, ok := arrived[fmt.Sprint("l-", i)]; ok && !c.IsZero() {
+			lat = append(lat, a.Sub(c).Seconds()*1000)
+		}
+	}
+	addPercentiles(&r, "commit_to_delivery", lat)
+
+	riverStages(ctx, db, committed, arrived, &r)
+	r.add("writer_late_ticks", float64(late), "rows")
+	// A failed first attempt is retried after the retry policy's delay (1s
+	// by default) and shows as a far outlier: say so.
+	failed := 0
+	for _, l := range strings.Split(p.Tail(), "\n") {
+		if strings.Contains(l, "action failed") {
+			failed++
+			fmt.Fprintln(os.Stderr, "bench: latency: "+l)
+		}
+	}
+	r.add("failed_attempts", float64(failed), "attempts")
+	return r
+}
+
+// offerLoad inserts total single-row transactions at rate per second from 8
+// writers and returns when each committed (zero when it failed) and how
+// many writes started more than 10ms late.
+func offerLoad(ctx context.Context, db *database, rate, total int) ([]time.Time, int64) {
 	committed := make([]time.Time, total)
 	var next atomic.Int64
 	start := time.Now().Add(50 * time.Millisecond)
-	interval := time.Second / time.Duration(o.rate)
+	interval := time.Second / time.Duration(rate)
 	var wg sync.WaitGroup
 	var late atomic.Int64
 	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= total {
@@ -314,67 +347,46 @@ func latencyScenario(ctx context.Context, o options) result {
 				}
 				committed[i] = time.Now()
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	select {
-	case <-recv.Done():
-	case <-time.After(60 * time.Second):
-		r.Err = fmt.Errorf("only %d of %d deliveries arrived", recv.Count(), total)
-		return r
-	}
-	lat := make([]float64, 0, total)
-	arrived := recv.Arrivals()
-	for i, c := range committed {
-		if a, ok := arrived[fmt.Sprint("l-", i)]; ok && !c.IsZero() {
-			lat = append(lat, a.Sub(c).Seconds()*1000)
-		}
-	}
-	addPercentiles(&r, "commit_to_delivery", lat)
+	return committed, late.Load()
+}
 
-	// commit → job fetched by a worker (attempted_at) and → enqueue
-	// transaction start (created_at, which is now() of that transaction).
+// riverStages adds the percentiles of commit → enqueue transaction
+// (created_at, which is now() of that transaction), commit → job fetched by
+// a worker (attempted_at) and job fetched → delivery, from River's rows.
+func riverStages(ctx context.Context, db *database, committed []time.Time, arrived map[string]time.Time, r *result) {
 	rows, err := db.pool.Query(ctx, `SELECT c.object_id, d.created_at, d.attempted_at FROM observer_deliveries d
 		JOIN core.tb_entity_change_log c ON c.pk_entity_change_log = d.seq`)
-	if err == nil {
-		var enq, fetched, fetchToDelivery []float64
-		for rows.Next() {
-			var id string
-			var created, attempted *time.Time
-			if rows.Scan(&id, &created, &attempted) != nil {
-				continue
-			}
-			var i int
-			if _, err := fmt.Sscanf(id, "l-%d", &i); err != nil || i >= total || committed[i].IsZero() {
-				continue
-			}
-			if created != nil {
-				enq = append(enq, created.Sub(committed[i]).Seconds()*1000)
-			}
-			if attempted != nil {
-				fetched = append(fetched, attempted.Sub(committed[i]).Seconds()*1000)
-				if a, ok := arrived[id]; ok {
-					fetchToDelivery = append(fetchToDelivery, a.Sub(*attempted).Seconds()*1000)
-				}
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	var enq, fetched, fetchToDelivery []float64
+	for rows.Next() {
+		var id string
+		var created, attempted *time.Time
+		if rows.Scan(&id, &created, &attempted) != nil {
+			continue
+		}
+		var i int
+		if _, err := fmt.Sscanf(id, "l-%d", &i); err != nil || i >= len(committed) || committed[i].IsZero() {
+			continue
+		}
+		if created != nil {
+			enq = append(enq, created.Sub(committed[i]).Seconds()*1000)
+		}
+		if attempted != nil {
+			fetched = append(fetched, attempted.Sub(committed[i]).Seconds()*1000)
+			if a, ok := arrived[id]; ok {
+				fetchToDelivery = append(fetchToDelivery, a.Sub(*attempted).Seconds()*1000)
 			}
 		}
-		rows.Close()
-		addPercentiles(&r, "commit_to_enqueue_tx", enq)
-		addPercentiles(&r, "commit_to_job_fetched", fetched)
-		addPercentiles(&r, "job_fetched_to_delivery", fetchToDelivery)
 	}
-	r.add("writer_late_ticks", float64(late.Load()), "rows")
-	// A failed first attempt is retried after the retry policy's delay (1s
-	// by default) and shows as a far outlier: say so.
-	failed := 0
-	for _, l := range strings.Split(p.Tail(), "\n") {
-		if strings.Contains(l, "action failed") {
-			failed++
-			fmt.Fprintln(os.Stderr, "bench: latency: "+l)
-		}
-	}
-	r.add("failed_attempts", float64(failed), "attempts")
-	return r
+	addPercentiles(r, "commit_to_enqueue_tx", enq)
+	addPercentiles(r, "commit_to_job_fetched", fetched)
+	addPercentiles(r, "job_fetched_to_delivery", fetchToDelivery)
 }
 
 func addPercentiles(r *result, name string, ms []float64) {
