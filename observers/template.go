@@ -89,24 +89,16 @@ func (t *Template) Fields() []string {
 // string (without the quotes), so that "{\"note\": \"{{ note }}\"}" stays
 // valid JSON whatever the note holds.
 func (t *Template) Render(data map[string]any, jsonEscape bool) string {
-	var b strings.Builder
-	b.Grow(len(t.src))
-	for _, p := range t.parts {
-		if p.path == nil {
-			b.WriteString(p.text)
-			continue
+	s, _ := t.RenderFunc(data, func(_ string, v any, found bool) (string, error) {
+		if !found {
+			return "", nil
 		}
-		v, ok := lookupPath(data, p.name, p.path)
-		if !ok {
-			continue
-		}
-		s := renderValue(v)
 		if jsonEscape {
-			s = jsonEscapeString(s)
+			return jsonEscapeString(renderValue(v)), nil
 		}
-		b.WriteString(s)
-	}
-	return b.String()
+		return renderValue(v), nil
+	})
+	return s
 }
 
 // RenderFunc renders t, each placeholder replaced by what value returns
