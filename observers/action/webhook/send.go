@@ -63,9 +63,9 @@ func IsReservedHeader(name string) bool {
 // query values.
 func Send(ctx context.Context, client *http.Client, req Request) (*Response, error) {
 	method := cmp.Or(req.Method, MethodDefault)
-	what := method + " " + observers.RedactURL(req.URL)
+	what := func() string { return method + " " + observers.RedactURL(req.URL) }
 	if req.MessageID == "" {
-		return nil, observers.Permanent(errors.Newf("webhook %s: MessageID (webhook-id) is required", what))
+		return nil, observers.Permanent(errors.Newf("webhook %s: MessageID (webhook-id) is required", what()))
 	}
 	now := time.Now()
 	header := http.Header{}
@@ -82,14 +82,14 @@ func Send(ctx context.Context, client *http.Client, req Request) (*Response, err
 		case SignatureStandard:
 			sig, err := SignStandard(req.Secret, req.MessageID, now, req.Body)
 			if err != nil {
-				return nil, observers.Permanent(errors.Wrapf(err, "webhook %s: sign", what))
+				return nil, observers.Permanent(errors.Wrapf(err, "webhook %s: sign", what()))
 			}
 			header.Set(HeaderWebhookSignature, sig)
 		case SignatureFraiseQL:
 			header.Set(HeaderFraiseQLSig256, SignFraiseQL(req.Secret, now, req.Body))
 		default:
 			return nil, observers.Permanent(errors.WithHint(
-				errors.Newf("webhook %s: unknown signature scheme %q", what, req.Signature),
+				errors.Newf("webhook %s: unknown signature scheme %q", what(), req.Signature),
 				`use "standard" or "fraiseql"`))
 		}
 	}

@@ -123,31 +123,23 @@ type Response struct {
 // response is returned too when the receiver answered. Messages name the URL
 // only as c.Redact renders it.
 func Do(ctx context.Context, client *http.Client, c Call) (*Response, error) {
-	redact := c.Redact
-	if redact == nil {
-		redact = observers.RedactURL
-	}
 	method := cmp.Or(c.Method, http.MethodPost)
-	target := redact(c.URL)
-	what := method + " " + target
-	u, err := url.Parse(c.URL)
-	if err = CheckURL(c.URL); err != nil {
-		return nil, observers.Permanent(errors.WithHint(errors.Newf("%s URL %s is not valid: %s", c.Kind, target, err.Error()),
-			"use an absolute http:// or https:// URL"))
-	}
-	if client == nil {
-		return nil, observers.Permanent(errors.Newf("%s %s: no HTTP client", c.Kind, what))
-	}
+	// Only a failure names the request: a delivery that succeeds never
+	// renders its URL.
+	what := func() string { return method + " " + c.redacted(c.URL) }
 	timeout := cmp.Or(c.Timeout, TimeoutDefault)
 	attemptCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(attemptCtx, method, u.String(), bytes.NewReader(c.Body))
+	req, err := http.NewRequestWithContext(attemptCtx, method, c.URL, bytes.NewReader(c.Body))
+	if err == nil {
+		err = checkURL(req.URL)
+	}
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, observers.Permanent(errors.Newf("%s %s: cannot build request: %s", c.Kind, what, err.Error()))
+		return nil, observers.Permanent(errors.WithHint(errors.Newf("%s URL %s is not valid: %s", c.Kind, c.redacted(c.URL), urlError(err)),
+			"use an absolute http:// or https:// URL"))
+	}
+	if client == nil {
+		return nil, observers.Permanent(errors.Newf("%s %s: no HTTP client", c.Kind, what()))
 	}
 	if c.Header != nil {
 		req.Header = c.Header
@@ -155,7 +147,7 @@ func Do(ctx context.Context, client *http.Client, c Call) (*Response, error) {
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, transportError(ctx, attemptCtx, err, c.Kind, what, target, timeout)
+		return nil, transportError(ctx, attemptCtx, err, c, what(), timeout)
 	}
 	excerpt := readAndDrain(resp.Body)
 	out := &Response{StatusCode: resp.StatusCode, Body: string(excerpt), Duration: time.Since(start)}
@@ -164,14 +156,32 @@ func Do(ctx context.Context, client *http.Client, c Call) (*Response, error) {
 	case code >= 200 && code < 300:
 		return out, nil
 	case code >= 300 && code < 400:
-		msg := fmt.Sprintf("%s %s responded %s; redirects are not followed", c.Kind, what, resp.Status)
+		msg := fmt.Sprintf("%s %s responded %s; redirects are not followed", c.Kind, what(), resp.Status)
 		if loc, err := resp.Location(); err == nil {
-			msg = fmt.Sprintf("%s %s responded %s redirecting to %s; redirects are not followed", c.Kind, what, resp.Status, redact(loc.String()))
+			msg = fmt.Sprintf("%s %s responded %s redirecting to %s; redirects are not followed", c.Kind, what(), resp.Status, c.redacted(loc.String()))
 		}
 		return out, &observers.DeliveryError{StatusCode: code, Permanent: true, Err: errors.WithHint(
 			errors.Newf("%s", msg), c.RedirectHint)}
 	}
-	return out, statusError(c.Kind, what, resp, excerpt)
+	return out, statusError(c.Kind, what(), resp, excerpt)
+}
+
+// redacted renders a URL of the call for messages.
+func (c Call) redacted(raw string) string {
+	if c.Redact != nil {
+		return c.Redact(raw)
+	}
+	return observers.RedactURL(raw)
+}
+
+// urlError is err's message without the raw URL a *url.Error repeats (it
+// may hold credentials).
+func urlError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
 }
 
 // CheckURL returns a message (without the URL) when s is not an absolute
@@ -179,13 +189,12 @@ func Do(ctx context.Context, client *http.Client, c Call) (*Response, error) {
 func CheckURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		// url.Error repeats the raw URL, which may hold credentials.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			return errors.Newf("not a URL: %s", ue.Err.Error())
-		}
-		return errors.New("not a URL")
+		return errors.Newf("not a URL: %s", urlError(err))
 	}
+	return checkURL(u)
+}
+
+func checkURL(u *url.URL) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return errors.New("scheme must be http or https")
 	}
@@ -213,7 +222,8 @@ func statusError(kind, what string, resp *http.Response, excerpt []byte) *observ
 }
 
 // transportError classifies an error from http.Client.Do.
-func transportError(parent, attemptCtx context.Context, err error, kind, what, target string, timeout time.Duration) error {
+func transportError(parent, attemptCtx context.Context, err error, c Call, what string, timeout time.Duration) error {
+	kind := c.Kind
 	// Drop url.Error: it repeats the URL with its query string.
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -222,7 +232,7 @@ func transportError(parent, attemptCtx context.Context, err error, kind, what, t
 	var refused *targetRefusedError
 	if errors.As(err, &refused) {
 		named := *refused
-		named.target = target
+		named.target = c.redacted(c.URL)
 		return observers.Permanent(errors.WithHint(&named, observers.PrivateTargetHint))
 	}
 	var netErr net.Error
