@@ -12,9 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// adminMux serves /healthz (the process is alive), /readyz (started and the
-// database answers), /metrics and, when withPprof, Go's /debug/pprof/.
-func adminMux(reg *prometheus.Registry, pool *pgxpool.Pool, ready *atomic.Bool, withPprof bool) *http.ServeMux {
+// adminMux serves /healthz (the process is alive), /readyz (started, the
+// database answers, and health reports nothing: a leader that keeps failing
+// its batches or does not move the checkpoint is not ready), /metrics and,
+// when withPprof, Go's /debug/pprof/.
+func adminMux(reg *prometheus.Registry, pool *pgxpool.Pool, ready *atomic.Bool, health func() error, withPprof bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -28,6 +30,10 @@ func adminMux(reg *prometheus.Registry, pool *pgxpool.Pool, ready *atomic.Bool, 
 		defer cancel()
 		if err := pool.Ping(ctx); err != nil {
 			http.Error(w, "not ready: database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		if err := health(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))

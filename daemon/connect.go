@@ -67,3 +67,21 @@ func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	return nil
 }
+
+// checkChangeLog fails, with a hint, when the configured change log does
+// not exist: without it the listener could only fail every batch.
+func checkChangeLog(ctx context.Context, pool *pgxpool.Pool, table string) error {
+	ident, err := observers.ParseTableName(table)
+	if err != nil {
+		return err
+	}
+	exists, err := dbsqlc.New(pool).StatusRelationExists(ctx, ident.Sanitize())
+	if err != nil {
+		return errors.Wrap(err, "look up the change log")
+	}
+	if !exists {
+		return errors.WithHint(errors.Newf("listener.table %s does not exist", table),
+			"set listener.table to your change-log table, or run `fraiseql-observers migrate` to create core.tb_entity_change_log")
+	}
+	return nil
+}

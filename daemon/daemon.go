@@ -134,6 +134,9 @@ func (d *Daemon) wire(ctx context.Context) error {
 		return err
 	}
 	d.cfg = cfg
+	if err := checkChangeLog(ctx, d.pool, cfg.Listener.Table); err != nil {
+		return err
+	}
 	if err := d.listenAdmin(); err != nil {
 		return err
 	}
@@ -258,7 +261,7 @@ func (d *Daemon) serveAdmin() {
 	if d.adminLn == nil {
 		return
 	}
-	d.srv = &http.Server{Handler: adminMux(d.reg, d.pool, &d.ready, d.o.Pprof), ReadHeaderTimeout: 5 * time.Second}
+	d.srv = &http.Server{Handler: adminMux(d.reg, d.pool, &d.ready, d.listener.Health, d.o.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := d.srv.Serve(d.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.logger.Error("admin: HTTP server stopped", slog.String("error", err.Error()))

@@ -15,7 +15,8 @@ import (
 )
 
 // binary is the fraiseql-observers binary under test, built once by TestMain
-// with the faultinject tag (fault hooks are inert unless their variable is set).
+// with the faultinject tag (fault hooks are inert unless their variable is
+// set), or FRAISEQL_OBSERVERS_BINARY.
 var binary string
 
 // stopTimeout bounds a clean shutdown after SIGTERM.
@@ -26,7 +27,12 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary, err = observertest.BuildBinary(dir, "-race", "-tags", "faultinject")
+	// FRAISEQL_OBSERVERS_BINARY runs the suite against another build (an
+	// older one, to see a new test fail before its fix).
+	binary = os.Getenv("FRAISEQL_OBSERVERS_BINARY")
+	if binary == "" {
+		binary, err = observertest.BuildBinary(dir, "-race", "-tags", "faultinject")
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build fraiseql-observers: %+v\n", err)
 		os.Exit(1)

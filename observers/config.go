@@ -16,6 +16,16 @@ const (
 	ListenerTableDefault        = "core.tb_entity_change_log"
 	ListenerBatchSizeDefault    = 500
 	ListenerPollIntervalDefault = time.Second
+	// ListenerBatchBytesDefault bounds a batch's change data (object_data,
+	// object_data_before and extra_metadata as JSON text): big rows are
+	// read a few at a time, never 500 at once.
+	ListenerBatchBytesDefault = 8 << 20
+	// ListenerMaxEventBytesDefault is the largest row processed; a larger
+	// one is recorded in observer_skipped_events and the log moves on.
+	ListenerMaxEventBytesDefault = 16 << 20
+	// ListenerBatchTimeoutDefault bounds one batch: read, decode, match,
+	// enqueue and commit.
+	ListenerBatchTimeoutDefault = 30 * time.Second
 
 	// Worker defaults come from `just bench` on a 2-core machine (see
 	// BENCHMARKS.md): River's own 100 workers and 10ms cooldown cap a queue
@@ -107,6 +117,16 @@ type ListenerConfig struct {
 	Table        string        // change-log table; default core.tb_entity_change_log
 	BatchSize    int           // rows read per batch; default 500
 	PollInterval time.Duration // poll when no NOTIFY arrives; default 1s
+	// BatchBytes bounds the change data a batch reads (JSON text bytes);
+	// the first row of a batch is read whatever its size. Default 8 MiB.
+	BatchBytes int64
+	// MaxEventBytes is the largest change processed (JSON text bytes of its
+	// data, before image and metadata); a larger one is skipped and
+	// recorded in observer_skipped_events. Default 16 MiB.
+	MaxEventBytes int64
+	// BatchTimeout bounds one batch; a batch that fails is read again,
+	// smaller. Default 30s.
+	BatchTimeout time.Duration
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -115,6 +135,9 @@ func (c ListenerConfig) WithDefaults() ListenerConfig {
 	c.Table = cmp.Or(c.Table, ListenerTableDefault)
 	c.BatchSize = cmp.Or(c.BatchSize, ListenerBatchSizeDefault)
 	c.PollInterval = cmp.Or(c.PollInterval, ListenerPollIntervalDefault)
+	c.BatchBytes = cmp.Or(c.BatchBytes, ListenerBatchBytesDefault)
+	c.MaxEventBytes = cmp.Or(c.MaxEventBytes, ListenerMaxEventBytesDefault)
+	c.BatchTimeout = cmp.Or(c.BatchTimeout, ListenerBatchTimeoutDefault)
 	return c
 }
 

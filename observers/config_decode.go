@@ -15,7 +15,7 @@ import (
 // Valid keys at each level of the file.
 var (
 	topKeys         = []string{"listener", "allow_private_targets", "workers", "concurrency", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers", "observers_table"}
-	listenerKeys    = []string{"id", "table", "batch_size", "poll_interval"}
+	listenerKeys    = []string{"id", "table", "batch_size", "poll_interval", "batch_bytes", "max_event_bytes", "batch_timeout"}
 	workersKeys     = []string{"max_workers", "fetch_cooldown", "fetch_poll_interval"}
 	concurrencyKeys = []string{"max_parallelism", "queues", "deliveries_per_job"} // queues: action type → workers
 	observerKeys    = []string{"entity", "events", "condition", "actions", "retry"}
@@ -109,6 +109,12 @@ func (l *loader) listener(e entry) ListenerConfig {
 			c.BatchSize = l.positiveInt(f, "listener.batch_size")
 		case "poll_interval":
 			c.PollInterval = l.duration(f, "listener.poll_interval")
+		case "batch_bytes":
+			c.BatchBytes = l.byteSize(f, "listener.batch_bytes")
+		case "max_event_bytes":
+			c.MaxEventBytes = l.byteSize(f, "listener.max_event_bytes")
+		case "batch_timeout":
+			c.BatchTimeout = l.duration(f, "listener.batch_timeout")
 		}
 	}
 	return c

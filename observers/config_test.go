@@ -39,7 +39,8 @@ func TestConfigParseValid(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, diags)
 
-	require.Equal(t, observers.ListenerConfig{ID: "orders", Table: observers.ListenerTableDefault, BatchSize: 100, PollInterval: time.Second}, cfg.Listener)
+	require.Equal(t, observers.ListenerConfig{ID: "orders", Table: observers.ListenerTableDefault, BatchSize: 100, PollInterval: time.Second,
+		BatchBytes: observers.ListenerBatchBytesDefault, MaxEventBytes: observers.ListenerMaxEventBytesDefault, BatchTimeout: observers.ListenerBatchTimeoutDefault}, cfg.Listener)
 	require.True(t, cfg.AllowPrivateTargets)
 	require.Equal(t, observers.WorkersConfig{MaxWorkers: observers.WorkersMaxWorkersDefault, FetchCooldown: observers.WorkersFetchCooldownDefault, FetchPollInterval: time.Second}, cfg.Workers)
 	require.Equal(t, data, cfg.Source)
@@ -204,7 +205,7 @@ func TestConfigDiagnosticDetails(t *testing.T) {
 	_, diags, err := observers.Parse("x.yaml", []byte("listener:\n  batchsize: 5\n"))
 	require.Error(t, err)
 	require.Equal(t, `x.yaml:2:3: unknown key "batchsize" in listener
-  hint: did you mean "batch_size"? valid keys: id, table, batch_size, poll_interval`, diags.Errors()[0].String())
+  hint: did you mean "batch_size"? valid keys: id, table, batch_size, poll_interval, batch_bytes, max_event_bytes, batch_timeout`, diags.Errors()[0].String())
 
 	_, diags, err = observers.Parse("x.yaml", []byte("observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhok, url: 'https://a/'}]\n"))
 	require.Error(t, err)

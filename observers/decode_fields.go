@@ -2,6 +2,8 @@ package observers
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -52,4 +54,50 @@ func (l *loader) actionTimeout(f entry, where string) time.Duration {
 		return 0
 	}
 	return d
+}
+
+// byteSizeMax bounds a byte size in the configuration.
+const byteSizeMax = 1 << 30
+
+var byteUnits = map[string]int64{
+	"": 1, "b": 1, "kb": 1000, "kib": 1 << 10, "mb": 1000 * 1000, "mib": 1 << 20, "gb": 1000 * 1000 * 1000, "gib": 1 << 30,
+}
+
+const byteSizeHint = "write a size such as 16MiB, 512KiB or 1GiB (or a number of bytes)"
+
+// byteSize reads a positive size: a number of bytes, or a number with a
+// unit (B, KB, KiB, MB, MiB, GB, GiB), at most 1 GiB.
+func (l *loader) byteSize(e entry, where string) int64 {
+	v := l.resolve(e.value)
+	if isNull(v) || !isScalar(v) {
+		l.errorf(cmpNode(e.value, e.keyN), fmt.Sprintf("%s must be a size, got %s", where, typeName(v)), byteSizeHint)
+		return 0
+	}
+	s := strings.TrimSpace(scalarText(v))
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = strings.TrimSpace(s[:i]), strings.ToLower(strings.TrimSpace(s[i:]))
+	}
+	mult, okUnit := byteUnits[unit]
+	f, err := strconv.ParseFloat(num, 64)
+	if !okUnit || err != nil || num == "" {
+		l.errorf(e.value, fmt.Sprintf("invalid size %q for %s", truncate(s, 40), where), byteSizeHint)
+		return 0
+	}
+	n := f * float64(mult)
+	if n < 1 || n > byteSizeMax {
+		l.errorf(e.value, fmt.Sprintf("%s must be between 1 byte and 1GiB, got %s", where, s), byteSizeHint)
+		return 0
+	}
+	return int64(n)
+}
+
+// truncate shortens s to at most n runes for a message.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
 }

@@ -55,6 +55,9 @@ type Event struct {
 	UserID        string         // fk_contact, as text
 	TenantID      string         // tenant_id (or fk_customer_org when tenant_id is empty), as text
 	CreatedAt     time.Time      // created_at
+	// Size is the JSON text the event was decoded from (data, before image
+	// and metadata), in bytes: what bounds batches and caches.
+	Size int64
 
 	// envelope caches EnvelopeJSON's encoding up to the observer name:
 	// every delivery of the event shares it. Events are shared by pointer.

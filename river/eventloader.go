@@ -16,8 +16,14 @@ import (
 const (
 	loaderMaxBatch    = 500              // pks per query
 	loaderMaxInFlight = 2                // concurrent queries per change-log table
-	loaderCacheSize   = 8192             // recently read events kept
+	loaderCacheSize   = 8192             // recently read events kept, at most
 	loaderTimeout     = 30 * time.Second // per query
+	// LoaderCacheBytes bounds the JSON text (observers.Event.Size) of the
+	// events kept; decoded, an event takes a few times that.
+	LoaderCacheBytes = 32 << 20
+	// LoaderKeepMaxBytes: an event larger than this is never kept; its jobs
+	// read it again, and it is freed when they complete.
+	LoaderKeepMaxBytes = 256 << 10
 )
 
 // EventLoader reads the events of running jobs. Reads that arrive while a
@@ -33,8 +39,10 @@ type EventLoader struct {
 	mu     sync.Mutex
 	queues map[string]*loadQueue // by change-log table
 	cache  map[cacheKey]*observers.Event
-	ring   []cacheKey // insertion order, for eviction
-	next   int
+	ring   []cacheKey // kept keys in insertion order: count of them from head
+	head   int
+	count  int
+	bytes  int64 // Size of the events in cache
 }
 
 type cacheKey struct {
@@ -137,17 +145,24 @@ func (l *EventLoader) run(cl *changelog.ChangeLog, q *loadQueue, batch []*loadRe
 	}
 }
 
-// remember caches ev, evicting the oldest entry when full. l.mu is held.
+// remember caches ev, evicting the oldest entries while the cache is full
+// by count or by bytes; an event over LoaderKeepMaxBytes is not kept.
+// l.mu is held.
 func (l *EventLoader) remember(k cacheKey, ev *observers.Event) {
-	if _, ok := l.cache[k]; ok {
+	if _, ok := l.cache[k]; ok || ev.Size > LoaderKeepMaxBytes {
 		return
 	}
-	if old := l.ring[l.next]; old.table != "" {
+	for l.count == len(l.ring) || l.count > 0 && l.bytes+ev.Size > LoaderCacheBytes {
+		old := l.ring[l.head]
+		l.bytes -= l.cache[old].Size
 		delete(l.cache, old)
+		l.head = (l.head + 1) % len(l.ring)
+		l.count--
 	}
-	l.ring[l.next] = k
-	l.next = (l.next + 1) % len(l.ring)
+	l.ring[(l.head+l.count)%len(l.ring)] = k
+	l.count++
 	l.cache[k] = ev
+	l.bytes += ev.Size
 }
 
 // Keep remembers the events of jobs, as the listener read them; nil keeps

@@ -175,7 +175,7 @@ func TestValidateConfigJSON(t *testing.T) {
 	require.Len(t, report.Diagnostics, 5)
 	d := report.Diagnostics[0]
 	require.Equal(t, diagnosticView{File: filepath.Join(testdataDir, "invalid", "many_errors.yaml"), Line: 7, Column: 3, Severity: "error",
-		Message: `unknown key "batch" in listener`, Hint: `did you mean "batch_size"? valid keys: id, table, batch_size, poll_interval`}, d)
+		Message: `unknown key "batch" in listener`, Hint: `did you mean "batch_size"? valid keys: id, table, batch_size, poll_interval, batch_bytes, max_event_bytes, batch_timeout`}, d)
 
 	path := filepath.Join(testdataDir, "valid.yaml")
 	code, out = runValidate(t, nil, validateConfigOpts{File: path, Format: "json"})

@@ -35,6 +35,8 @@ type options struct {
 	perJob        int // concurrency.deliveries_per_job; 0: the config default
 	concurrencyN  int
 	idle          time.Duration
+	largeRows     int // large: changes in the transaction
+	largeBytes    int // large: JSON bytes per change
 	quick         bool
 	profileDir    string
 }
@@ -83,7 +85,7 @@ func (r *result) get(name string) float64 {
 // the disk for a while after it ends, which shows in the tail of whatever
 // latency scenario follows.
 var allScenarios = []string{"ceiling", "throughput", "throughput-single", "fanout",
-	"latency", "latency-single", "concurrency", "idle", "cache", "fanout-single"}
+	"latency", "latency-single", "concurrency", "idle", "cache", "large", "fanout-single"}
 
 func main() {
 	o := options{}
@@ -101,10 +103,13 @@ func main() {
 	flag.IntVar(&o.concurrencyN, "concurrency-events", 100, "concurrency: events (3 actions each, receiver sleeps 100ms)")
 	flag.DurationVar(&o.idle, "idle", 30*time.Second, "idle: how long to watch an idle run")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "write a 5s CPU profile of the run process per pipeline scenario into this directory")
+	flag.IntVar(&o.largeRows, "large-rows", 30, "large: changes of -large-bytes each in one transaction")
+	flag.IntVar(&o.largeBytes, "large-bytes", 10<<20, "large: JSON bytes per change")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes: every scenario in well under a minute")
 	flag.Parse()
 	if o.quick {
 		o.n, o.rate, o.duration, o.concurrencyN, o.idle = 2000, 200, 3*time.Second, 10, 3*time.Second
+		o.largeRows, o.largeBytes = 3, 1<<20
 	}
 	o.scenarios = strings.Split(scen, ",")
 	for _, s := range o.scenarios {
@@ -190,6 +195,8 @@ func run(ctx context.Context, o options, s string) result {
 		return idleScenario(ctx, o)
 	case "cache":
 		return cacheScenario(ctx, o)
+	case "large":
+		return largeScenario(ctx, o)
 	}
 	return result{Scenario: s, Err: fmt.Errorf("unknown scenario")}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5"
@@ -52,6 +53,64 @@ const changeLogColumns = `pk_entity_change_log,
 	COALESCE(tenant_id::text, fk_customer_org::text),
 	created_at`
 
+// batchSQL reads the next batch after ($1 txid, $2 pk): at most $3 rows,
+// and rows only while the JSON text of those before it (data, before image
+// and metadata) stays under $4 bytes, so the first row is always read. The
+// JSON of a row over $5 bytes is not sent (its size is: ReadBatch skips it).
+//
+// Only rows below the snapshot's xmin are read: every transaction with a
+// smaller id has finished, so nothing can still appear before the
+// checkpoint. A long-open writer holds the horizon back (delays), it never
+// makes a row skip past the checkpoint (loses).
+//
+// The stored sizes (pg_column_size, no detoasting) cut the candidates
+// first, so a batch of huge rows never converts more than about $4 bytes of
+// stored JSON (plus one row) to text; the text sizes then bound the batch
+// exactly.
+func batchSQL(table string) string {
+	return `WITH cand AS (
+  SELECT c.*, COALESCE(c.txid, '0'::xid8) AS obs_tx,
+    COALESCE(pg_column_size(c.object_data), 0) + COALESCE(pg_column_size(c.object_data_before), 0)
+      + COALESCE(pg_column_size(c.extra_metadata), 0) AS obs_stored
+  FROM ` + table + ` c
+  WHERE (COALESCE(c.txid, '0'::xid8), c.pk_entity_change_log) > ($1::text::xid8, $2::bigint)
+    AND COALESCE(c.txid, '0'::xid8) < pg_snapshot_xmin(pg_current_snapshot())
+  ORDER BY COALESCE(c.txid, '0'::xid8), c.pk_entity_change_log
+  LIMIT $3
+), pre AS (
+  SELECT cand.*, sum(obs_stored) OVER (ORDER BY obs_tx, pk_entity_change_log) - obs_stored AS obs_stored_before
+  FROM cand
+), txt AS (
+  SELECT pre.*, x.obs_data, x.obs_before, x.obs_meta,
+    COALESCE(octet_length(x.obs_data), 0) + COALESCE(octet_length(x.obs_before), 0) + COALESCE(octet_length(x.obs_meta), 0) AS obs_size
+  FROM pre CROSS JOIN LATERAL (SELECT pre.object_data::text AS obs_data, pre.object_data_before::text AS obs_before,
+    pre.extra_metadata::text AS obs_meta OFFSET 0) x
+  WHERE pre.obs_stored_before < $4::bigint
+), sized AS (
+  SELECT txt.*, sum(CASE WHEN obs_size > $5::bigint THEN 0 ELSE obs_size END) OVER (ORDER BY obs_tx, pk_entity_change_log)
+    - CASE WHEN obs_size > $5::bigint THEN 0 ELSE obs_size END AS obs_size_before
+  FROM txt
+)
+SELECT pk_entity_change_log,
+  obs_tx::text,
+  id::text,
+  modification_type::text,
+  object_type::text,
+  object_id::text,
+  CASE WHEN obs_size > $5::bigint THEN NULL ELSE obs_data END,
+  CASE WHEN obs_size > $5::bigint THEN NULL ELSE obs_before END,
+  to_jsonb(updated_fields)::text,
+  CASE WHEN obs_size > $5::bigint THEN NULL ELSE obs_meta END,
+  fk_contact::text,
+  COALESCE(tenant_id::text, fk_customer_org::text),
+  created_at,
+  obs_size,
+  (SELECT count(*) FROM cand)
+FROM sized
+WHERE obs_size_before < $4::bigint
+ORDER BY obs_tx, pk_entity_change_log`
+}
+
 // New prepares the SQL for a change-log table given as "schema.table"
 // or "table".
 func New(table string) (*ChangeLog, error) {
@@ -66,12 +125,8 @@ func New(table string) (*ChangeLog, error) {
 		// a smaller id has finished, so nothing can still appear before the
 		// checkpoint. A long-open writer holds the horizon back (delays),
 		// it never makes a row skip past the checkpoint (loses).
-		batchSQL: `SELECT ` + changeLogColumns + ` FROM ` + q + `
-WHERE (COALESCE(txid, '0'::xid8), pk_entity_change_log) > ($1::text::xid8, $2::bigint)
-  AND COALESCE(txid, '0'::xid8) < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY COALESCE(txid, '0'::xid8), pk_entity_change_log
-LIMIT $3`,
-		getSQL: `SELECT ` + changeLogColumns + ` FROM ` + q + ` WHERE pk_entity_change_log = ANY($1::bigint[])`,
+		batchSQL: batchSQL(q),
+		getSQL:   `SELECT ` + changeLogColumns + `, 0::bigint, 0::bigint FROM ` + q + ` WHERE pk_entity_change_log = ANY($1::bigint[])`,
 		peekSQL: `SELECT EXISTS (SELECT 1 FROM ` + q + `
 WHERE (COALESCE(txid, '0'::xid8), pk_entity_change_log) > ($1::text::xid8, $2::bigint)
   AND COALESCE(txid, '0'::xid8) < pg_snapshot_xmin(pg_current_snapshot())),
@@ -85,33 +140,65 @@ LIMIT ` + fmt.Sprint(HeldCountLimit) + `) held)`,
 // Table returns the table name as configured.
 func (c *ChangeLog) Table() string { return c.table }
 
-// ReadBatch reads up to limit committed rows after pos, below the transaction
-// horizon, in (txid, pk) order. Rows that cannot be decoded come back as
-// Skipped; last is the position of the last row read (decoded or not), or
-// pos when nothing was read.
-func (c *ChangeLog) ReadBatch(ctx context.Context, q observers.Querier, pos Position, limit int) (events []*observers.Event, skipped []Skipped, last Position, err error) {
-	rows, err := q.Query(ctx, c.batchSQL, fmt.Sprint(pos.TxID), pos.Seq, limit)
+// Limits bound a batch ReadBatch reads.
+type Limits struct {
+	Rows          int   // rows; required
+	Bytes         int64 // JSON text of the rows before the last; required
+	MaxEventBytes int64 // JSON text of one row; a larger row is Skipped; required
+}
+
+// ReadBatch reads the committed rows after pos, below the transaction
+// horizon, in (txid, pk) order, within lim. Rows that cannot be decoded, or
+// that are larger than lim.MaxEventBytes, come back as Skipped; last is the
+// position of the last row read (decoded or not), or pos when nothing was
+// read. Decoding stops when ctx ends.
+func (c *ChangeLog) ReadBatch(ctx context.Context, q observers.Querier, pos Position, lim Limits) (Batch, error) {
+	b := Batch{Last: pos}
+	fail := func(err error) (Batch, error) {
+		return Batch{Last: pos}, errors.Wrapf(err, "read change log %s", c.table)
+	}
+	rows, err := q.Query(ctx, c.batchSQL, fmt.Sprint(pos.TxID), pos.Seq, lim.Rows, lim.Bytes, lim.MaxEventBytes)
 	if err != nil {
-		return nil, nil, pos, errors.Wrapf(err, "read change log %s", c.table)
+		return fail(err)
 	}
 	defer rows.Close()
-	last = pos
+	var candidates int64
 	for rows.Next() {
-		ev, reason, err := scanEvent(rows)
-		if err != nil {
-			return nil, nil, pos, errors.Wrapf(err, "read change log %s", c.table)
+		if err := ctx.Err(); err != nil {
+			return fail(err)
 		}
-		last = Position{TxID: ev.TxID, Seq: ev.Seq}
+		r, err := scanRow(rows)
+		if err != nil {
+			return fail(err)
+		}
+		ev, reason, err := decodeRow(r, lim.MaxEventBytes)
+		if err != nil {
+			return fail(err)
+		}
+		candidates = r.candidates
+		b.Last = Position{TxID: ev.TxID, Seq: ev.Seq}
+		b.Rows++
 		if reason != "" {
-			skipped = append(skipped, Skipped{Seq: ev.Seq, Reason: reason})
+			b.Skipped = append(b.Skipped, Skipped{Seq: ev.Seq, Reason: reason})
 			continue
 		}
-		events = append(events, ev)
+		b.Events = append(b.Events, ev)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, pos, errors.Wrapf(err, "read change log %s", c.table)
+		return fail(err)
 	}
-	return events, skipped, last, nil
+	// Full by rows, or cut by bytes: more rows wait right after Last.
+	b.More = b.Rows > 0 && (b.Rows >= lim.Rows || int64(b.Rows) < candidates)
+	return b, nil
+}
+
+// Batch is what ReadBatch read.
+type Batch struct {
+	Events  []*observers.Event
+	Skipped []Skipped
+	Rows    int      // rows read, skipped ones included
+	Last    Position // of the last row read; the position read from when none
+	More    bool     // the batch was cut by its limits: more rows may be read at once
 }
 
 // HeldCountLimit caps the count of rows held back by the horizon.
@@ -154,7 +241,11 @@ func (c *ChangeLog) GetMany(ctx context.Context, q observers.Querier, seqs []int
 	defer rows.Close()
 	out := make(map[int64]Loaded, len(seqs))
 	for rows.Next() {
-		ev, reason, err := scanEvent(rows)
+		r, err := scanRow(rows)
+		if err != nil {
+			return nil, errors.Wrapf(err, "read changes from %s", c.table)
+		}
+		ev, reason, err := decodeRow(r, 0)
 		if err != nil {
 			return nil, errors.Wrapf(err, "read changes from %s", c.table)
 		}
@@ -175,53 +266,85 @@ func (c *ChangeLog) GetMany(ctx context.Context, q observers.Querier, seqs []int
 	return out, nil
 }
 
-// scanEvent decodes one row. A decode problem of the row's content (not of
-// the connection) is returned as reason, with the event's Seq and TxID set.
-func scanEvent(rows pgx.Rows) (ev *observers.Event, reason string, err error) {
-	var (
-		txid                           string
-		id, kind, entityType, entityID *string
-		data, before, updated, meta    *string
-		userID, tenantID               *string
-		createdAt                      time.Time
-	)
-	ev = &observers.Event{}
-	if err := rows.Scan(&ev.Seq, &txid, &id, &kind, &entityType, &entityID, &data, &before, &updated, &meta, &userID, &tenantID, &createdAt); err != nil {
-		return nil, "", err
+// row is one change-log row as read, before decoding.
+type row struct {
+	seq                            int64
+	txid                           string
+	id, kind, entityType, entityID *string
+	data, before, updated, meta    *string
+	userID, tenantID               *string
+	createdAt                      time.Time
+	size                           int64 // JSON text bytes of data, before and meta; 0 when not measured
+	candidates                     int64 // rows the batch considered before the byte bounds; 0 when not a batch
+}
+
+func scanRow(rows pgx.Rows) (row, error) {
+	var r row
+	err := rows.Scan(&r.seq, &r.txid, &r.id, &r.kind, &r.entityType, &r.entityID, &r.data, &r.before, &r.updated,
+		&r.meta, &r.userID, &r.tenantID, &r.createdAt, &r.size, &r.candidates)
+	return r, err
+}
+
+// decodeRow turns a row into an event. A problem of the row's content (not
+// of the connection) is returned as reason, with the event's Seq and TxID
+// set: an unknown kind, JSON that is not an object, a row larger than
+// maxBytes (when positive).
+func decodeRow(r row, maxBytes int64) (ev *observers.Event, reason string, err error) {
+	ev = &observers.Event{Seq: r.seq, Size: r.size}
+	if ev.Size == 0 {
+		ev.Size = int64(len(deref(r.data)) + len(deref(r.before)) + len(deref(r.meta)))
 	}
-	if _, err := fmt.Sscan(txid, &ev.TxID); err != nil {
-		return nil, "", errors.Wrapf(err, "parse txid %q", txid)
+	if _, err := fmt.Sscan(r.txid, &ev.TxID); err != nil {
+		return nil, "", errors.Wrapf(err, "parse txid %q", r.txid)
 	}
-	ev.ID, ev.RawKind, ev.EntityType, ev.EntityID = deref(id), deref(kind), deref(entityType), deref(entityID)
-	ev.UserID, ev.TenantID, ev.CreatedAt = deref(userID), deref(tenantID), createdAt
+	ev.ID, ev.RawKind, ev.EntityType, ev.EntityID = deref(r.id), deref(r.kind), deref(r.entityType), deref(r.entityID)
+	ev.UserID, ev.TenantID, ev.CreatedAt = deref(r.userID), deref(r.tenantID), r.createdAt
+	if maxBytes > 0 && r.size > maxBytes {
+		return ev, fmt.Sprintf("%s: the change's JSON is %d bytes, more than listener.max_event_bytes (%d)", ReasonTooLarge, r.size, maxBytes), nil
+	}
 	k, ok := observers.ParseKind(ev.RawKind)
 	if !ok {
-		return ev, fmt.Sprintf("unknown modification_type %q (expected INSERT, UPDATE, DELETE or CUSTOM)", ev.RawKind), nil
+		return ev, fmt.Sprintf("unknown modification_type %q (expected INSERT, UPDATE, DELETE or CUSTOM)", truncate(ev.RawKind, 64)), nil
 	}
 	ev.Kind = k
-	if ev.Data, reason = decodeObject("object_data", data); reason != "" {
+	if ev.Data, reason = decodeObject("object_data", r.data); reason != "" {
 		return ev, reason, nil
 	}
-	if data != nil {
-		ev.RawData = []byte(*data)
+	if r.data != nil {
+		ev.RawData = []byte(*r.data)
 	}
-	if ev.Before, reason = decodeObject("object_data_before", before); reason != "" {
+	if ev.Before, reason = decodeObject("object_data_before", r.before); reason != "" {
 		return ev, reason, nil
 	}
-	if ev.Kind == observers.KindDelete && ev.Data == nil && before != nil {
+	if ev.Kind == observers.KindDelete && ev.Data == nil && r.before != nil {
 		// A delete's last state is its before image (observers.track logs it
 		// there); conditions and bodies read it as the event's data.
-		ev.Data, ev.RawData = ev.Before, []byte(*before)
+		ev.Data, ev.RawData = ev.Before, []byte(*r.before)
 	}
-	if ev.Metadata, reason = decodeObject("extra_metadata", meta); reason != "" {
+	if ev.Metadata, reason = decodeObject("extra_metadata", r.meta); reason != "" {
 		return ev, reason, nil
 	}
-	if updated != nil {
-		if err := json.Unmarshal([]byte(*updated), &ev.UpdatedFields); err != nil {
+	if r.updated != nil {
+		if err := json.Unmarshal([]byte(*r.updated), &ev.UpdatedFields); err != nil {
 			return ev, "updated_fields is not a list of field names", nil
 		}
 	}
 	return ev, "", nil
+}
+
+// ReasonTooLarge starts the skip reason of a row over
+// listener.max_event_bytes.
+const ReasonTooLarge = "too large"
+
+// truncate shortens s to at most n bytes (on a rune boundary) for a message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func decodeObject(column string, s *string) (map[string]any, string) {

@@ -3,6 +3,7 @@ package listener
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/errors"
@@ -14,34 +15,35 @@ import (
 )
 
 // processBatch runs one batch: a peek when the last look found the log
-// drained, else the enqueue transaction. It returns the number of rows
-// consumed.
-func (l *Listener) processBatch(ctx context.Context) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, BatchTimeoutDefault)
+// drained, else the enqueue transaction. more reports that the batch was
+// cut by its limits: the next one can be read at once.
+func (l *Listener) processBatch(ctx context.Context) (more bool, err error) {
+	a := l.active.Load()
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Listener.BatchTimeout)
 	defer cancel()
 	if l.drained != nil {
 		// Idle wakes (polls, notifications for rows still above the horizon)
 		// cost one read-only query instead of a locking transaction. Another
 		// leader can only have moved the checkpoint forward, so a stale
 		// position errs towards looking.
-		more, held, err := l.log.Peek(ctx, l.p.Pool, *l.drained)
+		ready, held, err := l.log.Peek(ctx, l.p.Pool, *l.drained)
 		if err != nil {
-			return 0, err
+			return false, err
 		}
 		l.p.Metrics.HorizonHeldEvents.Set(float64(held))
 		l.held = held > 0
-		if !more {
-			return 0, nil
+		if !ready {
+			l.recordBatch(0, false)
+			return false, nil
 		}
 		l.drained = nil
 	}
 	start := time.Now()
-	a := l.active.Load()
 	b, err := l.enqueueTx(ctx, a)
 	if err != nil {
-		return 0, err
+		return false, err
 	}
-	if b.rows < a.cfg.Listener.BatchSize {
+	if !b.more {
 		// Caught up, or stopped by the horizon: the next look peeks (and
 		// counts what the horizon holds).
 		l.drained, l.held = &b.last, true
@@ -49,12 +51,25 @@ func (l *Listener) processBatch(ctx context.Context) (int, error) {
 	if b.rows > 0 {
 		l.observe(b, time.Since(start))
 	}
-	return b.rows, nil
+	l.recordBatch(b.rows, b.more)
+	return b.more, nil
+}
+
+// limits are the next batch's: the configured ones, halved once per
+// failure in a row (never below one row).
+func (l *Listener) limits() changelog.Limits {
+	c := l.active.Load().cfg.Listener
+	return changelog.Limits{
+		Rows:          max(1, c.BatchSize>>l.shrink),
+		Bytes:         max(1, c.BatchBytes>>l.shrink),
+		MaxEventBytes: c.MaxEventBytes,
+	}
 }
 
 // batch is what one enqueue transaction did.
 type batch struct {
 	rows       int                 // change-log rows consumed, skipped ones included
+	more       bool                // cut by its limits: more rows wait
 	matched    int                 // events that matched an observer
 	dedupSkips int                 // matched events not enqueued as duplicates
 	jobs       []Job               // deliveries enqueued
@@ -86,15 +101,15 @@ func (l *Listener) enqueueTx(ctx context.Context, a *activeConfig) (*batch, erro
 		return nil, errors.Wrap(err, "lock checkpoint")
 	}
 	pos := changelog.Position{TxID: uint64(cp.Txid), Seq: cp.EventID}
-	events, skipped, last, err := l.log.ReadBatch(ctx, tx, pos, a.cfg.Listener.BatchSize)
+	read, err := l.log.ReadBatch(ctx, tx, pos, l.limits())
 	if err != nil {
 		return nil, err
 	}
-	b := &batch{rows: len(events) + len(skipped), skipped: skipped, last: last}
+	b := &batch{rows: read.Rows, more: read.More, skipped: read.Skipped, last: read.Last}
 	if b.rows == 0 {
 		return b, nil
 	}
-	if err := l.jobs(ctx, tx, a, events, b); err != nil {
+	if err := l.jobs(ctx, tx, a, read.Events, b); err != nil {
 		return nil, err
 	}
 	if len(b.jobs) > 0 {
@@ -102,7 +117,7 @@ func (l *Listener) enqueueTx(ctx context.Context, a *activeConfig) (*batch, erro
 			return nil, errors.Wrap(err, "enqueue jobs")
 		}
 	}
-	if err := l.recordSkipped(ctx, q, listenerID, skipped); err != nil {
+	if err := l.recordSkipped(ctx, q, listenerID, b.skipped); err != nil {
 		return nil, err
 	}
 	l.mu.Lock()
@@ -115,7 +130,7 @@ func (l *Listener) enqueueTx(ctx context.Context, a *activeConfig) (*batch, erro
 		}
 	}
 	if _, err := q.CheckpointAdvance(ctx, dbsqlc.CheckpointAdvanceParams{
-		ListenerID: listenerID, Txid: int64(last.TxID), EventID: last.Seq, EventsProcessedDelta: int64(b.rows),
+		ListenerID: listenerID, Txid: int64(b.last.TxID), EventID: b.last.Seq, EventsProcessedDelta: int64(b.rows),
 	}); err != nil {
 		return nil, errors.Wrap(err, "advance checkpoint")
 	}
@@ -131,6 +146,9 @@ func (l *Listener) jobs(ctx context.Context, tx pgx.Tx, a *activeConfig, events 
 	var matchedEvents []*observers.Event
 	var matches [][]observers.Match
 	for _, ev := range events {
+		if err := ctx.Err(); err != nil { // matching big events must not outlive the batch
+			return errors.Wrap(err, "match changes")
+		}
 		ms := a.cfg.Match(ev, func(o *observers.Observer, err error) {
 			l.p.Metrics.ConditionErrors.WithLabelValues(o.Name).Inc()
 			l.logger.Warn("listener: condition failed; treated as no match",
@@ -234,6 +252,8 @@ func (l *Listener) dedup(ctx context.Context, tx pgx.Tx, cfg *observers.Config, 
 // skipReasonLabel keeps the metric's label set small.
 func skipReasonLabel(reason string) string {
 	switch {
+	case strings.HasPrefix(reason, changelog.ReasonTooLarge):
+		return "too_large"
 	case len(reason) >= 24 && reason[:24] == "unknown modification_typ":
 		return "unknown_kind"
 	default:

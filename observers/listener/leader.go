@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cockroachdb/errors"
 	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
@@ -100,21 +101,21 @@ const (
 )
 
 func (l *Listener) lead(ctx context.Context, conn *pgx.Conn) error {
-	l.drained, l.held = nil, false
+	l.drained, l.held, l.shrink = nil, false, 0
+	l.recordProgress()
 	for {
 		cfg := l.active.Load().cfg.Listener
 		for {
-			n, err := l.processBatch(ctx)
+			more, err := l.processBatch(ctx)
 			if ctx.Err() != nil {
 				return nil
 			}
 			if err != nil {
-				l.p.Metrics.BatchErrors.Inc()
-				l.logger.Error("listener: batch failed; it will be read again", slog.String("error", err.Error()))
+				l.recordFailure(err)
 				l.held = false // retry after the poll interval, not at the held-horizon pace
 				break
 			}
-			if n < cfg.BatchSize {
+			if !more {
 				break
 			}
 			if conn.IsClosed() {
@@ -183,10 +184,15 @@ func (l *Listener) heartbeatLoop(ctx context.Context) {
 
 func (l *Listener) heartbeat(ctx context.Context) {
 	l.mu.Lock()
-	role, since := l.role, l.leaderFrom
+	role, since, h := l.role, l.leaderFrom, l.health
 	l.mu.Unlock()
 	host, _ := os.Hostname()
+	var batchErr *string
+	if h.lastErr != "" {
+		batchErr = ptr(truncate(h.lastErr, 1000))
+	}
 	params := dbsqlc.ListenerHeartbeatParams{
+		BatchFailures: int32(h.failures), BatchError: batchErr, ProgressAt: ptr(h.progressAt),
 		ID:         l.p.InstanceID,
 		ListenerID: l.p.Config.Listener.ID,
 		Host:       &host,
@@ -219,3 +225,74 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// recordFailure counts a failed batch and halves the next one, so a batch
+// that failed for its size (a timeout decoding big rows) is read again
+// smaller, down to one row.
+func (l *Listener) recordFailure(err error) {
+	l.p.Metrics.BatchErrors.Inc()
+	if l.active.Load().cfg.Listener.BatchSize>>l.shrink > 1 {
+		l.shrink++
+	}
+	l.mu.Lock()
+	l.health.failures++
+	l.health.lastErr = err.Error()
+	l.health.waiting = true
+	failures := l.health.failures
+	l.mu.Unlock()
+	l.logger.Error("listener: batch failed; it will be read again, smaller",
+		slog.String("error", err.Error()), slog.Int("failures_in_a_row", failures),
+		slog.Int("next_batch_rows", l.limits().Rows))
+}
+
+// recordBatch notes a committed batch: the failures in a row end, and the
+// next batch grows back towards the configured size.
+func (l *Listener) recordBatch(rows int, more bool) {
+	if l.shrink > 0 {
+		l.shrink--
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.health.failures, l.health.lastErr, l.health.waiting = 0, "", more
+	if rows > 0 {
+		l.health.progressAt = time.Now()
+	}
+}
+
+// recordProgress starts the stall clock (leadership began).
+func (l *Listener) recordProgress() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.health = health{progressAt: time.Now()}
+}
+
+// Health reports why this instance, while it leads, does not move the
+// checkpoint: UnhealthyAfterFailures batches failed in a row, or nothing
+// consumed for StallAfterDefault while changes wait. nil while it leads and
+// advances, and while it stands by.
+func (l *Listener) Health() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.role != RoleLeader {
+		return nil
+	}
+	h := l.health
+	if h.failures >= UnhealthyAfterFailures {
+		return errors.Newf("the listener failed %d batches in a row; last error: %s", h.failures, h.lastErr)
+	}
+	if since := time.Since(h.progressAt); h.waiting && since > StallAfterDefault {
+		return errors.Newf("the listener has consumed no change for %s while changes wait", since.Round(time.Second))
+	}
+	return nil
+}
+
+// truncate shortens s to at most n bytes (on a rune boundary).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

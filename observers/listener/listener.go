@@ -28,7 +28,12 @@ const HandoverChannel = "fraiseql_observers_handover"
 const (
 	StandbyRetryDefault      = time.Second
 	HeartbeatIntervalDefault = 5 * time.Second
-	BatchTimeoutDefault      = 30 * time.Second
+	// UnhealthyAfterFailures: this many batches failing in a row make the
+	// leader unhealthy (/readyz, status).
+	UnhealthyAfterFailures = 3
+	// StallAfterDefault: a leader that consumed nothing for this long while
+	// changes wait to be read is unhealthy.
+	StallAfterDefault = time.Minute
 )
 
 // Role of an instance in its listener group.
@@ -90,7 +95,13 @@ type Listener struct {
 	held      bool
 	heldRetry time.Duration
 
+	// shrink halves the next batch's limits (rows and bytes) once per
+	// failure in a row, down to one row; each success undoes one halving.
+	// Only the lead loop uses it.
+	shrink int
+
 	mu         sync.Mutex
+	health     health
 	role       Role
 	leaderFrom time.Time
 	startedAt  time.Time
@@ -135,6 +146,14 @@ func New(p Params) (*Listener, error) {
 	}
 	l.active.Store(&activeConfig{cfg: p.Config, version: p.ConfigVersion})
 	return l, nil
+}
+
+// health is what the lead loop reports on its progress.
+type health struct {
+	failures   int       // batches failed in a row
+	lastErr    string    // the last failure
+	progressAt time.Time // the last batch that consumed rows (or leadership began)
+	waiting    bool      // the last batch was cut by its limits or failed: rows wait
 }
 
 type activeConfig struct {

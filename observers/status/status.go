@@ -22,6 +22,9 @@ const (
 	// LagDegradedDefault: a change older than this still waiting after
 	// the checkpoint makes the status degraded.
 	LagDegradedDefault = 5 * time.Minute
+	// StallAfterDefault: the oldest waiting change older than this while the
+	// checkpoint has not moved for as long makes the status degraded.
+	StallAfterDefault = listener.StallAfterDefault
 	// OmitAfterDefault: instance rows whose heartbeat is older than this
 	// (left behind by killed processes) are not shown.
 	OmitAfterDefault = time.Hour
@@ -53,6 +56,8 @@ type Params struct {
 	HeartbeatInterval time.Duration
 	// LagDegraded; default LagDegradedDefault.
 	LagDegraded time.Duration
+	// StallAfter; default StallAfterDefault.
+	StallAfter time.Duration
 	// OmitAfter; default OmitAfterDefault.
 	OmitAfter time.Duration
 	// LagEventsLimit; default LagEventsLimitDefault.
@@ -64,6 +69,7 @@ func (p Params) WithDefaults() Params {
 	p.Table = cmp.Or(p.Table, "core.tb_entity_change_log")
 	p.HeartbeatInterval = cmp.Or(p.HeartbeatInterval, listener.HeartbeatIntervalDefault)
 	p.LagDegraded = cmp.Or(p.LagDegraded, LagDegradedDefault)
+	p.StallAfter = cmp.Or(p.StallAfter, StallAfterDefault)
 	p.OmitAfter = cmp.Or(p.OmitAfter, OmitAfterDefault)
 	p.LagEventsLimit = cmp.Or(p.LagEventsLimit, LagEventsLimitDefault)
 	return p
@@ -125,6 +131,10 @@ type StatusInstance struct {
 	Version             string        `json:"version"`
 	StartedAt           *time.Time    `json:"started_at"`
 	LeaderSince         *time.Time    `json:"leader_since"`
+	// BatchFailures counts the batches the instance failed in a row (as
+	// leader); BatchError is the last one's error.
+	BatchFailures int    `json:"batch_failures"`
+	BatchError    string `json:"batch_error,omitempty"`
 }
 
 // StatusCheckpoint is the group's position in the change log.
@@ -272,6 +282,7 @@ func gatherInstances(ctx context.Context, q *dbsqlc.Queries, p Params, st *Statu
 			HeartbeatAgeSeconds: roundMillis(max(r.HeartbeatAgeSeconds, 0)),
 			Healthy:             r.HeartbeatAgeSeconds < st.HeartbeatLimitSeconds,
 			HTTPAddr:            statusValue(r.HttpAddr), Version: statusValue(r.Version), StartedAt: r.StartedAt, LeaderSince: r.LeaderSince,
+			BatchFailures: int(r.BatchFailures), BatchError: statusValue(r.BatchError),
 		}
 		st.Listeners = append(st.Listeners, in)
 		if in.Healthy {
@@ -289,6 +300,9 @@ func gatherInstances(ctx context.Context, q *dbsqlc.Queries, p Params, st *Statu
 	case len(fresh) == 1:
 		l := fresh[0]
 		st.Leader = &StatusLeader{InstanceID: l.ID, Host: l.Host, PID: l.PID, Since: l.LeaderSince, HeartbeatAgeSeconds: l.HeartbeatAgeSeconds}
+		if l.BatchFailures >= listener.UnhealthyAfterFailures {
+			st.Problems = append(st.Problems, fmt.Sprintf("the leader failed %d batches in a row; last error: %s", l.BatchFailures, l.BatchError))
+		}
 	case len(fresh) > 1:
 		names := make([]string, len(fresh))
 		for i, l := range fresh {
@@ -328,6 +342,11 @@ SELECT count(*), COALESCE(EXTRACT(epoch FROM now() - min(created_at)), 0)::float
 	}
 	st.LagSeconds = roundMillis(max(lag, 0))
 	st.LagEventsCapped = st.LagEvents >= int64(p.LagEventsLimit)
+	stalled := st.Checkpoint == nil || st.CheckedAt.Sub(st.Checkpoint.LastProcessedAt) > p.StallAfter
+	if st.LagEvents > 0 && st.LagSeconds > p.StallAfter.Seconds() && stalled && st.LagSeconds <= p.LagDegraded.Seconds() {
+		st.Problems = append(st.Problems, fmt.Sprintf("stalled: the checkpoint has not moved for more than %.0fs while %d change(s) wait, the oldest %.0fs old",
+			p.StallAfter.Seconds(), st.LagEvents, st.LagSeconds))
+	}
 	if st.LagSeconds > p.LagDegraded.Seconds() {
 		st.Problems = append(st.Problems, fmt.Sprintf("lag: the oldest undelivered change is %.0fs old (limit %.0fs)",
 			st.LagSeconds, p.LagDegraded.Seconds()))

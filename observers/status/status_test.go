@@ -324,3 +324,31 @@ func TestStatusCircuitBreakers(t *testing.T) {
 	require.Empty(t, st.CircuitBreakers)
 	require.True(t, st.Healthy, st.Problems)
 }
+
+// A checkpoint that has not moved while changes wait is a stall, seen well
+// before the five-minute lag limit; so is a leader that keeps failing its
+// batch.
+func TestStatusStallAndFailingLeader(t *testing.T) {
+	t.Parallel()
+	pool, _ := sqltest.NewDB(t)
+	seedInstance(t, pool, "a", "default", "leader", 0)
+	statusExec(t, pool, `INSERT INTO observer_checkpoints (listener_id, last_processed_at) VALUES ('default', now() - interval '2 minutes')`)
+	statusExec(t, pool, `INSERT INTO core.tb_entity_change_log (object_type, object_id, modification_type, object_data, created_at)
+		VALUES ('Order', '1', 'INSERT', '{}', now() - interval '90 seconds')`)
+	st := gather(t, pool, status.Params{})
+	require.False(t, st.Healthy)
+	require.Len(t, st.Problems, 1, st.Problems)
+	require.Contains(t, st.Problems[0], "stalled: the checkpoint has not moved for more than 60s while 1 change(s) wait")
+
+	// The same wait with a checkpoint that moved recently is not a stall.
+	statusExec(t, pool, `UPDATE observer_checkpoints SET last_processed_at = now()`)
+	st = gather(t, pool, status.Params{})
+	require.True(t, st.Healthy, st.Problems)
+
+	// A leader that failed three batches in a row, with its last error.
+	statusExec(t, pool, `UPDATE observer_listeners SET batch_failures = 3, batch_error = 'deduplicate (redis backend): connection refused' WHERE id = 'a'`)
+	st = gather(t, pool, status.Params{})
+	require.False(t, st.Healthy)
+	require.Equal(t, []string{"the leader failed 3 batches in a row; last error: deduplicate (redis backend): connection refused"}, st.Problems)
+	require.Equal(t, 3, st.Listeners[0].BatchFailures)
+}

@@ -21,9 +21,11 @@ func (q *Queries) ListenerDelete(ctx context.Context, id string) error {
 
 const listenerHeartbeat = `-- name: ListenerHeartbeat :exec
 INSERT INTO observer_listeners
-    (id, listener_id, host, pid, http_addr, role, version, started_at, leader_since, heartbeat_at)
+    (id, listener_id, host, pid, http_addr, role, version, started_at, leader_since, heartbeat_at,
+     batch_failures, batch_error, progress_at)
 VALUES
-    ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+    ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(),
+     $10, $11, $12)
 ON CONFLICT (id) DO UPDATE SET
     listener_id = EXCLUDED.listener_id,
     host = EXCLUDED.host,
@@ -33,19 +35,25 @@ ON CONFLICT (id) DO UPDATE SET
     version = EXCLUDED.version,
     started_at = EXCLUDED.started_at,
     leader_since = EXCLUDED.leader_since,
-    heartbeat_at = now()
+    heartbeat_at = now(),
+    batch_failures = EXCLUDED.batch_failures,
+    batch_error = EXCLUDED.batch_error,
+    progress_at = EXCLUDED.progress_at
 `
 
 type ListenerHeartbeatParams struct {
-	ID          string     `json:"id"`
-	ListenerID  string     `json:"listener_id"`
-	Host        *string    `json:"host"`
-	Pid         *int32     `json:"pid"`
-	HttpAddr    *string    `json:"http_addr"`
-	Role        string     `json:"role"`
-	Version     *string    `json:"version"`
-	StartedAt   *time.Time `json:"started_at"`
-	LeaderSince *time.Time `json:"leader_since"`
+	ID            string     `json:"id"`
+	ListenerID    string     `json:"listener_id"`
+	Host          *string    `json:"host"`
+	Pid           *int32     `json:"pid"`
+	HttpAddr      *string    `json:"http_addr"`
+	Role          string     `json:"role"`
+	Version       *string    `json:"version"`
+	StartedAt     *time.Time `json:"started_at"`
+	LeaderSince   *time.Time `json:"leader_since"`
+	BatchFailures int32      `json:"batch_failures"`
+	BatchError    *string    `json:"batch_error"`
+	ProgressAt    *time.Time `json:"progress_at"`
 }
 
 func (q *Queries) ListenerHeartbeat(ctx context.Context, arg ListenerHeartbeatParams) error {
@@ -59,12 +67,15 @@ func (q *Queries) ListenerHeartbeat(ctx context.Context, arg ListenerHeartbeatPa
 		arg.Version,
 		arg.StartedAt,
 		arg.LeaderSince,
+		arg.BatchFailures,
+		arg.BatchError,
+		arg.ProgressAt,
 	)
 	return err
 }
 
 const listenerList = `-- name: ListenerList :many
-SELECT id, listener_id, host, pid, http_addr, role, version, started_at, heartbeat_at, leader_since FROM observer_listeners
+SELECT id, listener_id, host, pid, http_addr, role, version, started_at, heartbeat_at, leader_since, batch_failures, batch_error, progress_at FROM observer_listeners
 WHERE listener_id = $1
 ORDER BY role = 'leader' DESC, id
 `
@@ -89,6 +100,9 @@ func (q *Queries) ListenerList(ctx context.Context, listenerID string) ([]Observ
 			&i.StartedAt,
 			&i.HeartbeatAt,
 			&i.LeaderSince,
+			&i.BatchFailures,
+			&i.BatchError,
+			&i.ProgressAt,
 		); err != nil {
 			return nil, err
 		}

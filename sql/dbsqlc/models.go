@@ -148,16 +148,19 @@ type ObserverDelivery struct {
 }
 
 type ObserverListener struct {
-	ID          string     `json:"id"`
-	ListenerID  string     `json:"listener_id"`
-	Host        *string    `json:"host"`
-	Pid         *int32     `json:"pid"`
-	HttpAddr    *string    `json:"http_addr"`
-	Role        string     `json:"role"`
-	Version     *string    `json:"version"`
-	StartedAt   *time.Time `json:"started_at"`
-	HeartbeatAt time.Time  `json:"heartbeat_at"`
-	LeaderSince *time.Time `json:"leader_since"`
+	ID            string     `json:"id"`
+	ListenerID    string     `json:"listener_id"`
+	Host          *string    `json:"host"`
+	Pid           *int32     `json:"pid"`
+	HttpAddr      *string    `json:"http_addr"`
+	Role          string     `json:"role"`
+	Version       *string    `json:"version"`
+	StartedAt     *time.Time `json:"started_at"`
+	HeartbeatAt   time.Time  `json:"heartbeat_at"`
+	LeaderSince   *time.Time `json:"leader_since"`
+	BatchFailures int32      `json:"batch_failures"`
+	BatchError    *string    `json:"batch_error"`
+	ProgressAt    *time.Time `json:"progress_at"`
 }
 
 type ObserverSearchDocument struct {

@@ -125,7 +125,10 @@ SELECT id,
        started_at,
        heartbeat_at,
        leader_since,
-       EXTRACT(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_seconds
+       EXTRACT(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_seconds,
+       batch_failures,
+       batch_error,
+       progress_at
 FROM observer_listeners
 WHERE listener_id = $1
   AND heartbeat_at > now() - make_interval(secs => $2::float8)
@@ -148,6 +151,9 @@ type StatusInstancesRow struct {
 	HeartbeatAt         time.Time  `json:"heartbeat_at"`
 	LeaderSince         *time.Time `json:"leader_since"`
 	HeartbeatAgeSeconds float64    `json:"heartbeat_age_seconds"`
+	BatchFailures       int32      `json:"batch_failures"`
+	BatchError          *string    `json:"batch_error"`
+	ProgressAt          *time.Time `json:"progress_at"`
 }
 
 // Instances of a listener group whose last heartbeat is newer than
@@ -173,6 +179,9 @@ func (q *Queries) StatusInstances(ctx context.Context, arg StatusInstancesParams
 			&i.HeartbeatAt,
 			&i.LeaderSince,
 			&i.HeartbeatAgeSeconds,
+			&i.BatchFailures,
+			&i.BatchError,
+			&i.ProgressAt,
 		); err != nil {
 			return nil, err
 		}

@@ -1,8 +1,10 @@
 -- name: ListenerHeartbeat :exec
 INSERT INTO observer_listeners
-    (id, listener_id, host, pid, http_addr, role, version, started_at, leader_since, heartbeat_at)
+    (id, listener_id, host, pid, http_addr, role, version, started_at, leader_since, heartbeat_at,
+     batch_failures, batch_error, progress_at)
 VALUES
-    (@id, @listener_id, @host, @pid, @http_addr, @role, @version, @started_at, @leader_since, now())
+    (@id, @listener_id, @host, @pid, @http_addr, @role, @version, @started_at, @leader_since, now(),
+     @batch_failures, @batch_error, @progress_at)
 ON CONFLICT (id) DO UPDATE SET
     listener_id = EXCLUDED.listener_id,
     host = EXCLUDED.host,
@@ -12,7 +14,10 @@ ON CONFLICT (id) DO UPDATE SET
     version = EXCLUDED.version,
     started_at = EXCLUDED.started_at,
     leader_since = EXCLUDED.leader_since,
-    heartbeat_at = now();
+    heartbeat_at = now(),
+    batch_failures = EXCLUDED.batch_failures,
+    batch_error = EXCLUDED.batch_error,
+    progress_at = EXCLUDED.progress_at;
 
 -- name: ListenerDelete :exec
 DELETE FROM observer_listeners WHERE id = @id;

@@ -21,7 +21,10 @@ SELECT id,
        started_at,
        heartbeat_at,
        leader_since,
-       EXTRACT(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_seconds
+       EXTRACT(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_seconds,
+       batch_failures,
+       batch_error,
+       progress_at
 FROM observer_listeners
 WHERE listener_id = @listener_id
   AND heartbeat_at > now() - make_interval(secs => @omit_after_seconds::float8)
