@@ -252,7 +252,8 @@ func (p RetryPolicy) Delay(attempt int) time.Duration {
 }
 
 // CircuitBreakerConfig configures the circuit breaker of a webhook's target
-// endpoint (scheme, host and port). The breaker opens when, over its current
+// endpoint (scheme, host, port and path; with Scope host, scheme, host and
+// port: see EndpointName). The breaker opens when, over its current
 // sample, at least MinRequests requests were made and the failure ratio
 // reached FailureThreshold; after Timeout it lets a few probes through and
 // closes when they succeed (see package observers/breaker for the exact rules).
@@ -264,6 +265,9 @@ type CircuitBreakerConfig struct {
 	SampleSize       int           // requests per sample; a full sample starts afresh; default 100
 	MinRequests      int           // requests in the sample before it may open; default 10
 	Window           time.Duration // rolling time window of the sample; default 60s
+	// Scope is what one breaker guards: ScopeEndpoint (the default) an
+	// endpoint URL, ScopeHost every path of a host together.
+	Scope string
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -274,6 +278,7 @@ func (c CircuitBreakerConfig) WithDefaults() CircuitBreakerConfig {
 	c.SampleSize = cmp.Or(c.SampleSize, CircuitBreakerSampleSizeDefault)
 	c.MinRequests = cmp.Or(c.MinRequests, CircuitBreakerMinRequestsDefault)
 	c.Window = cmp.Or(c.Window, CircuitBreakerWindowDefault)
+	c.Scope = cmp.Or(c.Scope, ScopeEndpoint)
 	return c
 }
 

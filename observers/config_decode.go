@@ -21,7 +21,7 @@ var (
 	observerKeys    = []string{"entity", "events", "condition", "actions", "retry"}
 	retryKeys       = []string{"max_attempts", "initial_delay", "max_delay", "backoff_strategy"}
 	breakerKeys     = []string{"enabled", "failure_threshold", "success_threshold", "timeout", "sample_size",
-		"min_requests", "window", "backend"} // backend: top level only
+		"min_requests", "window", "scope", "backend"} // backend: top level only
 )
 
 const durationHint = "use a duration with a unit, such as 500ms, 30s, 5m or 1h"

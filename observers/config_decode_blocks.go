@@ -96,6 +96,7 @@ type BreakerOverride struct {
 	sampleSize       *int
 	minRequests      *int
 	window           *time.Duration
+	scope            *string
 	backend          string   // top level only: where the state is shared
 	backendAt        ast.Node // its value, for messages
 }
@@ -124,6 +125,8 @@ func (l *loader) circuitBreaker(e entry, where string) *BreakerOverride {
 			s.sampleSize = nonZero(l.positiveInt(f, w))
 		case "min_requests":
 			s.minRequests = nonZero(l.positiveInt(f, w))
+		case "scope":
+			s.scope = nonZero(l.oneOf(f, w, scopes))
 		case "backend":
 			if where != "circuit_breaker" {
 				l.errorf(f.keyN, w+": the state store is chosen once, for every breaker",
@@ -161,6 +164,7 @@ func (s *BreakerOverride) over(c CircuitBreakerConfig) CircuitBreakerConfig {
 	c.SampleSize = derefOr(s.sampleSize, c.SampleSize)
 	c.MinRequests = derefOr(s.minRequests, c.MinRequests)
 	c.Window = derefOr(s.window, c.Window)
+	c.Scope = derefOr(s.scope, c.Scope)
 	return c
 }
 

@@ -292,7 +292,7 @@ observers:
 	cfg, diags, err := observers.Parse("cb.yaml", src)
 	require.NoError(t, err, "%v", diags)
 	global := observers.CircuitBreakerConfig{FailureThreshold: 0.25, SuccessThreshold: 0.8, Timeout: 10 * time.Second,
-		SampleSize: 100, MinRequests: 4, Window: time.Minute}
+		SampleSize: 100, MinRequests: 4, Window: time.Minute, Scope: observers.ScopeEndpoint}
 	require.Equal(t, global, cfg.CircuitBreaker)
 	acts := cfg.Observer("o").Actions
 	require.Equal(t, global, acts[0].(*webhook.Action).CircuitBreaker, "inherits the top level")

@@ -40,8 +40,12 @@ type Action struct {
 	Channel         string        // channel override ("#ops"); empty: the webhook's own channel
 	MessageTemplate string        // text template; default observers.MessageTemplateDefault ("Order 42 INSERT")
 	Timeout         time.Duration // per request; default 30s
+	// CircuitBreaker guards the webhook URL: the action's circuit_breaker:
+	// block over the top-level one, defaults applied.
+	CircuitBreaker observers.CircuitBreakerConfig
 
-	message *observers.Template // compiled MessageTemplate, set by Decode
+	message *observers.Template        // compiled MessageTemplate, set by Decode
+	breaker *observers.BreakerOverride // the action's own circuit_breaker: block, until CheckConfig
 }
 
 // Type implements observers.Action.
@@ -95,7 +99,8 @@ func (a *Action) Resolve(getenv func(string) (string, bool)) error {
 
 // Run implements observers.Action: the message goes through the webhook
 // transport (the SSRF guard applies) and the circuit breaker of its
-// endpoint, configured by the top-level circuit_breaker: block.
+// endpoint: by default the webhook URL itself, so each Slack webhook
+// (channel) has its own, named without the secret part of its path.
 func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 	url, err := a.ResolvedURL(d.Env.LookupEnv)
 	if err != nil {
@@ -114,7 +119,7 @@ func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 		}
 		defer release()
 	}
-	permit, err := d.Env.Allow(ctx, url, d.Config.CircuitBreaker)
+	permit, err := d.Env.Admit(ctx, observers.HTTPTarget{URL: url, SecretPath: true, Breaker: a.breakerConfig(d.Config)})
 	if err != nil {
 		return err // a *SnoozeError: the endpoint's breaker is open
 	}
@@ -137,6 +142,25 @@ func Send(ctx context.Context, client *http.Client, url string, body []byte, tim
 		RedirectHint: "configure the webhook URL Slack gave",
 	})
 	return err
+}
+
+// breakerConfig is the action's merged circuit breaker; an Action built by
+// hand (not loaded) has none and uses the configuration's top-level one.
+func (a *Action) breakerConfig(cfg *observers.Config) observers.CircuitBreakerConfig {
+	if a.CircuitBreaker == (observers.CircuitBreakerConfig{}) && cfg != nil {
+		return cfg.CircuitBreaker
+	}
+	return a.CircuitBreaker
+}
+
+// CheckConfig implements observers.ConfigChecker: each action's own
+// circuit_breaker: block is merged over the top-level one.
+func (Type) CheckConfig(c *observers.ConfigCheck) {
+	for _, a := range c.Actions() {
+		s := a.(*Action)
+		s.CircuitBreaker = c.CircuitBreaker(s, s.breaker)
+		s.breaker = nil // the syntax tree is not kept
+	}
 }
 
 // Settings implements observers.Action; the URL shows only its first path
@@ -169,6 +193,8 @@ func (Type) Decode(b *observers.ActionBlock) observers.Action {
 			s.MessageTemplate, s.message = f.Template()
 		case "timeout":
 			s.Timeout = f.Timeout()
+		case "circuit_breaker":
+			s.breaker = f.CircuitBreaker()
 		}
 	}
 	where := b.Where()

@@ -152,7 +152,7 @@ func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 		}
 		defer release()
 	}
-	permit, err := d.Env.Allow(ctx, url, a.CircuitBreaker)
+	permit, err := d.Env.Admit(ctx, observers.HTTPTarget{URL: url, Breaker: a.CircuitBreaker})
 	if err != nil {
 		return err // a *SnoozeError: the endpoint's breaker is open
 	}
