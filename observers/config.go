@@ -38,6 +38,12 @@ const (
 	ConcurrencyDeliveriesPerJobDefault = 100
 	// ConcurrencyDeliveriesPerJobMax bounds a batch job's row.
 	ConcurrencyDeliveriesPerJobMax = 1000
+	// ConcurrencyMaxInFlightDefault is concurrency.max_in_flight's default:
+	// more than the webhook and Slack queues run at their default
+	// max_parallelism, so it only binds when queues are raised.
+	ConcurrencyMaxInFlightDefault = 1000
+	// ConcurrencyMaxInFlightMax bounds concurrency.max_in_flight.
+	ConcurrencyMaxInFlightMax = 100_000
 
 	RetryMaxAttemptsDefault  = 5
 	RetryInitialDelayDefault = time.Second
@@ -74,6 +80,16 @@ type Config struct {
 	// CircuitBreaker is the top-level circuit_breaker: block with defaults
 	// applied; each webhook action's own block overrides it field by field.
 	CircuitBreaker CircuitBreakerConfig
+	// RateLimit is the top-level rate_limit: block: the rate limit of every
+	// webhook and Slack endpoint without its own (default none) and the
+	// scope of every limit; an action's rate_limit: replaces the rate.
+	RateLimit RateLimitConfig
+	// RateLimitBackend is rate_limit.backend: where every instance shares
+	// the limits, postgres (default) or redis (needs redis.url).
+	RateLimitBackend string
+	// HTTP is the http: block: how much of a response webhook and Slack
+	// deliveries read, and for how long.
+	HTTP HTTPConfig
 	// CircuitBreakerBackend is circuit_breaker.backend: where every
 	// instance shares the breakers' state, postgres (default) or redis
 	// (needs redis.url). `status` reads the breakers from Postgres either
@@ -150,12 +166,18 @@ type ConcurrencyConfig struct {
 	// dead-letter queue stay per delivery. 1 gives every delivery its own
 	// job from the start.
 	DeliveriesPerJob int
+	// MaxInFlight caps the HTTP requests (webhook, Slack) in flight in one
+	// process, every action type and endpoint together; default
+	// ConcurrencyMaxInFlightDefault. A delivery that finds no free slot
+	// for a while is snoozed (no attempt spent).
+	MaxInFlight int
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c ConcurrencyConfig) WithDefaults() ConcurrencyConfig {
 	c.MaxParallelism = cmp.Or(c.MaxParallelism, ConcurrencyMaxParallelismDefault)
 	c.DeliveriesPerJob = cmp.Or(c.DeliveriesPerJob, ConcurrencyDeliveriesPerJobDefault)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, ConcurrencyMaxInFlightDefault)
 	return c
 }
 

@@ -31,6 +31,8 @@ func (l *loader) concurrency(e entry, s *concurrencySpec) ConcurrencyConfig {
 				l.errorf(f.value, fmt.Sprintf("concurrency.deliveries_per_job (%d) is more than %d", c.DeliveriesPerJob,
 					ConcurrencyDeliveriesPerJobMax), fmt.Sprintf("use at most %d; 1 gives every delivery its own job", ConcurrencyDeliveriesPerJobMax))
 			}
+		case "max_in_flight":
+			c.MaxInFlight = l.boundedInt(f, "concurrency.max_in_flight", ConcurrencyMaxInFlightMax) // config_limits.go
 		case "queues":
 			queues, _ := l.mapping(f.value, f.keyN, "concurrency.queues", nil)
 			names := ActionTypeNames()

@@ -567,7 +567,7 @@ func TestConfigConcurrency(t *testing.T) {
 	} {
 		cfg, diags, err := observers.Parse("x.yaml", []byte(tc.src))
 		require.NoError(t, err, "%s: %v", tc.name, diags)
-		require.Equal(t, tc.want, cfg.Concurrency, tc.name)
+		require.Equal(t, withInFlightDefault(tc.want), cfg.Concurrency, tc.name)
 		require.Equal(t, tc.want.MaxParallelism, cfg.Workers.MaxWorkers, "%s: workers.max_workers follows", tc.name)
 		require.Equal(t, tc.email, cfg.Concurrency.MaxWorkers(email.Name), tc.name)
 		require.Equal(t, cfg.Concurrency.MaxParallelism, cfg.Concurrency.MaxWorkers(slack.Name), tc.name)

@@ -56,6 +56,8 @@ type Env struct {
 	HTTP *http.Client
 	// Breakers are the circuit breakers per endpoint (observers/breaker).
 	Breakers Breakers
+	// RateLimits are the rate limits per endpoint (observers/ratelimit).
+	RateLimits RateLimiter
 	// Results is the result cache, used when a configuration has a cache:
 	// block (observers/resultcache).
 	Results ResultCache

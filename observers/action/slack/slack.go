@@ -43,9 +43,14 @@ type Action struct {
 	// CircuitBreaker guards the webhook URL: the action's circuit_breaker:
 	// block over the top-level one, defaults applied.
 	CircuitBreaker observers.CircuitBreakerConfig
+	// RateLimit bounds the requests to the webhook URL (Slack allows about
+	// one message a second per incoming webhook): the action's rate_limit:
+	// or the top-level rate_limit.default; zero: none.
+	RateLimit observers.RateLimitConfig
 
-	message *observers.Template        // compiled MessageTemplate, set by Decode
-	breaker *observers.BreakerOverride // the action's own circuit_breaker: block, until CheckConfig
+	message   *observers.Template          // compiled MessageTemplate, set by Decode
+	breaker   *observers.BreakerOverride   // the action's own circuit_breaker: block, until CheckConfig
+	rateLimit *observers.RateLimitOverride // the action's own rate_limit:, until CheckConfig
 }
 
 // Type implements observers.Action.
@@ -119,9 +124,10 @@ func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 		}
 		defer release()
 	}
-	permit, err := d.Env.Admit(ctx, observers.HTTPTarget{URL: url, SecretPath: true, Breaker: a.breakerConfig(d.Config)})
+	permit, err := d.Env.Admit(ctx, observers.HTTPTarget{URL: url, SecretPath: true, Breaker: a.breakerConfig(d.Config),
+		RateLimit: a.RateLimit})
 	if err != nil {
-		return err // a *SnoozeError: the endpoint's breaker is open
+		return err // a *SnoozeError: the endpoint's breaker is open, or its rate limit reached
 	}
 	err = Send(ctx, d.Env.HTTP, url, body, a.Timeout)
 	permit.Done(ctx, err)
@@ -154,12 +160,14 @@ func (a *Action) breakerConfig(cfg *observers.Config) observers.CircuitBreakerCo
 }
 
 // CheckConfig implements observers.ConfigChecker: each action's own
-// circuit_breaker: block is merged over the top-level one.
+// circuit_breaker: block is merged over the top-level one, and its
+// rate_limit: over the top-level rate_limit: block.
 func (Type) CheckConfig(c *observers.ConfigCheck) {
 	for _, a := range c.Actions() {
 		s := a.(*Action)
 		s.CircuitBreaker = c.CircuitBreaker(s, s.breaker)
-		s.breaker = nil // the syntax tree is not kept
+		s.RateLimit = c.RateLimit(s.rateLimit)
+		s.breaker, s.rateLimit = nil, nil // the syntax tree is not kept
 	}
 }
 
@@ -174,6 +182,7 @@ func (a *Action) Settings() []observers.Setting {
 		{Key: "webhook_url", Value: url}, {Key: "webhook_url_env", Value: a.WebhookURLEnv},
 		{Key: "channel", Value: a.Channel}, {Key: "timeout", Value: observers.ShortDuration(a.AttemptTimeout())},
 		{Key: "message_template", Value: a.Message().Source()},
+		{Key: "rate_limit", Value: a.RateLimit.String()},
 	}
 }
 
@@ -195,6 +204,8 @@ func (Type) Decode(b *observers.ActionBlock) observers.Action {
 			s.Timeout = f.Timeout()
 		case "circuit_breaker":
 			s.breaker = f.CircuitBreaker()
+		case "rate_limit":
+			s.rateLimit = f.RateLimit()
 		}
 	}
 	where := b.Where()
