@@ -194,6 +194,7 @@ func (d *Daemon) wireEnv() error {
 		DB: d.pool,
 		HTTP: webhook.NewHTTPClient(webhook.HTTPClientConfig{
 			AllowPrivateTargets: d.cfg.AllowPrivateTargets, UserAgent: observers.UserAgentDefault + "/" + d.o.Version,
+			MaxInFlight: d.cfg.Concurrency.MaxInFlight, Metrics: webhook.NewMetrics(d.reg),
 		}),
 		Breakers: breakers, RateLimits: limits, Results: results, Search: d.stores.Search, Invalidator: d.stores.Invalidator,
 		Logger: d.logger, Getenv: d.o.Getenv,

@@ -55,3 +55,59 @@ func TestRateLimitSpacesDeliveries(t *testing.T) {
 	require.Positive(t, limited)
 	require.Zero(t, len(recv.All())-n, "no request was sent twice")
 }
+
+// concurrency.max_in_flight caps the HTTP requests of a process: while a
+// hanging receiver holds the only slot, another delivery is snoozed (no
+// attempt spent, no request sent), and goes out once the slot is free.
+func TestMaxInFlightSnoozesWhileFull(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	release := make(chan struct{})
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{Respond: func(ctx context.Context, d observertest.Delivery) observertest.Response {
+		if d.Path == "/hang" {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return observertest.Response{}
+	}})
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+	})
+	cfg := webhookConfig("concurrency: {max_in_flight: 1}\n", map[string]string{
+		"hang": fmt.Sprintf("entity: Hang\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s/hang\n    timeout: 40s\n", recv.URL()),
+		"ok":   fmt.Sprintf("entity: Ok\nevents: [INSERT]\nactions:\n  - type: webhook\n    url: %s/ok\n", recv.URL()),
+	})
+	p := observertest.StartProcess(t, runOptions(url, cfg))
+	observertest.InsertChange(t, pool, observertest.Change{Entity: "Hang", ID: "1", Kind: "INSERT", Data: `{}`})
+	paths := func() []string {
+		var out []string
+		for _, d := range recv.All() {
+			out = append(out, d.Path)
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return slices.Contains(paths(), "/hang") }, 30*time.Second, 20*time.Millisecond)
+
+	pk := observertest.InsertChange(t, pool, observertest.Change{Entity: "Ok", ID: "1", Kind: "INSERT", Data: `{}`})
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		var snoozed bool
+		err := pool.QueryRow(ctx, `SELECT bool_or(COALESCE((metadata->>'snoozes')::int, 0) > 0 AND attempt = 0)
+			FROM observer_deliveries WHERE seq = $1`, pk).Scan(&snoozed)
+		return err == nil && snoozed
+	}, 30*time.Second, 50*time.Millisecond, "the delivery is snoozed while the only slot is taken")
+	require.NotContains(t, paths(), "/ok", "nothing was sent")
+	n, ok := observertest.LookupMetric(t, p.HTTPAddr(), "observer_http_in_flight_snoozed_total")
+	require.True(t, ok)
+	require.Positive(t, n)
+
+	close(release)
+	released = true
+	require.Eventually(t, func() bool { return slices.Contains(paths(), "/ok") }, 30*time.Second, 50*time.Millisecond,
+		"delivered once the slot is free")
+}

@@ -59,3 +59,12 @@ func (e *Env) Admit(ctx context.Context, t HTTPTarget) (BreakerPermit, error) {
 	}
 	return permit, nil
 }
+
+// HTTPLimits is the http: block of the delivery's configuration, defaults
+// applied (the defaults alone when the delivery has none).
+func (d *Delivery) HTTPLimits() HTTPConfig {
+	if d == nil || d.Config == nil {
+		return HTTPConfig{}.WithDefaults()
+	}
+	return d.Config.HTTP.WithDefaults()
+}

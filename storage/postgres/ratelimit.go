@@ -13,7 +13,7 @@ import (
 
 // RateLimitOpTimeoutDefault bounds each Take unless the caller's context
 // ends sooner.
-const RateLimitOpTimeoutDefault = 5 * time.Second
+const RateLimitOpTimeoutDefault = 2 * time.Second
 
 // RateLimitStore keeps rate limits in observer_rate_limits, one row per
 // bucket, taken by observers.rate_limit_take in one round trip under the

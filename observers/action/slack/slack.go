@@ -129,7 +129,7 @@ func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 	if err != nil {
 		return err // a *SnoozeError: the endpoint's breaker is open, or its rate limit reached
 	}
-	err = Send(ctx, d.Env.HTTP, url, body, a.Timeout)
+	err = send(ctx, d.Env.HTTP, url, body, a.Timeout, d.HTTPLimits())
 	permit.Done(ctx, err)
 	if err == nil && key != "" {
 		d.Env.Results.Save(ctx, key, 0, d.Config.Cache.TTL)
@@ -141,8 +141,14 @@ func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 // success; otherwise the error is a *observers.DeliveryError classified as
 // webhook.Do does. Errors name the URL only as observers.RedactURLPath does.
 func Send(ctx context.Context, client *http.Client, url string, body []byte, timeout time.Duration) error {
+	return send(ctx, client, url, body, timeout, observers.HTTPConfig{})
+}
+
+// send is Send with the response limits of the http: block.
+func send(ctx context.Context, client *http.Client, url string, body []byte, timeout time.Duration, limits observers.HTTPConfig) error {
 	_, err := webhook.Do(ctx, client, webhook.Call{
 		Kind: "slack", URL: url, Body: body, Timeout: timeout,
+		MaxResponseBytes: int64(limits.MaxResponseBytes), ResponseReadTimeout: limits.ResponseReadTimeout,
 		Header:       http.Header{"Content-Type": []string{"application/json"}},
 		Redact:       observers.RedactURLPath,
 		RedirectHint: "configure the webhook URL Slack gave",

@@ -160,9 +160,11 @@ func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 	if err != nil {
 		return err // a *SnoozeError: the endpoint's breaker is open, or its rate limit reached
 	}
+	limits := d.HTTPLimits()
 	resp, err := Send(ctx, d.Env.HTTP, Request{
 		URL: url, Method: a.Method, Headers: a.Headers, Body: body, MessageID: d.MessageID(),
 		Secret: secret, Signature: a.Signature, Timeout: a.Timeout,
+		MaxResponseBytes: int64(limits.MaxResponseBytes), ResponseReadTimeout: limits.ResponseReadTimeout,
 	})
 	permit.Done(ctx, err)
 	if err == nil && key != "" {
