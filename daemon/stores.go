@@ -23,7 +23,7 @@ type stores struct {
 	RateLimit   storage.RateLimitStore // rate-limit buckets (rate_limit.backend)
 	Invalidator storage.Invalidator    // the redis: block's keys (cache actions); nil without redis.url
 	Search      storage.Search         // documents of search actions
-	Cleanups    []obsriver.Cleanup     // expired dedup keys, cache rows, claim tokens
+	Cleanups    []obsriver.Cleanup     // expired dedup keys, cache rows, claim tokens, idle breakers, full rate-limit buckets
 	Close       func()
 }
 
@@ -55,6 +55,7 @@ func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, 
 	}
 	pgBreaker := postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{})
 	s.Breaker = pgBreaker
+	s.Cleanups = append(s.Cleanups, pgBreaker.Cleanup) // status's rows, either backend
 	if cfg.CircuitBreakerBackend == observers.BackendRedis {
 		// status reads observer_circuit_breakers: mirror each state write there.
 		s.Breaker = storeredis.NewBreakerStore(rdb, storeredis.BreakerStoreConfig{

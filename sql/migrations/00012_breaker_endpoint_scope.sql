@@ -14,6 +14,9 @@
 --     breaker rebuilds from the next requests, so scope: host loses nothing
 --     that matters; with the default scope it would never be read again and
 --     `status` would list a breaker that no longer exists, for ever.
+--   * A kept row that the default scope never reads again goes with the
+--     periodic cleanup (BreakerStore.Cleanup: breakers idle for a day that
+--     are not open), once its open period has run out.
 -- Nothing is copied to endpoint names: a host's sample cannot be split by
 -- path. Locks are short leases and expire by themselves. Redis-backed state
 -- (circuit_breaker.backend: redis) is not migrated: the same rule holds for
