@@ -23,6 +23,7 @@ import (
 	"github.com/fraiseql/fraiseql-observers/observers/action/webhook"
 	"github.com/fraiseql/fraiseql-observers/observers/breaker"
 	"github.com/fraiseql/fraiseql-observers/observers/listener"
+	"github.com/fraiseql/fraiseql-observers/observers/ratelimit"
 	"github.com/fraiseql/fraiseql-observers/observers/resultcache"
 	obsriver "github.com/fraiseql/fraiseql-observers/river"
 )
@@ -188,12 +189,17 @@ func (d *Daemon) wireEnv() error {
 	if err != nil {
 		return err
 	}
+	limits, err := ratelimit.New(ratelimit.Config{Store: d.stores.RateLimit, Metrics: ratelimit.NewMetrics(d.reg), Logger: d.logger})
+	if err != nil {
+		return err
+	}
 	d.env = &observers.Env{
 		DB: d.pool,
 		HTTP: webhook.NewHTTPClient(webhook.HTTPClientConfig{
 			AllowPrivateTargets: d.cfg.AllowPrivateTargets, UserAgent: observers.UserAgentDefault + "/" + d.o.Version,
+			MaxInFlight: d.cfg.Concurrency.MaxInFlight, Metrics: webhook.NewMetrics(d.reg),
 		}),
-		Breakers: breakers, Results: results, Search: d.stores.Search, Invalidator: d.stores.Invalidator,
+		Breakers: breakers, RateLimits: limits, Results: results, Search: d.stores.Search, Invalidator: d.stores.Invalidator,
 		Logger: d.logger, Getenv: d.o.Getenv,
 	}
 	return nil

@@ -184,6 +184,7 @@ func (r *reloader) reload(ctx context.Context, why string) {
 func restartOnly(a, b *observers.Config) bool {
 	return a.Workers != b.Workers || !reflect.DeepEqual(a.Concurrency, b.Concurrency) ||
 		a.AllowPrivateTargets != b.AllowPrivateTargets || a.CircuitBreakerBackend != b.CircuitBreakerBackend ||
+		a.RateLimitBackend != b.RateLimitBackend ||
 		a.Dedup != b.Dedup || a.Redis != b.Redis || a.Cache != b.Cache || !reflect.DeepEqual(a.SMTP, b.SMTP)
 }
 

@@ -17,17 +17,19 @@ import (
 
 // stores are the storage layers chosen by the configuration.
 type stores struct {
-	Dedup       storage.Dedup        // nil when dedup is off
-	Cache       storage.Cache        // the action result cache's store
-	Breaker     storage.BreakerStore // circuit-breaker state (circuit_breaker.backend)
-	Invalidator storage.Invalidator  // the redis: block's keys (cache actions); nil without redis.url
-	Search      storage.Search       // documents of search actions
-	Cleanups    []obsriver.Cleanup   // expired dedup keys, cache rows, claim tokens
+	Dedup       storage.Dedup          // nil when dedup is off
+	Cache       storage.Cache          // the action result cache's store
+	Breaker     storage.BreakerStore   // circuit-breaker state (circuit_breaker.backend)
+	RateLimit   storage.RateLimitStore // rate-limit buckets (rate_limit.backend)
+	Invalidator storage.Invalidator    // the redis: block's keys (cache actions); nil without redis.url
+	Search      storage.Search         // documents of search actions
+	Cleanups    []obsriver.Cleanup     // expired dedup keys, cache rows, claim tokens, idle breakers, full rate-limit buckets
 	Close       func()
 }
 
 // openStores makes the Redis client (when redis.url is set; one client for
-// every Redis-backed layer) and the dedup, cache, breaker and search stores.
+// every Redis-backed layer) and the dedup, cache, breaker, rate-limit and
+// search stores.
 // An unreachable Redis is logged, not fatal: dedup.on_error decides at each
 // batch.
 func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, logger *slog.Logger) (*stores, error) {
@@ -53,11 +55,19 @@ func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, 
 	}
 	pgBreaker := postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{})
 	s.Breaker = pgBreaker
+	s.Cleanups = append(s.Cleanups, pgBreaker.Cleanup) // status's rows, either backend
 	if cfg.CircuitBreakerBackend == observers.BackendRedis {
 		// status reads observer_circuit_breakers: mirror each state write there.
 		s.Breaker = storeredis.NewBreakerStore(rdb, storeredis.BreakerStoreConfig{
 			Prefix: cfg.Redis.KeyPrefix + "breaker:", Mirror: pgBreaker.SetData, Logger: logger,
 		})
+	}
+	if cfg.RateLimitBackend == observers.BackendRedis {
+		s.RateLimit = storeredis.NewRateLimitStore(rdb, storeredis.RateLimitStoreConfig{Prefix: cfg.Redis.KeyPrefix + "ratelimit:"})
+	} else {
+		rl := postgres.NewRateLimitStore(pool)
+		s.RateLimit = rl
+		s.Cleanups = append(s.Cleanups, rl.Cleanup)
 	}
 	if cfg.Cache.Backend == observers.BackendRedis {
 		s.Cache = storeredis.NewCache(rdb, storeredis.CacheConfig{Prefix: cfg.Redis.KeyPrefix + "cache:"})

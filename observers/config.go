@@ -48,6 +48,12 @@ const (
 	ConcurrencyDeliveriesPerJobDefault = 100
 	// ConcurrencyDeliveriesPerJobMax bounds a batch job's row.
 	ConcurrencyDeliveriesPerJobMax = 1000
+	// ConcurrencyMaxInFlightDefault is concurrency.max_in_flight's default:
+	// more than the webhook and Slack queues run at their default
+	// max_parallelism, so it only binds when queues are raised.
+	ConcurrencyMaxInFlightDefault = 1000
+	// ConcurrencyMaxInFlightMax bounds concurrency.max_in_flight.
+	ConcurrencyMaxInFlightMax = 100_000
 
 	RetryMaxAttemptsDefault  = 5
 	RetryInitialDelayDefault = time.Second
@@ -84,6 +90,16 @@ type Config struct {
 	// CircuitBreaker is the top-level circuit_breaker: block with defaults
 	// applied; each webhook action's own block overrides it field by field.
 	CircuitBreaker CircuitBreakerConfig
+	// RateLimit is the top-level rate_limit: block: the rate limit of every
+	// webhook and Slack endpoint without its own (default none) and the
+	// scope of every limit; an action's rate_limit: replaces the rate.
+	RateLimit RateLimitConfig
+	// RateLimitBackend is rate_limit.backend: where every instance shares
+	// the limits, postgres (default) or redis (needs redis.url).
+	RateLimitBackend string
+	// HTTP is the http: block: how much of a response webhook and Slack
+	// deliveries read, and for how long.
+	HTTP HTTPConfig
 	// CircuitBreakerBackend is circuit_breaker.backend: where every
 	// instance shares the breakers' state, postgres (default) or redis
 	// (needs redis.url). `status` reads the breakers from Postgres either
@@ -173,12 +189,18 @@ type ConcurrencyConfig struct {
 	// dead-letter queue stay per delivery. 1 gives every delivery its own
 	// job from the start.
 	DeliveriesPerJob int
+	// MaxInFlight caps the HTTP requests (webhook, Slack) in flight in one
+	// process, every action type and endpoint together; default
+	// ConcurrencyMaxInFlightDefault. A delivery that finds no free slot
+	// for a while is snoozed (no attempt spent).
+	MaxInFlight int
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c ConcurrencyConfig) WithDefaults() ConcurrencyConfig {
 	c.MaxParallelism = cmp.Or(c.MaxParallelism, ConcurrencyMaxParallelismDefault)
 	c.DeliveriesPerJob = cmp.Or(c.DeliveriesPerJob, ConcurrencyDeliveriesPerJobDefault)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, ConcurrencyMaxInFlightDefault)
 	return c
 }
 
@@ -275,7 +297,8 @@ func (p RetryPolicy) Delay(attempt int) time.Duration {
 }
 
 // CircuitBreakerConfig configures the circuit breaker of a webhook's target
-// endpoint (scheme, host and port). The breaker opens when, over its current
+// endpoint (scheme, host, port and path; with Scope host, scheme, host and
+// port: see EndpointName). The breaker opens when, over its current
 // sample, at least MinRequests requests were made and the failure ratio
 // reached FailureThreshold; after Timeout it lets a few probes through and
 // closes when they succeed (see package observers/breaker for the exact rules).
@@ -287,6 +310,9 @@ type CircuitBreakerConfig struct {
 	SampleSize       int           // requests per sample; a full sample starts afresh; default 100
 	MinRequests      int           // requests in the sample before it may open; default 10
 	Window           time.Duration // rolling time window of the sample; default 60s
+	// Scope is what one breaker guards: ScopeEndpoint (the default) an
+	// endpoint URL, ScopeHost every path of a host together.
+	Scope string
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -297,6 +323,7 @@ func (c CircuitBreakerConfig) WithDefaults() CircuitBreakerConfig {
 	c.SampleSize = cmp.Or(c.SampleSize, CircuitBreakerSampleSizeDefault)
 	c.MinRequests = cmp.Or(c.MinRequests, CircuitBreakerMinRequestsDefault)
 	c.Window = cmp.Or(c.Window, CircuitBreakerWindowDefault)
+	c.Scope = cmp.Or(c.Scope, ScopeEndpoint)
 	return c
 }
 

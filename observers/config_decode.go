@@ -14,14 +14,14 @@ import (
 
 // Valid keys at each level of the file.
 var (
-	topKeys         = []string{"listener", "allow_private_targets", "workers", "concurrency", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers", "observers_table"}
+	topKeys         = []string{"listener", "allow_private_targets", "workers", "concurrency", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers", "observers_table", "rate_limit", "http"}
 	listenerKeys    = []string{"id", "table", "batch_size", "poll_interval", "batch_bytes", "max_event_bytes", "batch_timeout"}
 	workersKeys     = []string{"max_workers", "fetch_cooldown", "fetch_poll_interval"}
-	concurrencyKeys = []string{"max_parallelism", "queues", "deliveries_per_job"} // queues: action type → workers
+	concurrencyKeys = []string{"max_parallelism", "queues", "deliveries_per_job", "max_in_flight"} // queues: action type → workers
 	observerKeys    = []string{"entity", "events", "condition", "actions", "retry"}
 	retryKeys       = []string{"max_attempts", "initial_delay", "max_delay", "backoff_strategy"}
 	breakerKeys     = []string{"enabled", "failure_threshold", "success_threshold", "timeout", "sample_size",
-		"min_requests", "window", "backend"} // backend: top level only
+		"min_requests", "window", "scope", "backend"} // backend: top level only
 )
 
 const durationHint = "use a duration with a unit, such as 500ms, 30s, 5m or 1h"
@@ -38,6 +38,7 @@ func (l *loader) config(root ast.Node) *Config {
 	workersAt := root
 	var breaker *BreakerOverride
 	var stores storageSpec // config_storage.go
+	var limits limitsSpec  // config_limits.go
 	conc := concurrencySpec{queueAt: map[string]ast.Node{}}
 	for _, e := range entries {
 		l.blocks[e.key] = e.keyN
@@ -61,6 +62,10 @@ func (l *loader) config(root ast.Node) *Config {
 			cfg.Dedup = l.dedupBlock(e, &stores)
 		case "cache":
 			cfg.Cache = l.cacheBlock(e, &stores)
+		case "rate_limit": // config_limits.go
+			cfg.RateLimit, cfg.RateLimitBackend = l.rateLimitBlock(e, &limits)
+		case "http":
+			cfg.HTTP = l.httpBlock(e)
 		case "observers":
 			cfg.Observers, warnEmpty = l.observers(e)
 		case "observers_table":
@@ -89,6 +94,7 @@ func (l *loader) config(root ast.Node) *Config {
 	}
 	l.mergeBreakers(cfg, breaker)
 	l.checkStorage(cfg, &stores)
+	l.checkLimits(cfg, &limits)
 	l.checkActions(cfg)
 	if warnEmpty && len(cfg.Observers) == 0 && cfg.ObserversTable == "" {
 		l.warnf(root, "no observers are defined", "add an observers: map; without it no event triggers anything")

@@ -31,6 +31,8 @@ func (l *loader) concurrency(e entry, s *concurrencySpec) ConcurrencyConfig {
 				l.errorf(f.value, fmt.Sprintf("concurrency.deliveries_per_job (%d) is more than %d", c.DeliveriesPerJob,
 					ConcurrencyDeliveriesPerJobMax), fmt.Sprintf("use at most %d; 1 gives every delivery its own job", ConcurrencyDeliveriesPerJobMax))
 			}
+		case "max_in_flight":
+			c.MaxInFlight = l.boundedInt(f, "concurrency.max_in_flight", ConcurrencyMaxInFlightMax) // config_limits.go
 		case "queues":
 			queues, _ := l.mapping(f.value, f.keyN, "concurrency.queues", nil)
 			names := ActionTypeNames()
@@ -96,6 +98,7 @@ type BreakerOverride struct {
 	sampleSize       *int
 	minRequests      *int
 	window           *time.Duration
+	scope            *string
 	backend          string   // top level only: where the state is shared
 	backendAt        ast.Node // its value, for messages
 }
@@ -124,6 +127,8 @@ func (l *loader) circuitBreaker(e entry, where string) *BreakerOverride {
 			s.sampleSize = nonZero(l.positiveInt(f, w))
 		case "min_requests":
 			s.minRequests = nonZero(l.positiveInt(f, w))
+		case "scope":
+			s.scope = nonZero(l.oneOf(f, w, scopes))
 		case "backend":
 			if where != "circuit_breaker" {
 				l.errorf(f.keyN, w+": the state store is chosen once, for every breaker",
@@ -161,6 +166,7 @@ func (s *BreakerOverride) over(c CircuitBreakerConfig) CircuitBreakerConfig {
 	c.SampleSize = derefOr(s.sampleSize, c.SampleSize)
 	c.MinRequests = derefOr(s.minRequests, c.MinRequests)
 	c.Window = derefOr(s.window, c.Window)
+	c.Scope = derefOr(s.scope, c.Scope)
 	return c
 }
 

@@ -293,7 +293,7 @@ observers:
 	cfg, diags, err := observers.Parse("cb.yaml", src)
 	require.NoError(t, err, "%v", diags)
 	global := observers.CircuitBreakerConfig{FailureThreshold: 0.25, SuccessThreshold: 0.8, Timeout: 10 * time.Second,
-		SampleSize: 100, MinRequests: 4, Window: time.Minute}
+		SampleSize: 100, MinRequests: 4, Window: time.Minute, Scope: observers.ScopeEndpoint}
 	require.Equal(t, global, cfg.CircuitBreaker)
 	acts := cfg.Observer("o").Actions
 	require.Equal(t, global, acts[0].(*webhook.Action).CircuitBreaker, "inherits the top level")
@@ -568,7 +568,7 @@ func TestConfigConcurrency(t *testing.T) {
 	} {
 		cfg, diags, err := observers.Parse("x.yaml", []byte(tc.src))
 		require.NoError(t, err, "%s: %v", tc.name, diags)
-		require.Equal(t, tc.want, cfg.Concurrency, tc.name)
+		require.Equal(t, withInFlightDefault(tc.want), cfg.Concurrency, tc.name)
 		require.Equal(t, tc.want.MaxParallelism, cfg.Workers.MaxWorkers, "%s: workers.max_workers follows", tc.name)
 		require.Equal(t, tc.email, cfg.Concurrency.MaxWorkers(email.Name), tc.name)
 		require.Equal(t, cfg.Concurrency.MaxParallelism, cfg.Concurrency.MaxWorkers(slack.Name), tc.name)

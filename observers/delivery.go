@@ -56,6 +56,8 @@ type Env struct {
 	HTTP *http.Client
 	// Breakers are the circuit breakers per endpoint (observers/breaker).
 	Breakers Breakers
+	// RateLimits are the rate limits per endpoint (observers/ratelimit).
+	RateLimits RateLimiter
 	// Results is the result cache, used when a configuration has a cache:
 	// block (observers/resultcache).
 	Results ResultCache
@@ -85,20 +87,11 @@ func (e *Env) LookupEnv(name string) (string, bool) {
 	return e.Getenv(name)
 }
 
-// Allow asks e.Breakers for a request to url; without breakers every
-// request is allowed. The permit is never nil.
+// Allow asks e.Breakers for a request to url, whose breaker is named by
+// EndpointName with cfg.Scope; without breakers every request is allowed.
+// The permit is never nil. Admit asks a rate limit too.
 func (e *Env) Allow(ctx context.Context, url string, cfg CircuitBreakerConfig) (BreakerPermit, error) {
-	if e == nil || e.Breakers == nil {
-		return noPermit{}, nil
-	}
-	p, err := e.Breakers.Allow(ctx, url, cfg)
-	if err != nil {
-		return noPermit{}, err
-	}
-	if p == nil {
-		p = noPermit{}
-	}
-	return p, nil
+	return e.Admit(ctx, HTTPTarget{URL: url, Breaker: cfg})
 }
 
 type noPermit struct{}
@@ -112,16 +105,18 @@ type TxBeginner interface {
 
 // Breakers admits requests to endpoints through their circuit breakers.
 type Breakers interface {
-	// Allow asks the breaker of url's endpoint, configured by cfg, for one
-	// request. It returns a permit to report the outcome to, or a
-	// *SnoozeError without any request being sent when the breaker is open.
-	Allow(ctx context.Context, url string, cfg CircuitBreakerConfig) (BreakerPermit, error)
+	// Allow asks the breaker named endpoint (an EndpointName), configured
+	// by cfg, for one request. It returns a permit to report the outcome
+	// to, or a *SnoozeError without any request being sent when the breaker
+	// is open.
+	Allow(ctx context.Context, endpoint string, cfg CircuitBreakerConfig) (BreakerPermit, error)
 }
 
 // BreakerPermit is one admitted request.
 type BreakerPermit interface {
 	// Done records the request's outcome: the error Run is about to
-	// return (nil when delivered).
+	// return (nil when delivered). A *SnoozeError (the request was not
+	// sent after all: a rate limit, no free slot) counts neither way.
 	Done(ctx context.Context, err error)
 }
 

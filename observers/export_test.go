@@ -16,6 +16,8 @@ var KeyTables = map[string][]string{
 	"/properties/redis":           redisKeys,
 	"/properties/dedup":           dedupKeys,
 	"/properties/cache":           cacheKeys,
+	"/properties/rate_limit":      rateLimitKeys,
+	"/properties/http":            httpKeys,
 	"/$defs/observer":             observerKeys,
 	"/$defs/retry":                retryKeys,
 }

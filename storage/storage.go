@@ -47,6 +47,21 @@ type BreakerStore interface {
 	SetData(key string, data []byte) error
 }
 
+// RateLimitStore keeps the token buckets of rate limits, shared by every
+// instance (observers/ratelimit). A bucket is named by key; it holds burst
+// tokens and gains one every interval, and a bucket never used is full.
+type RateLimitStore interface {
+	// Take takes one token of key's bucket, atomically for every instance.
+	// It returns 0 when the token was taken; otherwise nothing is taken and
+	// it returns how long the request should wait: its place in a wait line
+	// of refused requests, each told to come back one interval after the one
+	// before, so that a backlog returns spread out rather than all at once
+	// (it is then asked again, and may have to wait again).
+	Take(ctx context.Context, key string, interval time.Duration, burst int) (wait time.Duration, err error)
+	// Backend names the implementation ("postgres", "redis") for metrics.
+	Backend() string
+}
+
 // ErrNotFound is returned by Cache.Get when the key is absent or expired.
 var ErrNotFound = errors.New("storage: not found")
 

@@ -6,9 +6,6 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"net"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,29 +78,14 @@ func (e *OpenError) Error() string {
 	return "circuit breaker of " + e.Endpoint + " is open until " + e.Until.UTC().Format(time.RFC3339Nano)
 }
 
-// Endpoint returns the breaker name of a webhook URL:
-// scheme://host:port, lower case, with the scheme's default port.
-func Endpoint(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Hostname() == "" {
-		return "", errors.New("breaker: not an absolute URL")
-	}
-	scheme := strings.ToLower(u.Scheme)
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[scheme]
-	}
-	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), nil
-}
-
-// Allow implements observers.Breakers: it asks the breaker of rawURL's
-// endpoint for a request. It returns a permit (a *Permit, nil inside when
-// cfg disables the breaker, which Done accepts), or an
-// *observers.SnoozeError wrapping an *OpenError without sending anything.
-// It never fails otherwise: when the shared state cannot be read it goes by
-// the last state it knew.
-func (r *Registry) Allow(ctx context.Context, rawURL string, cfg observers.CircuitBreakerConfig) (observers.BreakerPermit, error) {
-	p, err := r.allow(ctx, rawURL, cfg)
+// Allow implements observers.Breakers: it asks the breaker named endpoint
+// (observers.EndpointName of the request's URL) for a request. It returns a
+// permit (a *Permit, nil inside when cfg disables the breaker or the name is
+// empty, which Done accepts), or an *observers.SnoozeError wrapping an
+// *OpenError without sending anything. It never fails otherwise: when the
+// shared state cannot be read it goes by the last state it knew.
+func (r *Registry) Allow(ctx context.Context, endpoint string, cfg observers.CircuitBreakerConfig) (observers.BreakerPermit, error) {
+	p, err := r.allow(ctx, endpoint, cfg)
 	if err != nil {
 		return nil, &observers.SnoozeError{Until: err.Until, Err: err}
 	}
@@ -112,13 +94,9 @@ func (r *Registry) Allow(ctx context.Context, rawURL string, cfg observers.Circu
 
 var _ observers.Breakers = (*Registry)(nil)
 
-func (r *Registry) allow(ctx context.Context, rawURL string, cfg observers.CircuitBreakerConfig) (*Permit, *OpenError) {
-	if r == nil || cfg.Disabled {
+func (r *Registry) allow(ctx context.Context, endpoint string, cfg observers.CircuitBreakerConfig) (*Permit, *OpenError) {
+	if r == nil || cfg.Disabled || endpoint == "" {
 		return nil, nil
-	}
-	endpoint, err := Endpoint(rawURL)
-	if err != nil {
-		return nil, nil // the delivery refuses the URL
 	}
 	b := r.breaker(endpoint, cfg.WithDefaults())
 	now := time.Now()
@@ -179,8 +157,9 @@ func (p *Permit) Done(ctx context.Context, err error) {
 	if p.probe {
 		b.probes--
 	}
-	if errors.Is(err, observers.ErrPrivateTarget) || errors.Is(err, context.Canceled) {
-		b.mu.Unlock()
+	var snooze *observers.SnoozeError
+	if errors.Is(err, observers.ErrPrivateTarget) || errors.Is(err, context.Canceled) || errors.As(err, &snooze) {
+		b.mu.Unlock() // not sent after all (a snooze), or not the endpoint's doing
 		return
 	}
 	// A healthy endpoint costs no write: while the breaker is closed and its

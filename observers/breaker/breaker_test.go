@@ -15,7 +15,9 @@ import (
 	"github.com/fraiseql/fraiseql-observers/storage/postgres"
 )
 
-const breakerURL = "https://hooks.example.com/orders?token=x"
+// breakerName is the breaker of https://hooks.example.com/orders?token=x
+// (observers.EndpointName).
+const breakerName = "https://hooks.example.com:443/orders"
 
 var (
 	errTransient = &observers.DeliveryError{StatusCode: 503, Err: errors.New("503")}
@@ -49,7 +51,7 @@ func newTestStore(t *testing.T) *postgres.BreakerStore {
 // send asks for a permit and, when given one, records outcome.
 func send(t *testing.T, r *Registry, cfg observers.CircuitBreakerConfig, outcome error) error {
 	t.Helper()
-	p, err := r.Allow(context.Background(), breakerURL, cfg)
+	p, err := r.Allow(context.Background(), breakerName, cfg)
 	if err != nil {
 		return err
 	}
@@ -62,20 +64,70 @@ func testBreakerConfig() observers.CircuitBreakerConfig {
 		SampleSize: 20, MinRequests: 4}.WithDefaults()
 }
 
-func TestEndpoint(t *testing.T) {
+// Through observers.Env, each path of a host has its own breaker by default
+// (scope: endpoint), and all of them share the host's with scope: host.
+func TestBreakerScope(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]string{
-		"https://Example.com/a?b=c":     "https://example.com:443",
-		"http://example.com/":           "http://example.com:80",
-		"http://user:pw@10.0.0.1:8080/": "http://10.0.0.1:8080",
-		"https://[::1]/x":               "https://[::1]:443",
-	} {
-		got, err := Endpoint(in)
-		require.NoError(t, err)
-		require.Equal(t, want, got, in)
+	r, _ := newTestRegistry(t, newTestStore(t))
+	env := &observers.Env{Breakers: r}
+	ctx := context.Background()
+	fail := func(cfg observers.CircuitBreakerConfig, url string) {
+		t.Helper()
+		for range cfg.MinRequests {
+			p, err := env.Allow(ctx, url, cfg)
+			require.NoError(t, err)
+			p.Done(ctx, errTransient)
+		}
 	}
-	_, err := Endpoint("/relative")
-	require.Error(t, err)
+	endpoint := testBreakerConfig()
+	require.Equal(t, observers.ScopeEndpoint, endpoint.Scope, "the default scope")
+	fail(endpoint, "https://Hooks.example.com/down?x=1")
+	_, err := env.Allow(ctx, "https://hooks.example.com:443/down", endpoint)
+	var open *OpenError
+	require.ErrorAs(t, err, &open, "the failing path is open")
+	require.Equal(t, "https://hooks.example.com:443/down", open.Endpoint)
+	_, err = env.Allow(ctx, "https://hooks.example.com/up", endpoint)
+	require.NoError(t, err, "another path of the host is not")
+
+	host := endpoint
+	host.Scope = observers.ScopeHost
+	fail(host, "https://other.example.com/down")
+	_, err = env.Allow(ctx, "https://other.example.com/up", host)
+	require.ErrorAs(t, err, &open, "with scope: host every path of the host is open")
+	require.Equal(t, "https://other.example.com:443", open.Endpoint)
+}
+
+// A request snoozed after its breaker admitted it (a rate limit, no free
+// in-flight slot) was not sent: it counts neither as a failure nor as a
+// success, and a half-open probe's slot is freed.
+func TestBreakerIgnoresSnoozedRequests(t *testing.T) {
+	t.Parallel()
+	r, _ := newTestRegistry(t, newTestStore(t))
+	cfg := testBreakerConfig()
+	ctx := context.Background()
+	snoozed := &observers.SnoozeError{Until: time.Now().Add(time.Second)}
+	for range 3 * cfg.MinRequests {
+		require.NoError(t, send(t, r, cfg, snoozed))
+	}
+	for range cfg.MinRequests {
+		require.NoError(t, send(t, r, cfg, errTransient))
+	}
+	_, err := r.Allow(ctx, breakerName, cfg)
+	var open *OpenError
+	require.ErrorAs(t, err, &open, "the snoozes did not dilute the failures")
+	require.Eventually(t, func() bool {
+		p, err := r.Allow(ctx, breakerName, cfg)
+		if err != nil {
+			return false
+		}
+		p.Done(ctx, snoozed) // a probe that was snoozed frees its slot
+		return true
+	}, 5*time.Second, 10*time.Millisecond, "half-open")
+	for range r.breaker(breakerName, cfg).maxProbes {
+		p, err := r.Allow(ctx, breakerName, cfg)
+		require.NoError(t, err, "every probe slot is free again")
+		p.Done(ctx, nil)
+	}
 }
 
 func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
@@ -83,7 +135,7 @@ func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
 	store := newTestStore(t)
 	r, m := newTestRegistry(t, store)
 	cfg := testBreakerConfig()
-	endpoint := "https://hooks.example.com:443"
+	endpoint := breakerName
 
 	// Below min_requests nothing trips, however many fail.
 	for range 3 {
@@ -93,7 +145,7 @@ func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
 	require.NoError(t, send(t, r, cfg, errTransient))
 
 	start := time.Now()
-	_, err := r.Allow(context.Background(), breakerURL, cfg)
+	_, err := r.Allow(context.Background(), breakerName, cfg)
 	var open *OpenError
 	require.ErrorAs(t, err, &open)
 	require.Equal(t, endpoint, open.Endpoint)
@@ -105,16 +157,16 @@ func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
 	// After the timeout it lets probes through (min_requests/2 = 2 of them) ...
 	var probes []observers.BreakerPermit
 	require.Eventually(t, func() bool {
-		p, err := r.Allow(context.Background(), breakerURL, cfg)
+		p, err := r.Allow(context.Background(), breakerName, cfg)
 		if err == nil {
 			probes = append(probes, p)
 		}
 		return err == nil
 	}, 5*time.Second, 10*time.Millisecond)
-	p, err := r.Allow(context.Background(), breakerURL, cfg)
+	p, err := r.Allow(context.Background(), breakerName, cfg)
 	require.NoError(t, err)
 	probes = append(probes, p)
-	_, err = r.Allow(context.Background(), breakerURL, cfg)
+	_, err = r.Allow(context.Background(), breakerName, cfg)
 	require.ErrorAs(t, err, &open, "a third concurrent probe is refused")
 
 	// ... and closes when they succeed (a permanent 4xx is a success).
@@ -160,10 +212,10 @@ func TestBreakerFailedProbeReopens(t *testing.T) {
 		require.NoError(t, send(t, r, cfg, errTransient))
 	}
 	require.Eventually(t, func() bool { return send(t, r, cfg, errTransient) == nil }, 5*time.Second, 10*time.Millisecond)
-	_, err := r.Allow(context.Background(), breakerURL, cfg)
+	_, err := r.Allow(context.Background(), breakerName, cfg)
 	var open *OpenError
 	require.ErrorAs(t, err, &open)
-	require.InDelta(t, 2, value(t, m.Transitions.WithLabelValues("https://hooks.example.com:443", "open")), 0)
+	require.InDelta(t, 2, value(t, m.Transitions.WithLabelValues(breakerName, "open")), 0)
 }
 
 func TestBreakerExcusesFailedProbesWithinSuccessThreshold(t *testing.T) {
@@ -178,7 +230,7 @@ func TestBreakerExcusesFailedProbesWithinSuccessThreshold(t *testing.T) {
 	for range 4 {
 		require.NoError(t, send(t, r, cfg, nil), "one failed probe is excused")
 	}
-	b := r.breaker("https://hooks.example.com:443", cfg)
+	b := r.breaker(breakerName, cfg)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	require.Equal(t, "closed", b.state.State.String())
@@ -192,20 +244,20 @@ func TestBreakerSharedAcrossInstances(t *testing.T) {
 	cfg := testBreakerConfig()
 	cfg.Timeout = time.Minute
 
-	_, err := b.Allow(context.Background(), breakerURL, cfg) // b has read the state: closed
+	_, err := b.Allow(context.Background(), breakerName, cfg) // b has read the state: closed
 	require.NoError(t, err)
 	for range 4 {
 		require.NoError(t, send(t, a, cfg, errTransient))
 	}
 	require.Eventually(t, func() bool {
-		_, err := b.Allow(context.Background(), breakerURL, cfg)
+		_, err := b.Allow(context.Background(), breakerName, cfg)
 		var open *OpenError
 		return errors.As(err, &open)
 	}, 5*time.Second, 5*time.Millisecond, "b sees the breaker that a opened")
 
 	var state string
 	require.NoError(t, pool.QueryRow(context.Background(),
-		`SELECT state FROM observer_circuit_breakers WHERE name = 'https://hooks.example.com:443'`).Scan(&state))
+		`SELECT state FROM observer_circuit_breakers WHERE name = $1`, breakerName).Scan(&state))
 	require.Equal(t, "open", state)
 }
 
@@ -223,7 +275,7 @@ func TestBreakerSharedCountsAcrossInstances(t *testing.T) {
 	}
 	// b recorded the fourth failure; a learns it within its cache TTL.
 	require.Eventually(t, func() bool {
-		_, err := a.Allow(context.Background(), breakerURL, cfg)
+		_, err := a.Allow(context.Background(), breakerName, cfg)
 		var open *OpenError
 		return errors.As(err, &open)
 	}, 5*time.Second, 5*time.Millisecond)
@@ -235,7 +287,7 @@ func TestBreakerDisabledAndUncounted(t *testing.T) {
 	cfg := testBreakerConfig()
 	off := cfg
 	off.Disabled = true
-	p, err := r.Allow(context.Background(), breakerURL, off)
+	p, err := r.Allow(context.Background(), breakerName, off)
 	require.NoError(t, err)
 	require.Nil(t, p)
 	p.Done(context.Background(), errTransient) // nil permit: no-op
@@ -245,7 +297,7 @@ func TestBreakerDisabledAndUncounted(t *testing.T) {
 		require.NoError(t, send(t, r, cfg, refused))
 		require.NoError(t, send(t, r, cfg, context.Canceled))
 	}
-	b := r.breaker("https://hooks.example.com:443", cfg)
+	b := r.breaker(breakerName, cfg)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	require.Zero(t, b.state.Counts.Requests, "SSRF refusals and cancellations never reach the breaker")
@@ -262,7 +314,7 @@ func TestBreakerConcurrentOutcomes(t *testing.T) {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			for range 10 {
-				p, err := r.Allow(context.Background(), breakerURL, cfg)
+				p, err := r.Allow(context.Background(), breakerName, cfg)
 				if err == nil {
 					p.Done(context.Background(), nil)
 				}
@@ -290,13 +342,13 @@ func BenchmarkBreakerAllowOpen(b *testing.B) {
 	cfg := testBreakerConfig()
 	cfg.Timeout = time.Hour
 	for range 4 {
-		p, err := r.Allow(context.Background(), breakerURL, cfg)
+		p, err := r.Allow(context.Background(), breakerName, cfg)
 		require.NoError(b, err)
 		p.Done(context.Background(), errTransient)
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := r.Allow(context.Background(), breakerURL, cfg); err == nil {
+		if _, err := r.Allow(context.Background(), breakerName, cfg); err == nil {
 			b.Fatal("allowed")
 		}
 	}

@@ -5,9 +5,13 @@
 // open, Allow answers with an *observers.SnoozeError and the worker puts
 // the job back without spending an attempt.
 //
-// A breaker per endpoint (scheme://host:port) uses gobreaker's
-// DistributedCircuitBreaker as the state machine (closed → open → half-open →
-// closed). How the configuration maps onto gobreaker:
+// A breaker per endpoint uses gobreaker's DistributedCircuitBreaker as the
+// state machine (closed → open → half-open → closed). A breaker is named by
+// observers.EndpointName: the endpoint URL (scheme://host:port/path) by
+// default, so one failing path of a shared host pauses only itself, or the
+// host (scheme://host:port) with circuit_breaker.scope: host. The name is
+// the key of its shared state, its metrics' endpoint label and what `status`
+// shows. How the configuration maps onto gobreaker:
 //
 //   - Opening: ReadyToTrip is true when the sample holds at least MinRequests
 //     requests and failures/requests >= FailureThreshold. The sample is
@@ -25,8 +29,9 @@
 //     reopens as soon as that ratio can no longer be reached.
 //   - Outcomes: success is a 2xx or a permanent DeliveryError (a 4xx is the
 //     receiver's answer, not an outage); failure is a transient one (5xx,
-//     408, 429, timeouts, connection errors). SSRF refusals and cancelled
-//     requests are not counted.
+//     408, 429, timeouts, connection errors). SSRF refusals, cancelled
+//     requests and requests snoozed after the breaker admitted them (a rate
+//     limit, no free in-flight slot: observers.SnoozeError) are not counted.
 //
 // Requests are never sent under the breaker's lock. Allow decides from a
 // cached copy of the shared state (refreshed at most every CacheTTL, and not

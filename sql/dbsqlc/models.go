@@ -163,6 +163,13 @@ type ObserverListener struct {
 	ProgressAt    *time.Time `json:"progress_at"`
 }
 
+type ObserverRateLimit struct {
+	Name       string    `json:"name"`
+	Tat        time.Time `json:"tat"`
+	QueueUntil time.Time `json:"queue_until"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
 type ObserverSearchDocument struct {
 	Index     string    `json:"index"`
 	ID        string    `json:"id"`

@@ -29,3 +29,16 @@ SET state = EXCLUDED.state,
 SELECT name, state, expiry, counts, updated_at
 FROM observer_circuit_breakers
 ORDER BY name;
+
+-- name: BreakerCleanupStates :execrows
+-- Deletes breakers idle for a day that are not open: their sample (one
+-- window) has long passed, so a fresh closed breaker is the same. Among
+-- them are the host-named rows migration 00013 kept open, once expired.
+DELETE FROM observer_circuit_breakers
+WHERE updated_at < now() - interval '1 day'
+  AND NOT (state = 'open' AND expiry > now());
+
+-- name: BreakerCleanupLocks :execrows
+-- Deletes leases that ran out a minute ago or more.
+DELETE FROM observer_circuit_breaker_locks
+WHERE expires_at < now() - interval '1 minute';

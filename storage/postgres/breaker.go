@@ -164,3 +164,19 @@ func (s *BreakerStore) SetData(key string, data []byte) error {
 	}
 	return nil
 }
+
+// Cleanup deletes the breakers idle for a day that are not open (a fresh
+// closed breaker is the same: their sample has long passed) and the leases
+// that ran out; run it periodically. A row a registry still caches is read
+// as a fresh closed breaker next time.
+func (s *BreakerStore) Cleanup(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := s.q.BreakerCleanupStates(ctx); err != nil {
+		return errors.Wrap(interpretError(err), "circuit breaker cleanup")
+	}
+	if _, err := s.q.BreakerCleanupLocks(ctx); err != nil {
+		return errors.Wrap(interpretError(err), "circuit breaker lease cleanup")
+	}
+	return nil
+}

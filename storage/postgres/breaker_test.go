@@ -52,3 +52,52 @@ func TestBreakerStoreColumns(t *testing.T) {
 	require.Error(t, s.SetData("gobreaker:state:x", []byte(`{"state":7}`)))
 	require.Error(t, s.SetData("gobreaker:state:x", []byte(`not json`)))
 }
+
+// Cleanup deletes the breakers idle for a day that are not open (the
+// host-named rows migration 00013 kept, once expired, among them) and the
+// leases that ran out; open breakers and recent ones stay.
+func TestBreakerStoreCleanup(t *testing.T) {
+	t.Parallel()
+	pool, _ := sqltest.NewDB(t)
+	ctx := context.Background()
+	future, past := time.Now().Add(time.Hour), time.Now().Add(-time.Hour)
+	for _, r := range []struct {
+		name, state string
+		expiry      *time.Time
+		idle        bool
+	}{
+		{"https://idle-closed.example:443/", "closed", nil, true},
+		{"https://idle-expired.example:443", "open", &past, true},
+		{"https://idle-half.example:443/x", "half-open", nil, true},
+		{"https://idle-open.example:443/", "open", &future, true},
+		{"https://recent.example:443/", "closed", nil, false},
+	} {
+		updated := time.Now()
+		if r.idle {
+			updated = updated.Add(-25 * time.Hour)
+		}
+		_, err := pool.Exec(ctx, `INSERT INTO observer_circuit_breakers (name, state, expiry, data, updated_at)
+			VALUES ($1, $2, $3, '{}', $4)`, r.name, r.state, r.expiry, updated)
+		require.NoError(t, err)
+	}
+	_, err := pool.Exec(ctx, `INSERT INTO observer_circuit_breaker_locks (name, owner, expires_at)
+		VALUES ('gone', 'x', now() - interval '2 minutes'), ('held', 'y', now() + interval '10 seconds')`)
+	require.NoError(t, err)
+
+	require.NoError(t, postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{}).Cleanup(ctx))
+	names := func(table string) []string {
+		rows, err := pool.Query(ctx, `SELECT name FROM `+table+` ORDER BY name`)
+		require.NoError(t, err)
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var n string
+			require.NoError(t, rows.Scan(&n))
+			out = append(out, n)
+		}
+		require.NoError(t, rows.Err())
+		return out
+	}
+	require.Equal(t, []string{"https://idle-open.example:443/", "https://recent.example:443/"}, names("observer_circuit_breakers"))
+	require.Equal(t, []string{"held"}, names("observer_circuit_breaker_locks"))
+}

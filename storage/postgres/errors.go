@@ -17,12 +17,14 @@ var rejectedClasses = map[string]bool{
 	"22": true, // data exception: invalid JSON, division by zero, value out of range
 	"23": true, // integrity constraint violation: unique, not null, check, foreign key
 	"42": true, // syntax error or access rule violation: missing table or function, permission
+	"54": true, // program limit exceeded: a value too large for an index row, too many columns
 }
 
 // Rejected reports whether err is an error of Postgres that a retry would
 // meet again: a *pgconn.PgError (possibly wrapped) of a rejected SQLSTATE
 // class (22 data exception, 23 integrity constraint violation, 42 syntax
-// error or access rule violation), or an error already marked
+// error or access rule violation, 54 program limit exceeded), or an error
+// already marked
 // storage.ErrRejected. Connection errors, timeouts, cancellations,
 // deadlocks and serialization failures are not rejected.
 //

@@ -63,7 +63,7 @@ func TestErrorRejectedKeepsCause(t *testing.T) {
 	require.True(t, postgres.Rejected(err))
 }
 
-// TestRejected: the SQLSTATE classes a retry would meet again (22, 23, 42)
+// TestRejected: the SQLSTATE classes a retry would meet again (22, 23, 42, 54)
 // and only those, on errors of a real server as the database action meets
 // them, and on errors made here.
 func TestRejected(t *testing.T) {
@@ -86,6 +86,7 @@ func TestRejected(t *testing.T) {
 		{"not null", `INSERT INTO observer_cache (key, value, expires_at) VALUES ('k', NULL, now())`, "23502", true},
 		{"missing function", `SELECT no_such_function('{}'::jsonb)`, "42883", true},
 		{"missing table", `SELECT * FROM no_such_table`, "42P01", true},
+		{"program limit exceeded", `SELECT array_fill(0, ARRAY[7, 7, 7, 7, 7, 7, 7])`, "54000", true},
 		{"raised by a function", `DO $$ BEGIN RAISE EXCEPTION 'boom'; END $$`, "P0001", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -120,6 +121,9 @@ func TestRejected(t *testing.T) {
 		"22001": true,  // string_data_right_truncation
 		"23505": true,  // unique_violation
 		"42501": true,  // insufficient_privilege
+		"54000": true,  // program_limit_exceeded
+		"54001": true,  // statement_too_complex
+		"54011": true,  // too_many_columns
 		"40001": false, // serialization_failure
 		"40P01": false, // deadlock_detected
 		"08006": false, // connection_failure

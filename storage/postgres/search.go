@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -10,6 +12,23 @@ import (
 	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
 	"github.com/fraiseql/fraiseql-observers/storage"
 )
+
+// nameExcerptMax bounds an index name or a document id quoted in a message:
+// an id is the application's data and may be of any size.
+const nameExcerptMax = 64
+
+// excerpt is s for messages, cut to nameExcerptMax bytes (on a rune
+// boundary) with its length when longer.
+func excerpt(s string) string {
+	if len(s) <= nameExcerptMax {
+		return s
+	}
+	cut := nameExcerptMax
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s…(%d bytes)", s[:cut], len(s))
+}
 
 // SearchOpTimeoutDefault bounds each Search call unless the caller's
 // context ends sooner.
@@ -35,7 +54,7 @@ func (s *Search) Index(ctx context.Context, index, id string, doc []byte) error 
 	ctx, cancel := context.WithTimeout(ctx, SearchOpTimeoutDefault)
 	defer cancel()
 	if err := s.q.SearchIndex(ctx, dbsqlc.SearchIndexParams{Index: index, ID: id, Doc: doc}); err != nil {
-		return errors.Wrapf(interpretError(err), "search: index %s/%s", index, id)
+		return errors.Wrapf(interpretError(err), "search: index %s/%s", excerpt(index), excerpt(id))
 	}
 	return nil
 }
@@ -45,7 +64,7 @@ func (s *Search) Delete(ctx context.Context, index, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, SearchOpTimeoutDefault)
 	defer cancel()
 	if err := s.q.SearchDelete(ctx, dbsqlc.SearchDeleteParams{Index: index, ID: id}); err != nil {
-		return errors.Wrapf(interpretError(err), "search: delete %s/%s", index, id)
+		return errors.Wrapf(interpretError(err), "search: delete %s/%s", excerpt(index), excerpt(id))
 	}
 	return nil
 }
@@ -56,7 +75,7 @@ func (s *Search) Get(ctx context.Context, index, id string) ([]byte, error) {
 	defer cancel()
 	doc, err := s.q.SearchGet(ctx, dbsqlc.SearchGetParams{Index: index, ID: id})
 	if err != nil {
-		return nil, errors.Wrapf(interpretError(err), "search: get %s/%s", index, id)
+		return nil, errors.Wrapf(interpretError(err), "search: get %s/%s", excerpt(index), excerpt(id))
 	}
 	return doc, nil
 }

@@ -81,3 +81,41 @@ func (c prefixed) Delete(ctx context.Context, ks ...string) error {
 	}
 	return c.Cache.Delete(ctx, full...)
 }
+
+func TestRateLimitStoreSuite(t *testing.T) {
+	t.Parallel()
+	storagetest.RunRateLimitStore(t, storagetest.RateLimitHarness{
+		New: func(t *testing.T) func() storage.RateLimitStore {
+			pool, _ := sqltest.NewDB(t)
+			return func() storage.RateLimitStore { return postgres.NewRateLimitStore(pool) }
+		},
+	})
+}
+
+// Cleanup deletes the buckets that are full again, and only those.
+func TestRateLimitCleanup(t *testing.T) {
+	t.Parallel()
+	pool, _ := sqltest.NewDB(t)
+	ctx := context.Background()
+	s := postgres.NewRateLimitStore(pool)
+	_, err := s.Take(ctx, "busy", time.Hour, 1)
+	require.NoError(t, err)
+	_, err = s.Take(ctx, "idle", time.Millisecond, 1)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE observer_rate_limits SET tat = tat - interval '2 minutes', queue_until = queue_until - interval '2 minutes' WHERE name = 'idle'`)
+	require.NoError(t, err)
+	require.NoError(t, s.Cleanup(ctx))
+	var names []string
+	rows, err := pool.Query(ctx, `SELECT name FROM observer_rate_limits`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var n string
+		require.NoError(t, rows.Scan(&n))
+		names = append(names, n)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"busy"}, names)
+	wait, err := s.Take(ctx, "busy", time.Hour, 1)
+	require.NoError(t, err)
+	require.Positive(t, wait, "the busy bucket kept its state")
+}

@@ -9,7 +9,11 @@ import (
 	"github.com/cockroachdb/errors"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/observers/breaker"
+	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 	"github.com/fraiseql/fraiseql-observers/storage"
+	"github.com/fraiseql/fraiseql-observers/storage/postgres"
 	"github.com/fraiseql/fraiseql-observers/storage/redis"
 	"github.com/fraiseql/fraiseql-observers/storage/storagetest"
 )
@@ -113,4 +117,41 @@ func TestBreakerStoreRedisDown(t *testing.T) {
 	require.True(t, errors.Is(err, storage.ErrUnavailable), "got %v", err)
 	err = s.SetData("gobreaker:state:x", []byte(`{}`))
 	require.True(t, errors.Is(err, storage.ErrUnavailable), "got %v", err)
+}
+
+// Breakers on Redis follow the endpoint names: each path of a host has its
+// own state key (and its own mirrored row), and a failing path leaves the
+// other paths of its host closed.
+func TestBreakerStoreEndpointNames(t *testing.T) {
+	t.Parallel()
+	c := realRedis(t)
+	p := prefix(t)
+	pool, _ := sqltest.NewDB(t)
+	pg := postgres.NewBreakerStore(pool, postgres.BreakerStoreConfig{})
+	r, err := breaker.New(breaker.Config{Store: redis.NewBreakerStore(c, redis.BreakerStoreConfig{Prefix: p, Mirror: pg.SetData})})
+	require.NoError(t, err)
+	env := &observers.Env{Breakers: r}
+	cfg := observers.CircuitBreakerConfig{MinRequests: 2, SampleSize: 4, Timeout: time.Minute}.WithDefaults()
+	ctx := context.Background()
+	for range cfg.MinRequests {
+		permit, err := env.Allow(ctx, "https://shared.example/down?token=x", cfg)
+		require.NoError(t, err)
+		permit.Done(ctx, &observers.DeliveryError{StatusCode: 503, Err: errors.New("503")})
+	}
+	_, err = env.Allow(ctx, "https://shared.example/down", cfg)
+	var snooze *observers.SnoozeError
+	require.ErrorAs(t, err, &snooze, "the failing path is open")
+	_, err = env.Allow(ctx, "https://shared.example/up", cfg)
+	require.NoError(t, err, "the other path is not")
+
+	n, err := c.Exists(ctx, p+"state:https://shared.example:443/down").Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n, "the state key is the endpoint's")
+	n, err = c.Exists(ctx, p+"state:https://shared.example:443").Result()
+	require.NoError(t, err)
+	require.Zero(t, n, "no key is named by the host alone")
+	var state string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT state FROM observer_circuit_breakers WHERE name = $1`,
+		"https://shared.example:443/down").Scan(&state))
+	require.Equal(t, "open", state, "the mirrored row has the same name")
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,4 +190,55 @@ func TestNewClientHidesURL(t *testing.T) {
 	_, err := redis.NewClient("http://user:s3cret@host")
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "s3cret")
+}
+
+func TestRateLimitStoreSuiteRealRedis(t *testing.T) {
+	t.Parallel()
+	c := realRedis(t)
+	storagetest.RunRateLimitStore(t, storagetest.RateLimitHarness{
+		New: func(t *testing.T) func() storage.RateLimitStore {
+			p := prefix(t)
+			return func() storage.RateLimitStore {
+				return redis.NewRateLimitStore(c, redis.RateLimitStoreConfig{Prefix: p})
+			}
+		},
+	})
+}
+
+func TestRateLimitStoreSuiteMiniredis(t *testing.T) {
+	t.Parallel()
+	mr, c := miniRedis(t)
+	now := time.Now()
+	mr.SetTime(now) // the script reads TIME: the clock moves only when the suite says
+	var mu sync.Mutex
+	storagetest.RunRateLimitStore(t, storagetest.RateLimitHarness{
+		New: func(t *testing.T) func() storage.RateLimitStore {
+			p := prefix(t)
+			return func() storage.RateLimitStore {
+				return redis.NewRateLimitStore(c, redis.RateLimitStoreConfig{Prefix: p})
+			}
+		},
+		Advance: func(d time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			now = now.Add(d)
+			mr.SetTime(now)
+			mr.FastForward(d)
+		},
+	})
+}
+
+// A bucket's key expires once the bucket is full again and its line empty.
+func TestRateLimitKeyExpires(t *testing.T) {
+	t.Parallel()
+	c := realRedis(t)
+	p := prefix(t)
+	s := redis.NewRateLimitStore(c, redis.RateLimitStoreConfig{Prefix: p})
+	ctx := context.Background()
+	_, err := s.Take(ctx, "https://a.example:443/x", time.Minute, 2)
+	require.NoError(t, err)
+	ttl, err := c.PTTL(ctx, p+"https://a.example:443/x").Result()
+	require.NoError(t, err)
+	require.Greater(t, ttl, 55*time.Second)
+	require.LessOrEqual(t, ttl, 62*time.Second)
 }

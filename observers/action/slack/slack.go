@@ -40,8 +40,17 @@ type Action struct {
 	Channel         string        // channel override ("#ops"); empty: the webhook's own channel
 	MessageTemplate string        // text template; default observers.MessageTemplateDefault ("Order 42 INSERT")
 	Timeout         time.Duration // per request; default 30s
+	// CircuitBreaker guards the webhook URL: the action's circuit_breaker:
+	// block over the top-level one, defaults applied.
+	CircuitBreaker observers.CircuitBreakerConfig
+	// RateLimit bounds the requests to the webhook URL (Slack allows about
+	// one message a second per incoming webhook): the action's rate_limit:
+	// or the top-level rate_limit.default; zero: none.
+	RateLimit observers.RateLimitConfig
 
-	message *observers.Template // compiled MessageTemplate, set by Decode
+	message   *observers.Template          // compiled MessageTemplate, set by Decode
+	breaker   *observers.BreakerOverride   // the action's own circuit_breaker: block, until CheckConfig
+	rateLimit *observers.RateLimitOverride // the action's own rate_limit:, until CheckConfig
 }
 
 // Type implements observers.Action.
@@ -95,7 +104,8 @@ func (a *Action) Resolve(getenv func(string) (string, bool)) error {
 
 // Run implements observers.Action: the message goes through the webhook
 // transport (the SSRF guard applies) and the circuit breaker of its
-// endpoint, configured by the top-level circuit_breaker: block.
+// endpoint: by default the webhook URL itself, so each Slack webhook
+// (channel) has its own, named without the secret part of its path.
 func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 	url, err := a.ResolvedURL(d.Env.LookupEnv)
 	if err != nil {
@@ -114,11 +124,12 @@ func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 		}
 		defer release()
 	}
-	permit, err := d.Env.Allow(ctx, url, d.Config.CircuitBreaker)
+	permit, err := d.Env.Admit(ctx, observers.HTTPTarget{URL: url, SecretPath: true, Breaker: a.breakerConfig(d.Config),
+		RateLimit: a.RateLimit})
 	if err != nil {
-		return err // a *SnoozeError: the endpoint's breaker is open
+		return err // a *SnoozeError: the endpoint's breaker is open, or its rate limit reached
 	}
-	err = Send(ctx, d.Env.HTTP, url, body, a.Timeout)
+	err = send(ctx, d.Env.HTTP, url, body, a.Timeout, d.HTTPLimits())
 	permit.Done(ctx, err)
 	if err == nil && key != "" {
 		d.Env.Results.Save(ctx, key, 0, d.Config.Cache.TTL)
@@ -130,13 +141,40 @@ func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 // success; otherwise the error is a *observers.DeliveryError classified as
 // webhook.Do does. Errors name the URL only as observers.RedactURLPath does.
 func Send(ctx context.Context, client *http.Client, url string, body []byte, timeout time.Duration) error {
+	return send(ctx, client, url, body, timeout, observers.HTTPConfig{})
+}
+
+// send is Send with the response limits of the http: block.
+func send(ctx context.Context, client *http.Client, url string, body []byte, timeout time.Duration, limits observers.HTTPConfig) error {
 	_, err := webhook.Do(ctx, client, webhook.Call{
 		Kind: "slack", URL: url, Body: body, Timeout: timeout,
+		MaxResponseBytes: int64(limits.MaxResponseBytes), ResponseReadTimeout: limits.ResponseReadTimeout,
 		Header:       http.Header{"Content-Type": []string{"application/json"}},
 		Redact:       observers.RedactURLPath,
 		RedirectHint: "configure the webhook URL Slack gave",
 	})
 	return err
+}
+
+// breakerConfig is the action's merged circuit breaker; an Action built by
+// hand (not loaded) has none and uses the configuration's top-level one.
+func (a *Action) breakerConfig(cfg *observers.Config) observers.CircuitBreakerConfig {
+	if a.CircuitBreaker == (observers.CircuitBreakerConfig{}) && cfg != nil {
+		return cfg.CircuitBreaker
+	}
+	return a.CircuitBreaker
+}
+
+// CheckConfig implements observers.ConfigChecker: each action's own
+// circuit_breaker: block is merged over the top-level one, and its
+// rate_limit: over the top-level rate_limit: block.
+func (Type) CheckConfig(c *observers.ConfigCheck) {
+	for _, a := range c.Actions() {
+		s := a.(*Action)
+		s.CircuitBreaker = c.CircuitBreaker(s, s.breaker)
+		s.RateLimit = c.RateLimit(s.rateLimit)
+		s.breaker, s.rateLimit = nil, nil // the syntax tree is not kept
+	}
 }
 
 // Settings implements observers.Action; the URL shows only its first path
@@ -150,6 +188,7 @@ func (a *Action) Settings() []observers.Setting {
 		{Key: "webhook_url", Value: url}, {Key: "webhook_url_env", Value: a.WebhookURLEnv},
 		{Key: "channel", Value: a.Channel}, {Key: "timeout", Value: observers.ShortDuration(a.AttemptTimeout())},
 		{Key: "message_template", Value: a.Message().Source()},
+		{Key: "rate_limit", Value: a.RateLimit.String()},
 	}
 }
 
@@ -169,6 +208,10 @@ func (Type) Decode(b *observers.ActionBlock) observers.Action {
 			s.MessageTemplate, s.message = f.Template()
 		case "timeout":
 			s.Timeout = f.Timeout()
+		case "circuit_breaker":
+			s.breaker = f.CircuitBreaker()
+		case "rate_limit":
+			s.rateLimit = f.RateLimit()
 		}
 	}
 	where := b.Where()

@@ -42,6 +42,10 @@ type Request struct {
 	Signature string
 	// Timeout bounds the attempt, including reading the response; default 30s.
 	Timeout time.Duration
+	// MaxResponseBytes and ResponseReadTimeout bound the response body
+	// read (http: block); default 64 KiB and 5s.
+	MaxResponseBytes    int64
+	ResponseReadTimeout time.Duration
 }
 
 // IsReservedHeader reports whether a user header of this name is ignored
@@ -95,6 +99,7 @@ func Send(ctx context.Context, client *http.Client, req Request) (*Response, err
 	}
 	return Do(ctx, client, Call{
 		Kind: "webhook", Method: method, URL: req.URL, Header: header, Body: req.Body,
-		Timeout: req.Timeout, RedirectHint: "configure the final URL of the webhook",
+		Timeout: req.Timeout, MaxResponseBytes: req.MaxResponseBytes, ResponseReadTimeout: req.ResponseReadTimeout,
+		RedirectHint: "configure the final URL of the webhook",
 	})
 }

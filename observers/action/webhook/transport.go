@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -25,9 +24,18 @@ const (
 
 	// bodyExcerptMax is how much of a response body is kept (Response.Body).
 	bodyExcerptMax = 4 << 10
-	// bodyDrainMax is how much more is read and discarded so the
-	// connection can be reused; a longer body closes the connection.
-	bodyDrainMax = 64 << 10
+	// MaxResponseBytesDefault bounds the bytes of a response body read per
+	// request (http.max_response_bytes): the excerpt, then the rest read
+	// and discarded so the connection can be reused; a longer body closes
+	// the connection.
+	MaxResponseBytesDefault = observers.HTTPMaxResponseBytesDefault
+	// ResponseReadTimeoutDefault bounds the time the body may take once the
+	// headers arrived (http.response_read_timeout), within the attempt's
+	// timeout.
+	ResponseReadTimeoutDefault = observers.HTTPResponseReadTimeoutDefault
+	// responseHeaderMax bounds a response's headers; a receiver that sends
+	// more fails the attempt (transient).
+	responseHeaderMax = 64 << 10
 	// errorExcerptMax is how much of the body an error message quotes.
 	errorExcerptMax = 200
 	// retryAfterMax caps a receiver's Retry-After.
@@ -42,43 +50,60 @@ type HTTPClientConfig struct {
 	// UserAgent is sent on every request that does not set its own;
 	// default "fraiseql-observers".
 	UserAgent string
+	// MaxInFlight caps the requests in flight through the client
+	// (concurrency.max_in_flight); a delivery that finds no free slot
+	// within InFlightWait is snoozed. Default 0: no cap.
+	MaxInFlight int
+	// InFlightWait bounds that wait; default InFlightWaitDefault (2s).
+	InFlightWait time.Duration
+	// Metrics are the client's metrics (in flight, snoozed, responses
+	// cut); default unregistered.
+	Metrics *Metrics
 }
 
 // NewHTTPClient builds the HTTP client that every webhook and Slack
 // delivery of a process shares (observers.Env.HTTP): one keep-alive
 // transport, no redirects followed, no proxy from the environment (so the
-// guard sees the real target), and unless cfg.AllowPrivateTargets a dialer
-// that refuses internal addresses after DNS resolution.
+// guard sees the real target), response headers of at most 64 KiB, at most
+// cfg.MaxInFlight requests at once (Do waits for a slot), and unless
+// cfg.AllowPrivateTargets a dialer that refuses internal addresses after
+// DNS resolution.
 func NewHTTPClient(cfg HTTPClientConfig) *http.Client {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	if !cfg.AllowPrivateTargets {
 		dialer.Control = ssrfControl
 	}
 	transport := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    256,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: responseHeaderMax,
 	}
+	m := cmp.Or(cfg.Metrics, NewMetrics(nil))
 	return &http.Client{
-		Transport: &userAgent{next: transport, ua: cmp.Or(cfg.UserAgent, UserAgentDefault)},
+		Transport: &clientTransport{next: transport, ua: cmp.Or(cfg.UserAgent, UserAgentDefault), metrics: m,
+			inFlight: newInFlight(cfg.MaxInFlight, cfg.InFlightWait, m)},
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
 	}
 }
 
-// userAgent sets the User-Agent of requests that have none.
-type userAgent struct {
-	next *http.Transport
-	ua   string
+// clientTransport sets the User-Agent of requests that have none, and
+// carries the client's in-flight cap and metrics for Do.
+type clientTransport struct {
+	next     *http.Transport
+	ua       string
+	inFlight *inFlight // nil: no cap
+	metrics  *Metrics
 }
 
-func (t *userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
+func (t *clientTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Header.Get("User-Agent") == "" {
 		r.Header.Set("User-Agent", t.ua)
 	}
@@ -87,7 +112,14 @@ func (t *userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // CloseIdleConnections closes kept-alive connections, for shutdown
 // (http.Client.CloseIdleConnections forwards here).
-func (t *userAgent) CloseIdleConnections() { t.next.CloseIdleConnections() }
+func (t *clientTransport) CloseIdleConnections() { t.next.CloseIdleConnections() }
+
+// transportOf returns the clientTransport of a client NewHTTPClient made,
+// else nil (no cap, no metrics).
+func transportOf(client *http.Client) *clientTransport {
+	t, _ := client.Transport.(*clientTransport)
+	return t
+}
 
 // Call is one HTTP request of a delivery, sent by Do.
 type Call struct {
@@ -97,9 +129,15 @@ type Call struct {
 	URL    string // absolute http(s) URL
 	Header http.Header
 	Body   []byte
-	// Timeout bounds the attempt, reading the response included; default
-	// TimeoutDefault.
+	// Timeout bounds the attempt, reading the response included (not the
+	// wait for an in-flight slot); default TimeoutDefault.
 	Timeout time.Duration
+	// MaxResponseBytes bounds the response body read; default
+	// MaxResponseBytesDefault (64 KiB).
+	MaxResponseBytes int64
+	// ResponseReadTimeout bounds reading the body once the headers
+	// arrived, within Timeout; default ResponseReadTimeoutDefault (5s).
+	ResponseReadTimeout time.Duration
 	// Redact renders the URL, and a redirect's Location, in messages;
 	// default observers.RedactURL.
 	Redact func(string) string
@@ -120,17 +158,18 @@ type Response struct {
 // 3xx (redirects are not followed), 4xx other than 408 and 429, an SSRF
 // refusal and an invalid request are permanent; 408, 429, 5xx, timeouts and
 // connection errors are transient and carry the receiver's Retry-After. The
-// response is returned too when the receiver answered. Messages name the URL
-// only as c.Redact renders it.
+// response is returned too when the receiver answered; its body is read
+// within c's limits, and the status decides. When the client's in-flight
+// slots stay taken (NewHTTPClient's MaxInFlight) nothing is sent and the
+// error is an *observers.SnoozeError. Messages name the URL only as c.Redact
+// renders it.
 func Do(ctx context.Context, client *http.Client, c Call) (*Response, error) {
 	method := cmp.Or(c.Method, http.MethodPost)
 	// Only a failure names the request: a delivery that succeeds never
 	// renders its URL.
 	what := func() string { return method + " " + c.redacted(c.URL) }
 	timeout := cmp.Or(c.Timeout, TimeoutDefault)
-	attemptCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(attemptCtx, method, c.URL, bytes.NewReader(c.Body))
+	req, err := http.NewRequestWithContext(ctx, method, c.URL, bytes.NewReader(c.Body))
 	if err == nil {
 		err = checkURL(req.URL)
 	}
@@ -141,6 +180,21 @@ func Do(ctx context.Context, client *http.Client, c Call) (*Response, error) {
 	if client == nil {
 		return nil, observers.Permanent(errors.Newf("%s %s: no HTTP client", c.Kind, what()))
 	}
+	t := transportOf(client)
+	var slots *inFlight
+	if t != nil {
+		slots = t.inFlight
+	}
+	release, err := slots.acquire(ctx) // before the attempt's timeout starts
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	attemptCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	bodyCtx, cancelBody := context.WithCancel(attemptCtx)
+	defer cancelBody()
+	req = req.WithContext(bodyCtx)
 	if c.Header != nil {
 		req.Header = c.Header
 	}
@@ -149,7 +203,11 @@ func Do(ctx context.Context, client *http.Client, c Call) (*Response, error) {
 	if err != nil {
 		return nil, transportError(ctx, attemptCtx, err, c, what(), timeout)
 	}
-	excerpt := readAndDrain(resp.Body)
+	excerpt, cut := readBody(resp.Body, cmp.Or(c.MaxResponseBytes, MaxResponseBytesDefault),
+		cmp.Or(c.ResponseReadTimeout, ResponseReadTimeoutDefault), cancelBody)
+	if cut != "" && t != nil {
+		t.metrics.Cut.WithLabelValues(cut).Inc()
+	}
 	out := &Response{StatusCode: resp.StatusCode, Body: string(excerpt), Duration: time.Since(start)}
 	code := resp.StatusCode
 	switch {
@@ -245,16 +303,6 @@ func transportError(parent, attemptCtx context.Context, err error, c Call, what 
 		return &observers.DeliveryError{Err: errors.Wrapf(err, "%s %s: network timeout", kind, what)}
 	}
 	return &observers.DeliveryError{Err: errors.Wrapf(err, "%s %s", kind, what)}
-}
-
-// readAndDrain reads the first bodyExcerptMax bytes of body, discards up to
-// bodyDrainMax more so the connection can be reused, and closes it. Read
-// errors (a timeout mid-body) only shorten the excerpt.
-func readAndDrain(body io.ReadCloser) []byte {
-	defer body.Close()
-	b, _ := io.ReadAll(io.LimitReader(body, bodyExcerptMax))
-	_, _ = io.CopyN(io.Discard, body, bodyDrainMax)
-	return b
 }
 
 // errorExcerpt is a short single-line quote of a response body.

@@ -50,9 +50,13 @@ type Action struct {
 	// CircuitBreaker guards the webhook's endpoint: the action's
 	// circuit_breaker: block over the top-level one, defaults applied.
 	CircuitBreaker observers.CircuitBreakerConfig
+	// RateLimit bounds the requests to the webhook's endpoint: the action's
+	// rate_limit: or the top-level rate_limit.default; zero: none.
+	RateLimit observers.RateLimitConfig
 
-	body    *observers.Template        // compiled BodyTemplate, set by Decode
-	breaker *observers.BreakerOverride // the action's own circuit_breaker: block, until CheckConfig
+	body      *observers.Template          // compiled BodyTemplate, set by Decode
+	breaker   *observers.BreakerOverride   // the action's own circuit_breaker: block, until CheckConfig
+	rateLimit *observers.RateLimitOverride // the action's own rate_limit:, until CheckConfig
 }
 
 // Type implements observers.Action.
@@ -152,13 +156,15 @@ func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 		}
 		defer release()
 	}
-	permit, err := d.Env.Allow(ctx, url, a.CircuitBreaker)
+	permit, err := d.Env.Admit(ctx, observers.HTTPTarget{URL: url, Breaker: a.CircuitBreaker, RateLimit: a.RateLimit})
 	if err != nil {
-		return err // a *SnoozeError: the endpoint's breaker is open
+		return err // a *SnoozeError: the endpoint's breaker is open, or its rate limit reached
 	}
+	limits := d.HTTPLimits()
 	resp, err := Send(ctx, d.Env.HTTP, Request{
 		URL: url, Method: a.Method, Headers: a.Headers, Body: body, MessageID: d.MessageID(),
 		Secret: secret, Signature: a.Signature, Timeout: a.Timeout,
+		MaxResponseBytes: int64(limits.MaxResponseBytes), ResponseReadTimeout: limits.ResponseReadTimeout,
 	})
 	permit.Done(ctx, err)
 	if err == nil && key != "" {
@@ -212,16 +218,19 @@ func (a *Action) Settings() []observers.Setting {
 		{Key: "timeout", Value: observers.ShortDuration(a.AttemptTimeout())}, {Key: "signature", Value: a.Signature},
 		{Key: "signing_secret", Value: secret}, {Key: "signing_secret_env", Value: a.SigningSecretEnv},
 		{Key: "headers", Value: headers}, {Key: "body_template", Value: a.BodyTemplate},
+		{Key: "rate_limit", Value: a.RateLimit.String()},
 	}
 }
 
 // CheckConfig implements observers.ConfigChecker: each webhook's own
-// circuit_breaker: block is merged over the top-level one.
+// circuit_breaker: block is merged over the top-level one, and its
+// rate_limit: over the top-level rate_limit: block.
 func (Type) CheckConfig(c *observers.ConfigCheck) {
 	for _, a := range c.Actions() {
 		w := a.(*Action)
 		w.CircuitBreaker = c.CircuitBreaker(w, w.breaker)
-		w.breaker = nil // the syntax tree is not kept
+		w.RateLimit = c.RateLimit(w.rateLimit)
+		w.breaker, w.rateLimit = nil, nil // the syntax tree is not kept
 	}
 }
 
@@ -252,6 +261,8 @@ func (Type) Decode(b *observers.ActionBlock) observers.Action {
 			}
 		case "circuit_breaker":
 			w.breaker = f.CircuitBreaker()
+		case "rate_limit":
+			w.rateLimit = f.RateLimit()
 		case "signature":
 			w.Signature = strings.ToLower(f.String())
 			if w.Signature != "" && w.Signature != SignatureStandard && w.Signature != SignatureFraiseQL {
