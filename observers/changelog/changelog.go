@@ -78,7 +78,8 @@ func batchSQL(table string) string {
   ORDER BY COALESCE(c.txid, '0'::xid8), c.pk_entity_change_log
   LIMIT $3
 ), pre AS (
-  SELECT cand.*, sum(obs_stored) OVER (ORDER BY obs_tx, pk_entity_change_log) - obs_stored AS obs_stored_before
+  SELECT cand.*, sum(obs_stored) OVER (ORDER BY obs_tx, pk_entity_change_log) - obs_stored AS obs_stored_before,
+    count(*) OVER () AS obs_cand
   FROM cand
 ), txt AS (
   SELECT pre.*, x.obs_data, x.obs_before, x.obs_meta,
@@ -92,7 +93,7 @@ func batchSQL(table string) string {
   FROM txt
 )
 SELECT pk_entity_change_log,
-  obs_tx::text,
+  obs_tx::text AS obs_txid,
   id::text,
   modification_type::text,
   object_type::text,
@@ -105,10 +106,10 @@ SELECT pk_entity_change_log,
   COALESCE(tenant_id::text, fk_customer_org::text),
   created_at,
   obs_size,
-  (SELECT count(*) FROM cand)
+  obs_cand
 FROM sized
 WHERE obs_size_before < $4::bigint
-ORDER BY obs_tx, pk_entity_change_log`
+ORDER BY sized.obs_tx, sized.pk_entity_change_log`
 }
 
 // New prepares the SQL for a change-log table given as "schema.table"
