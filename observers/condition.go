@@ -35,6 +35,11 @@ import (
 //
 // A data field named like an expr builtin (count, type, date, values, …) is
 // read as the field, not the builtin.
+//
+// A condition is at most ConditionMaxBytes long and nests at most
+// ConditionMaxDepth levels, both checked before expr parses it; evaluating
+// it fails rather than build a string longer than ConditionMaxStringBytes
+// (+, repeat, replace, join, toJSON, string).
 type Condition struct {
 	src  string
 	prog *vm.Program
@@ -68,7 +73,7 @@ func compileEnv() map[string]any {
 func CompileCondition(src string) (*Condition, error) {
 	c, msg := compileCondition(src)
 	if c == nil {
-		return nil, errors.WithHint(errors.Newf("condition %q: %s", src, msg), conditionHint)
+		return nil, errors.WithHint(errors.Newf("condition %s: %s", QuoteShort(src), msg), conditionHint)
 	}
 	return c, nil
 }
@@ -76,18 +81,32 @@ func CompileCondition(src string) (*Condition, error) {
 const conditionHint = "conditions use expr syntax: status == 'new' && total > 100, has_field('f'), field_changed_to('status', 'shipped')"
 
 // compileCondition compiles src; on failure it returns nil and a one-line
-// message.
-func compileCondition(src string) (*Condition, string) {
+// message. The source is bounded first (checkConditionSource); the program
+// is compiled twice, as written for the type checker, then with + checked
+// (addPatcher) for evaluation.
+func compileCondition(src string) (c *Condition, msg string) {
 	if strings.TrimSpace(src) == "" {
 		return nil, "condition is empty"
 	}
+	if msg := checkConditionSource(src); msg != "" {
+		return nil, msg
+	}
+	defer func() { // the last line of defence: expr's compiler panicking
+		if r := recover(); r != nil {
+			c, msg = nil, fmt.Sprintf("the condition cannot be compiled: %v", r)
+		}
+	}()
 	env := compileEnv()
-	prog, err := expr.Compile(src,
+	opts := append(stringBuiltinOptions(),
 		expr.Env(env),
 		expr.AllowUndefinedVariables(),
 		expr.AsBool(),
 		expr.Patch(&conditionPatcher{env: env}),
 	)
+	if _, err := expr.Compile(src, opts...); err != nil {
+		return nil, conditionErrorMessage(err)
+	}
+	prog, err := expr.Compile(src, append(opts, expr.Patch(addPatcher{}))...)
 	if err != nil {
 		return nil, conditionErrorMessage(err)
 	}
@@ -117,6 +136,16 @@ type conditionPatcher struct {
 
 func (p *conditionPatcher) Visit(node *exprast.Node) {
 	switch n := (*node).(type) {
+	case *exprast.CallNode:
+		// A call of a checked string builtin (stringBuiltins) names the
+		// function, not a data field: undo the identifier's rewrite below.
+		if m, ok := n.Callee.(*exprast.MemberNode); ok {
+			if id, ok := m.Node.(*exprast.IdentifierNode); ok && id.Value == "$env" {
+				if name, ok := m.Property.(*exprast.StringNode); ok && stringBuiltins[name.Value] != nil {
+					n.Callee = &exprast.IdentifierNode{Value: name.Value}
+				}
+			}
+		}
 	case *exprast.IdentifierNode:
 		if _, isEnv := p.env[n.Value]; isEnv || strings.HasPrefix(n.Value, "$") {
 			return
@@ -158,14 +187,14 @@ func (c *Condition) EvalEnv(env *ConditionEnv) (bool, error) {
 	out, err := expr.Run(c.prog, env.vars)
 	if err != nil {
 		return false, errors.WithSecondaryError(
-			errors.Newf("condition %q: %s", c.src, conditionErrorMessage(err)), err)
+			errors.Newf("condition %s: %s", QuoteShort(c.src), conditionErrorMessage(err)), err)
 	}
 	b, ok := out.(bool)
 	if !ok {
 		if out == nil {
 			return false, nil
 		}
-		return false, errors.Newf("condition %q: result is %T, not a boolean", c.src, out)
+		return false, errors.Newf("condition %s: result is %T, not a boolean", QuoteShort(c.src), out)
 	}
 	return b, nil
 }

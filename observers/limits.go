@@ -2,8 +2,16 @@ package observers
 
 import "fmt"
 
-// Limits on the work a template can ask for. Each input is bounded
-// before the step that could grow with it.
+// Limits on the work a condition or a template can ask for. Each input is
+// bounded before the step that could grow with it.
+
+// A condition: its source is checked before expr parses it, and
+// evaluating it cannot build a string longer than ConditionMaxStringBytes.
+const (
+	ConditionMaxBytes       = 16 << 10 // source length
+	ConditionMaxDepth       = 64       // nesting of parentheses, brackets, calls and unary operators
+	ConditionMaxStringBytes = 64 << 10 // a string built by +, repeat, replace, join, toJSON or string()
+)
 
 // A template: the source is checked when it is compiled, the output while
 // it is rendered.
