@@ -66,7 +66,7 @@ func CompileTemplate(src string) (*Template, error) {
 		path := strings.Split(name, ".")
 		for _, p := range path {
 			if p == "" || strings.ContainsAny(p, " \t\r\n{}") {
-				return nil, errors.WithHint(errors.Newf("invalid placeholder %q at offset %d", name, offset+i),
+				return nil, errors.WithHint(errors.Newf("invalid placeholder %s at offset %d", QuoteShort(name), offset+i),
 					"a placeholder is a field name or a dotted path, e.g. {{ customer.email }}")
 			}
 		}
