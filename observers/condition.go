@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/errors"
 	"github.com/expr-lang/expr"
@@ -39,7 +40,8 @@ import (
 // A condition is at most ConditionMaxBytes long and nests at most
 // ConditionMaxDepth levels, both checked before expr parses it; evaluating
 // it fails rather than build a string longer than ConditionMaxStringBytes
-// (+, repeat, replace, join, toJSON, string).
+// (+, repeat, replace, join, toJSON, string) or take more than
+// ConditionMaxSteps predicate steps for one event.
 type Condition struct {
 	src  string
 	prog *vm.Program
@@ -64,6 +66,7 @@ func compileEnv() map[string]any {
 		fnFieldChangedTo:   func(string, any) bool { return false },
 		fnFieldChangedFrom: func(string, any) bool { return false },
 		envEventKey:        map[string]any{},
+		fnStep:             func(v any) (any, error) { return v, nil },
 	}
 }
 
@@ -106,7 +109,7 @@ func compileCondition(src string) (c *Condition, msg string) {
 	if _, err := expr.Compile(src, opts...); err != nil {
 		return nil, conditionErrorMessage(err)
 	}
-	prog, err := expr.Compile(src, append(opts, expr.Patch(addPatcher{}))...)
+	prog, err := expr.Compile(src, append(opts, expr.Patch(evalPatcher{}))...)
 	if err != nil {
 		return nil, conditionErrorMessage(err)
 	}
@@ -207,6 +210,7 @@ type ConditionEnv struct {
 	vars    map[string]any
 	once    sync.Once
 	changes map[string]FieldChange
+	steps   atomic.Int64 // predicate steps of this event's evaluations
 }
 
 // NewConditionEnv builds the evaluation environment of ev: its data fields,
@@ -224,6 +228,7 @@ func NewConditionEnv(ev *Event) *ConditionEnv {
 	vars[fnFieldChanged] = e.fieldChanged
 	vars[fnFieldChangedTo] = e.fieldChangedTo
 	vars[fnFieldChangedFrom] = e.fieldChangedFrom
+	vars[fnStep] = e.step
 	e.vars = vars
 	return e
 }
@@ -238,6 +243,15 @@ func eventMeta(ev *Event) map[string]any {
 		"tenant_id":   ev.TenantID,
 		"user_id":     ev.UserID,
 	}
+}
+
+// step counts one predicate step (evalPatcher) of the event's evaluations
+// and fails past ConditionMaxSteps.
+func (e *ConditionEnv) step(v any) (any, error) {
+	if e.steps.Add(1) > ConditionMaxSteps {
+		return nil, errors.Newf("more than %d predicate steps for this event", ConditionMaxSteps)
+	}
+	return v, nil
 }
 
 func (e *ConditionEnv) changed() map[string]FieldChange {

@@ -116,3 +116,42 @@ func TestConditionStringGrowth(t *testing.T) {
 		require.Equal(t, want, got, src)
 	}
 }
+
+// Predicates nested over the event's own lists take the product of their
+// lengths: the steps of one event's evaluations stop at ConditionMaxSteps.
+func TestConditionStepLimit(t *testing.T) {
+	t.Parallel()
+	items := make([]any, 2000)
+	for i := range items {
+		items[i] = float64(i)
+	}
+	ev := &observers.Event{Kind: observers.KindInsert, EntityType: "Order", EntityID: "1", Data: map[string]any{"items": items}}
+	c, err := observers.CompileCondition("all(items, all(items, # >= 0))")
+	require.NoError(t, err)
+	ok, err := c.Eval(ev)
+	require.False(t, ok)
+	require.ErrorContains(t, err, "more than 1048576 predicate steps for this event")
+
+	// The budget is the event's, across the conditions evaluated in its
+	// environment; below it, predicates work as expr's own.
+	env := observers.NewConditionEnv(ev)
+	for src, want := range map[string]bool{
+		"all(items, # >= 0)":                        true,
+		"any(items, # == 1999)":                     true,
+		"count(items, # > 1997) == 2":               true,
+		"sum(map(items, # * 2)) == 3998000":         true,
+		"len(filter(items, # < 10)) == 10":          true,
+		"reduce(items, #acc + #, 0) == 1999000":     true,
+		"find(items, # > 5) == 6":                   true,
+		"len(groupBy(items, int(#) % 2)) == 2":      true,
+		"first(sortBy(items, -#)) == 1999":          true,
+		"none(items, # < 0) && one(items, # == 42)": true,
+		"all(items, # > 0)":                         false,
+	} {
+		c, err := observers.CompileCondition(src)
+		require.NoError(t, err, src)
+		got, err := c.EvalEnv(env)
+		require.NoError(t, err, src)
+		require.Equal(t, want, got, src)
+	}
+}

@@ -20,9 +20,17 @@ import (
 // Each operation that builds a string is therefore checked first: its
 // result may not be longer than ConditionMaxStringBytes, else evaluating
 // the condition fails (the event does not match, as for any runtime error).
+// Nor does expr bound time: predicates nested over the event's own lists
+// (all(items, any(items, …))) take the product of their lengths, so the
+// predicate steps of one event's evaluations are counted and stop at
+// ConditionMaxSteps.
 
-// fnAdd is the + operator of an evaluated condition (see addPatcher).
-const fnAdd = "$add"
+// fnAdd is the + operator of an evaluated condition, fnStep the counter of
+// predicate steps (see evalPatcher).
+const (
+	fnAdd  = "$add"
+	fnStep = "$step"
+)
 
 // errStringTooLong is the error of a string-building operation past the limit.
 func errStringTooLong(op string) error {
@@ -79,14 +87,22 @@ func add(args ...any) (any, error) {
 	return runtime.Add(args[0], args[1]), nil
 }
 
-// addPatcher turns every a + b into $add(a, b). The program is compiled
-// twice: once without it, for the type checker to judge the condition as
-// written (1 + 2 is not a boolean), then with it, for evaluation.
-type addPatcher struct{}
+// evalPatcher turns every a + b into $add(a, b) and every predicate body
+// p (all, any, map, filter, reduce, …) into $step(p), which counts the
+// steps of an event's evaluations (ConditionEnv.step). The program is
+// compiled twice: once without it, for the type checker to judge the
+// condition as written (1 + 2 is not a boolean), then with it, for
+// evaluation.
+type evalPatcher struct{}
 
-func (addPatcher) Visit(node *exprast.Node) {
-	if n, ok := (*node).(*exprast.BinaryNode); ok && n.Operator == "+" {
-		exprast.Patch(node, &exprast.CallNode{Callee: &exprast.IdentifierNode{Value: fnAdd}, Arguments: []exprast.Node{n.Left, n.Right}})
+func (evalPatcher) Visit(node *exprast.Node) {
+	switch n := (*node).(type) {
+	case *exprast.BinaryNode:
+		if n.Operator == "+" {
+			exprast.Patch(node, &exprast.CallNode{Callee: &exprast.IdentifierNode{Value: fnAdd}, Arguments: []exprast.Node{n.Left, n.Right}})
+		}
+	case *exprast.PredicateNode:
+		n.Node = &exprast.CallNode{Callee: &exprast.IdentifierNode{Value: fnStep}, Arguments: []exprast.Node{n.Node}}
 	}
 }
 

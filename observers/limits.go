@@ -27,12 +27,15 @@ const (
 	ConfigMaxMergeDepth = 8
 )
 
-// A condition: its source is checked before expr parses it, and
-// evaluating it cannot build a string longer than ConditionMaxStringBytes.
+// A condition: its source is checked before expr parses it; evaluating it
+// cannot build a string longer than ConditionMaxStringBytes, nor take more
+// than ConditionMaxSteps predicate steps for one event (all the observers'
+// conditions together).
 const (
 	ConditionMaxBytes       = 16 << 10 // source length
 	ConditionMaxDepth       = 64       // nesting of parentheses, brackets, calls and unary operators
 	ConditionMaxStringBytes = 64 << 10 // a string built by +, repeat, replace, join, toJSON or string()
+	ConditionMaxSteps       = 1 << 20  // predicate steps (all, any, map, filter, reduce, …) of one event's evaluations
 )
 
 // A template: the source is checked when it is compiled, the output while
