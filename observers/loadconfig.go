@@ -27,7 +27,9 @@ type LoadOptions struct {
 // the reloader, `validate-config`): read the file at path, decode it with
 // its observers_table rows in one pass, and resolve its variables. The
 // diagnostics are every problem found; the error is non-nil when the
-// configuration cannot be used (the Config is then nil).
+// configuration cannot be used (the Config is then nil). Every step is
+// bounded (limits.go): the file is read no further than MaxFileBytes, and
+// a file past a limit is refused with a positioned diagnostic.
 func LoadConfig(ctx context.Context, path string, o LoadOptions) (*Config, Diagnostics, error) {
 	data, err := ReadConfigFile(path, o.MaxFileBytes)
 	if err != nil {
