@@ -116,18 +116,23 @@ func compileCondition(src string) (c *Condition, msg string) {
 	return &Condition{src: src, prog: prog}, ""
 }
 
-// conditionErrorMessage renders an expr error on one line, with its column.
+// conditionErrorMessage renders an expr error on one line, with its column,
+// cut to conditionMessageMax characters: expr quotes what it could not
+// read (a 16 KiB number literal, say).
 func conditionErrorMessage(err error) string {
 	var fe *file.Error
 	if errors.As(err, &fe) {
+		msg := shorten(strings.TrimSpace(fe.Message), conditionMessageMax)
 		if fe.Column > 0 || fe.Line > 1 {
-			return fmt.Sprintf("%s (column %d)", strings.TrimSpace(fe.Message), fe.Column+1)
+			return fmt.Sprintf("%s (column %d)", msg, fe.Column+1)
 		}
-		return strings.TrimSpace(fe.Message)
+		return msg
 	}
 	msg, _, _ := strings.Cut(err.Error(), "\n")
-	return msg
+	return shorten(msg, conditionMessageMax)
 }
+
+const conditionMessageMax = 240
 
 // conditionPatcher rewrites the parsed expression before type checking:
 // identifiers that name an expr builtin are read from the environment (so a
