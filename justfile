@@ -18,10 +18,12 @@ build:
 demo: build
     go run ./examples/demo --bin bin/fraiseql-observers --config examples/observers.yaml
 
-# Every test, against the real Postgres (and Redis where used), after lint.
+# Every test, against the real Postgres (and Redis where used), after lint;
+# each fuzz target for 3 seconds (scripts/fuzz.sh).
 test: lint
     scripts/ensure-services.sh
     go test -race -count=1 -timeout 15m ./...
+    scripts/fuzz.sh 3s
     go run ./integration/bench -quick
     CHAOS_DURATION=60s go test -tags chaos -run TestChaos -count=1 -timeout 10m -v ./integration/
 
@@ -31,6 +33,12 @@ test: lint
 chaos:
     scripts/ensure-services.sh
     CHAOS_DURATION=10m go test -tags chaos -run TestChaos -count=1 -timeout 30m -v ./integration/
+
+# Every fuzz target (listed in scripts/fuzz.sh) for FUZZTIME each: the
+# argument, else $FUZZTIME, else 60s, e.g. `just fuzz 10m`. A failing input
+# is written to the package's testdata/fuzz/<target>/: commit it with the fix.
+fuzz *fuzztime:
+    scripts/fuzz.sh {{fuzztime}}
 
 # Run the observer with a config file (default examples/observers.yaml).
 run config="examples/observers.yaml": build

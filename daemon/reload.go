@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -139,7 +140,7 @@ func (r *reloader) loop(ctx context.Context, hup <-chan os.Signal, w *fsnotify.W
 
 // recheck reloads when the file's bytes differ from those in force.
 func (r *reloader) recheck(ctx context.Context) {
-	data, err := os.ReadFile(r.d.o.ConfigPath)
+	data, err := observers.ReadConfigFile(r.d.o.ConfigPath, r.d.loadOptions().MaxFileBytes)
 	if err == nil && r.current.SameFile(data) {
 		return
 	}
@@ -148,6 +149,11 @@ func (r *reloader) recheck(ctx context.Context) {
 
 func (r *reloader) reload(ctx context.Context, why string) {
 	log := r.log().With(slog.String("file", r.d.o.ConfigPath), slog.String("trigger", why))
+	defer func() { // the last line of defence: no file stops the reloader
+		if p := recover(); p != nil {
+			log.Error("config: reload rejected; the running configuration stays", slog.String("error", fmt.Sprintf("panic: %v", p)))
+		}
+	}()
 	cfg, diags, err := observers.LoadConfig(ctx, r.d.o.ConfigPath, r.d.loadOptions())
 	for _, d := range diags {
 		log.Warn("config: " + d.String())

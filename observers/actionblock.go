@@ -1,12 +1,9 @@
 package observers
 
 import (
-	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 )
 
@@ -205,27 +202,6 @@ func (c *ConfigCheck) CircuitBreaker(a Action, o *BreakerOverride) CircuitBreake
 	merged := o.over(c.cfg.CircuitBreaker)
 	c.at(a, func(decodedAction) { c.l.checkBreaker(o, merged) })
 	return merged
-}
-
-// params decodes a mapping of arbitrary YAML values that must encode as JSON.
-func (l *loader) params(f entry, where string) map[string]any {
-	v := l.resolve(f.value)
-	if isNull(v) {
-		return nil
-	}
-	if _, ok := l.mapping(f.value, f.keyN, where, nil); !ok {
-		return nil
-	}
-	var m map[string]any
-	if err := yaml.NodeToValue(v, &m); err != nil {
-		l.errorf(f.value, fmt.Sprintf("%s: %s", where, firstLineOf(err.Error())), "write params as a mapping of plain values")
-		return nil
-	}
-	if _, err := json.Marshal(m); err != nil {
-		l.errorf(f.value, fmt.Sprintf("%s cannot be encoded as JSON: %s", where, err), "use strings, numbers, booleans, lists and mappings")
-		return nil
-	}
-	return m
 }
 
 func firstLineOf(s string) string {

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/errors"
 	"github.com/expr-lang/expr"
@@ -35,6 +36,12 @@ import (
 //
 // A data field named like an expr builtin (count, type, date, values, …) is
 // read as the field, not the builtin.
+//
+// A condition is at most ConditionMaxBytes long and nests at most
+// ConditionMaxDepth levels, both checked before expr parses it; evaluating
+// it fails rather than build a string longer than ConditionMaxStringBytes
+// (+, repeat, replace, join, toJSON, string) or take more than
+// ConditionMaxSteps predicate steps for one event.
 type Condition struct {
 	src  string
 	prog *vm.Program
@@ -59,6 +66,7 @@ func compileEnv() map[string]any {
 		fnFieldChangedTo:   func(string, any) bool { return false },
 		fnFieldChangedFrom: func(string, any) bool { return false },
 		envEventKey:        map[string]any{},
+		fnStep:             func(v any) (any, error) { return v, nil },
 	}
 }
 
@@ -68,7 +76,7 @@ func compileEnv() map[string]any {
 func CompileCondition(src string) (*Condition, error) {
 	c, msg := compileCondition(src)
 	if c == nil {
-		return nil, errors.WithHint(errors.Newf("condition %q: %s", src, msg), conditionHint)
+		return nil, errors.WithHint(errors.Newf("condition %s: %s", QuoteShort(src), msg), conditionHint)
 	}
 	return c, nil
 }
@@ -76,36 +84,55 @@ func CompileCondition(src string) (*Condition, error) {
 const conditionHint = "conditions use expr syntax: status == 'new' && total > 100, has_field('f'), field_changed_to('status', 'shipped')"
 
 // compileCondition compiles src; on failure it returns nil and a one-line
-// message.
-func compileCondition(src string) (*Condition, string) {
+// message. The source is bounded first (checkConditionSource); the program
+// is compiled twice, as written for the type checker, then with + checked
+// (addPatcher) for evaluation.
+func compileCondition(src string) (c *Condition, msg string) {
 	if strings.TrimSpace(src) == "" {
 		return nil, "condition is empty"
 	}
+	if msg := checkConditionSource(src); msg != "" {
+		return nil, msg
+	}
+	defer func() { // the last line of defence: expr's compiler panicking
+		if r := recover(); r != nil {
+			c, msg = nil, fmt.Sprintf("the condition cannot be compiled: %v", r)
+		}
+	}()
 	env := compileEnv()
-	prog, err := expr.Compile(src,
+	opts := append(stringBuiltinOptions(),
 		expr.Env(env),
 		expr.AllowUndefinedVariables(),
 		expr.AsBool(),
 		expr.Patch(&conditionPatcher{env: env}),
 	)
+	if _, err := expr.Compile(src, opts...); err != nil {
+		return nil, conditionErrorMessage(err)
+	}
+	prog, err := expr.Compile(src, append(opts, expr.Patch(evalPatcher{}))...)
 	if err != nil {
 		return nil, conditionErrorMessage(err)
 	}
 	return &Condition{src: src, prog: prog}, ""
 }
 
-// conditionErrorMessage renders an expr error on one line, with its column.
+// conditionErrorMessage renders an expr error on one line, with its column,
+// cut to conditionMessageMax characters: expr quotes what it could not
+// read (a 16 KiB number literal, say).
 func conditionErrorMessage(err error) string {
 	var fe *file.Error
 	if errors.As(err, &fe) {
+		msg := shorten(strings.TrimSpace(fe.Message), conditionMessageMax)
 		if fe.Column > 0 || fe.Line > 1 {
-			return fmt.Sprintf("%s (column %d)", strings.TrimSpace(fe.Message), fe.Column+1)
+			return fmt.Sprintf("%s (column %d)", msg, fe.Column+1)
 		}
-		return strings.TrimSpace(fe.Message)
+		return msg
 	}
 	msg, _, _ := strings.Cut(err.Error(), "\n")
-	return msg
+	return shorten(msg, conditionMessageMax)
 }
+
+const conditionMessageMax = 240
 
 // conditionPatcher rewrites the parsed expression before type checking:
 // identifiers that name an expr builtin are read from the environment (so a
@@ -117,6 +144,16 @@ type conditionPatcher struct {
 
 func (p *conditionPatcher) Visit(node *exprast.Node) {
 	switch n := (*node).(type) {
+	case *exprast.CallNode:
+		// A call of a checked string builtin (stringBuiltins) names the
+		// function, not a data field: undo the identifier's rewrite below.
+		if m, ok := n.Callee.(*exprast.MemberNode); ok {
+			if id, ok := m.Node.(*exprast.IdentifierNode); ok && id.Value == "$env" {
+				if name, ok := m.Property.(*exprast.StringNode); ok && stringBuiltins[name.Value] != nil {
+					n.Callee = &exprast.IdentifierNode{Value: name.Value}
+				}
+			}
+		}
 	case *exprast.IdentifierNode:
 		if _, isEnv := p.env[n.Value]; isEnv || strings.HasPrefix(n.Value, "$") {
 			return
@@ -158,14 +195,14 @@ func (c *Condition) EvalEnv(env *ConditionEnv) (bool, error) {
 	out, err := expr.Run(c.prog, env.vars)
 	if err != nil {
 		return false, errors.WithSecondaryError(
-			errors.Newf("condition %q: %s", c.src, conditionErrorMessage(err)), err)
+			errors.Newf("condition %s: %s", QuoteShort(c.src), conditionErrorMessage(err)), err)
 	}
 	b, ok := out.(bool)
 	if !ok {
 		if out == nil {
 			return false, nil
 		}
-		return false, errors.Newf("condition %q: result is %T, not a boolean", c.src, out)
+		return false, errors.Newf("condition %s: result is %T, not a boolean", QuoteShort(c.src), out)
 	}
 	return b, nil
 }
@@ -178,6 +215,7 @@ type ConditionEnv struct {
 	vars    map[string]any
 	once    sync.Once
 	changes map[string]FieldChange
+	steps   atomic.Int64 // predicate steps of this event's evaluations
 }
 
 // NewConditionEnv builds the evaluation environment of ev: its data fields,
@@ -195,6 +233,7 @@ func NewConditionEnv(ev *Event) *ConditionEnv {
 	vars[fnFieldChanged] = e.fieldChanged
 	vars[fnFieldChangedTo] = e.fieldChangedTo
 	vars[fnFieldChangedFrom] = e.fieldChangedFrom
+	vars[fnStep] = e.step
 	e.vars = vars
 	return e
 }
@@ -209,6 +248,15 @@ func eventMeta(ev *Event) map[string]any {
 		"tenant_id":   ev.TenantID,
 		"user_id":     ev.UserID,
 	}
+}
+
+// step counts one predicate step (evalPatcher) of the event's evaluations
+// and fails past ConditionMaxSteps.
+func (e *ConditionEnv) step(v any) (any, error) {
+	if e.steps.Add(1) > ConditionMaxSteps {
+		return nil, errors.Newf("more than %d predicate steps for this event", ConditionMaxSteps)
+	}
+	return v, nil
 }
 
 func (e *ConditionEnv) changed() map[string]FieldChange {

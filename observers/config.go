@@ -356,7 +356,7 @@ func (c *Config) Resolve(getenv func(string) (string, bool)) error {
 				continue
 			}
 			if err := r.Resolve(getenv); err != nil {
-				problems = append(problems, fmt.Sprintf("observer %q actions[%d] (%s): %s", o.Name, i, a.Type(), err))
+				problems = append(problems, fmt.Sprintf("observer %s actions[%d] (%s): %s", QuoteShort(o.Name), i, a.Type(), err))
 			}
 		}
 	}

@@ -71,7 +71,7 @@ func (l *loader) config(root ast.Node) *Config {
 		case "observers_table":
 			cfg.ObserversTable = strings.TrimSpace(l.str(e, "observers_table"))
 			if _, err := ParseTableName(cfg.ObserversTable); err != nil && cfg.ObserversTable != "" {
-				l.errorf(e.value, fmt.Sprintf("observers_table %q is not a table name", cfg.ObserversTable),
+				l.errorf(e.value, fmt.Sprintf("observers_table %s is not a table name", QuoteShort(cfg.ObserversTable)),
 					`use "schema.table", e.g. core.tb_observer`)
 			}
 		}
@@ -156,14 +156,14 @@ func (l *loader) observers(e entry) (out []*Observer, ok bool) {
 
 func (l *loader) observer(e entry) *Observer {
 	o := &Observer{Name: e.key}
-	where := "observers." + e.key + "."
+	where := "observers." + shorten(e.key, quoteMax) + "."
 	if l.row { // a table row: the diagnostic's file names the observer
 		where = ""
 	}
 	if strings.TrimSpace(e.key) == "" {
 		l.errorf(e.keyN, "observer name is empty", "name each observer, e.g. order_created:")
 	}
-	fields, ok := l.mapping(e.value, e.keyN, fmt.Sprintf("observer %q", e.key), observerKeys)
+	fields, ok := l.mapping(e.value, e.keyN, fmt.Sprintf("observer %s", QuoteShort(e.key)), observerKeys)
 	if !ok {
 		return nil
 	}
@@ -189,20 +189,20 @@ func (l *loader) observer(e entry) *Observer {
 		}
 	}
 	if !haveEntity {
-		l.errorf(e.keyN, fmt.Sprintf("observer %q has no entity", e.key),
+		l.errorf(e.keyN, fmt.Sprintf("observer %s has no entity", QuoteShort(e.key)),
 			`add entity: <entity type> (the change log's object_type), or entity: "*" for every entity`)
 	}
 	if !haveEvents {
-		l.errorf(e.keyN, fmt.Sprintf("observer %q has no events", e.key), "add events: [INSERT, UPDATE, DELETE] (or a subset)")
+		l.errorf(e.keyN, fmt.Sprintf("observer %s has no events", QuoteShort(e.key)), "add events: [INSERT, UPDATE, DELETE] (or a subset)")
 	}
 	if !haveActions {
-		l.errorf(e.keyN, fmt.Sprintf("observer %q has no actions", e.key),
+		l.errorf(e.keyN, fmt.Sprintf("observer %s has no actions", QuoteShort(e.key)),
 			"add actions: with at least one item, e.g. - type: webhook")
 	}
 	o.Retry = o.Retry.WithDefaults()
 	if o.Retry.MaxDelay < o.Retry.InitialDelay {
-		l.errorf(retryAt, fmt.Sprintf("observer %q: retry.max_delay (%s) is shorter than retry.initial_delay (%s)",
-			e.key, o.Retry.MaxDelay, o.Retry.InitialDelay), "raise max_delay or lower initial_delay")
+		l.errorf(retryAt, fmt.Sprintf("observer %s: retry.max_delay (%s) is shorter than retry.initial_delay (%s)",
+			QuoteShort(e.key), o.Retry.MaxDelay, o.Retry.InitialDelay), "raise max_delay or lower initial_delay")
 	}
 	return o
 }
@@ -227,7 +227,7 @@ func (l *loader) events(e entry, where string) []Kind {
 		}
 		k, ok := ParseKind(scalarText(v))
 		if !ok {
-			l.errorf(item, fmt.Sprintf("unknown event kind %q", scalarText(v)), kindHint)
+			l.errorf(item, fmt.Sprintf("unknown event kind %s", QuoteShort(scalarText(v))), kindHint)
 			continue
 		}
 		if !containsKind(out, k) {
@@ -313,14 +313,14 @@ func (l *loader) action(item, at ast.Node, where string) (Action, bool) {
 		if s := suggest(name, names); s != "" {
 			hint = fmt.Sprintf("did you mean %q? %s", s, hint)
 		}
-		l.errorf(typ.value, fmt.Sprintf("unknown action type %q", name), hint)
+		l.errorf(typ.value, fmt.Sprintf("unknown action type %s", QuoteShort(name)), hint)
 		return nil, false
 	}
 	b := &ActionBlock{l: l, at: at, where: where}
 	for _, f := range fields {
 		switch {
 		case !contains(t.keys, f.key):
-			l.errorf(f.keyN, fmt.Sprintf("unknown key %q in %s", f.key, where), keyHint(f.key, t.keys))
+			l.errorf(f.keyN, fmt.Sprintf("unknown key %s in %s", QuoteShort(f.key), where), keyHint(f.key, t.keys))
 		case f.key != "type":
 			b.fields = append(b.fields, f)
 		}
@@ -371,7 +371,7 @@ func (l *loader) retry(e entry, where string) RetryPolicy {
 		case "backoff_strategy":
 			p.BackoffStrategy = strings.ToLower(l.str(f, where+".backoff_strategy"))
 			if p.BackoffStrategy != "" && !contains(backoffStrategies, p.BackoffStrategy) {
-				l.errorf(f.value, fmt.Sprintf("unknown backoff_strategy %q", p.BackoffStrategy),
+				l.errorf(f.value, fmt.Sprintf("unknown backoff_strategy %s", QuoteShort(p.BackoffStrategy)),
 					"use one of "+strings.Join(backoffStrategies, ", "))
 				p.BackoffStrategy = ""
 			}
@@ -421,7 +421,7 @@ func (l *loader) str(e entry, where string) string {
 func (l *loader) envName(e entry, where string) string {
 	s := l.str(e, where)
 	if s != "" && !envNameRE.MatchString(s) {
-		l.errorf(e.value, fmt.Sprintf("%s must name an environment variable, got %q", where, s),
+		l.errorf(e.value, fmt.Sprintf("%s must name an environment variable, got %s", where, QuoteShort(s)),
 			"write the variable's name (WEBHOOK_URL), not its value; put a literal value in the key without _env")
 		return ""
 	}
@@ -486,7 +486,7 @@ func (l *loader) duration(e entry, where string) time.Duration {
 	s := scalarText(v)
 	d, err := time.ParseDuration(strings.TrimSpace(s))
 	if err != nil {
-		l.errorf(e.value, fmt.Sprintf("invalid duration %q for %s", s, where), durationHint)
+		l.errorf(e.value, fmt.Sprintf("invalid duration %s for %s", QuoteShort(s), where), durationHint)
 		return 0
 	}
 	if d <= 0 {

@@ -39,7 +39,7 @@ func (l *loader) concurrency(e entry, s *concurrencySpec) ConcurrencyConfig {
 			for _, q := range queues {
 				t := strings.ToLower(q.key)
 				if !contains(names, t) {
-					l.errorf(q.keyN, fmt.Sprintf("unknown action type %q in concurrency.queues", q.key),
+					l.errorf(q.keyN, fmt.Sprintf("unknown action type %s in concurrency.queues", QuoteShort(q.key)),
 						keyHint(q.key, names))
 					continue
 				}

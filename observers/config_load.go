@@ -1,6 +1,7 @@
 package observers
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sort"
@@ -9,7 +10,6 @@ import (
 	"github.com/cockroachdb/errors"
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 )
 
 // Severity of a Diagnostic.
@@ -120,16 +120,25 @@ type parseInput struct {
 	readRows func(table string) ([]TableObserver, error)
 	// source, when set, is the stored version source (ParseVersion).
 	source []byte
+	// maxBytes is the largest file accepted; 0: ConfigMaxBytesDefault.
+	maxBytes int
+	// ctx, when set, stops a parse whose caller gave up (between steps).
+	ctx context.Context
 }
 
 // parse decodes the file data and the observers_table rows; Source and
 // Hash hold the file followed by the rows.
 func parse(filename string, data []byte, in parseInput) (*Config, Diagnostics, error) {
-	l := &loader{file: filename, getenv: in.getenv, anchors: map[string]ast.Node{}, warnedEnv: map[string]bool{},
-		rows: in.rows, withRows: in.withRows, readRows: in.readRows, blocks: map[string]ast.Node{}}
+	l := &loader{file: filename, getenv: in.getenv, warnedEnv: map[string]bool{},
+		rows: in.rows, withRows: in.withRows, readRows: in.readRows, blocks: map[string]ast.Node{},
+		maxBytes: maxFileBytes(in.maxBytes), ctx: in.ctx,
+		aliases: map[*ast.AliasNode]ast.Node{}, sizes: map[ast.Node]int{}}
 	cfg := l.parse(data)
 	if l.rowsErr != nil {
 		return nil, l.diags, l.rowsErr
+	}
+	if err := l.cancelled(); err != nil {
+		return nil, l.diags, err
 	}
 	sort.SliceStable(l.diags, func(i, j int) bool {
 		a, b := l.diags[i], l.diags[j]
@@ -170,12 +179,18 @@ func parse(filename string, data []byte, in parseInput) (*Config, Diagnostics, e
 
 // loader walks the YAML syntax tree, collecting diagnostics.
 type loader struct {
-	file    string
-	getenv  func(string) (string, bool)
-	diags   Diagnostics
-	anchors map[string]ast.Node
+	file     string
+	getenv   func(string) (string, bool)
+	diags    Diagnostics
+	maxBytes int             // the file's size limit (a row's too)
+	ctx      context.Context // nil: not cancellable
 
-	warnedEnv map[string]bool // variables already reported unset
+	aliases  map[*ast.AliasNode]ast.Node // the anchor's node each alias names (config_expand.go)
+	sizes    map[ast.Node]int            // nodes of an anchor's node
+	expanded int                         // nodes produced by aliases so far
+
+	warnedEnv map[string]bool     // variables already reported unset
+	reported  map[Diagnostic]bool // every diagnostic, reported once
 
 	rows     []TableObserver                             // observers_table rows (tableobservers.go)
 	withRows bool                                        // decode rows: the table was read
@@ -194,10 +209,19 @@ type entry struct {
 	value ast.Node // nil for a key without a value
 }
 
-func (l *loader) parse(data []byte) *Config {
-	f, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
-	if err != nil {
-		l.syntaxError(err)
+// parse decodes data; nil when it cannot be decoded (reported). Decoding
+// stops at the first alias past the expansion budget (stopDecoding).
+func (l *loader) parse(data []byte) (cfg *Config) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, stop := r.(stopDecoding); !stop {
+				panic(r)
+			}
+			cfg = nil
+		}
+	}()
+	f := l.syntaxTree(data, fileNames, l.maxBytes)
+	if f == nil || l.cancelled() != nil {
 		return nil
 	}
 	var docs []*ast.DocumentNode
@@ -214,8 +238,16 @@ func (l *loader) parse(data []byte) *Config {
 	if len(docs) > 1 {
 		l.errorf(docs[1].Body, "only one YAML document is allowed", "remove the second document (after ---)")
 	}
-	ast.Walk(anchorCollector(l.anchors), docs[0].Body)
+	l.anchorScope(docs[0].Body)
 	return l.config(docs[0].Body)
+}
+
+// cancelled is the caller's context error, wrapped; nil when it has none.
+func (l *loader) cancelled() error {
+	if l.ctx == nil || l.ctx.Err() == nil {
+		return nil
+	}
+	return errors.Wrap(l.ctx.Err(), "load observer config")
 }
 
 // syntaxError reports a YAML parse error at the position the parser gives.
@@ -233,20 +265,23 @@ func (l *loader) syntaxError(err error) {
 	l.diag(SeverityError, 0, 0, "YAML syntax error: "+msg, "")
 }
 
-type anchorCollector map[string]ast.Node
-
-func (a anchorCollector) Visit(n ast.Node) ast.Visitor {
-	if an, ok := n.(*ast.AnchorNode); ok && an.Name != nil {
-		a[an.Name.GetToken().Value] = an.Value
-	}
-	return a
-}
+// diagMax bounds a diagnostic's message and hint: whatever an action type
+// quotes, a huge value is not echoed back whole.
+const diagMax = 1000
 
 func (l *loader) diag(sev Severity, line, col int, msg, hint string) {
 	if l.row {
 		line, col = 0, 0
 	}
-	l.diags = append(l.diags, Diagnostic{File: l.file, Line: line, Column: col, Severity: sev, Message: msg, Hint: hint})
+	d := Diagnostic{File: l.file, Line: line, Column: col, Severity: sev, Message: shorten(msg, diagMax), Hint: shorten(hint, diagMax)}
+	if l.reported[d] { // a problem inside an anchor, once per use of its aliases
+		return
+	}
+	if l.reported == nil {
+		l.reported = map[Diagnostic]bool{}
+	}
+	l.reported[d] = true
+	l.diags = append(l.diags, d)
 }
 
 func (l *loader) errorf(n ast.Node, msg, hint string) {
@@ -278,20 +313,19 @@ func nodePos(n ast.Node) (line, col int) {
 	return tk.Position.Line, tk.Position.Column
 }
 
-// resolve strips anchors and tags and follows aliases.
+// resolve strips anchors and tags and follows aliases, charging the
+// expansion budget (config_expand.go).
 func (l *loader) resolve(n ast.Node) ast.Node {
-	for range 32 { // bounded: alias cycles are not followed forever
+	for range 32 { // bounded: an alias naming an alias naming …
 		switch v := n.(type) {
 		case *ast.AnchorNode:
 			n = v.Value
 		case *ast.TagNode:
 			n = v.Value
 		case *ast.AliasNode:
-			target, ok := l.anchors[v.Value.GetToken().Value]
-			if !ok {
+			if n = l.follow(v); n == nil {
 				return nil
 			}
-			n = target
 		default:
 			return n
 		}
@@ -345,16 +379,16 @@ func (l *loader) mapping(n ast.Node, at ast.Node, where string, valid []string) 
 	seen := map[string]ast.Node{}
 	for _, e := range l.entries(m, 0) {
 		if valid != nil && !contains(valid, e.key) {
-			l.errorf(e.keyN, fmt.Sprintf("unknown key %q in %s", e.key, where), keyHint(e.key, valid))
+			l.errorf(e.keyN, fmt.Sprintf("unknown key %s in %s", QuoteShort(e.key), where), keyHint(e.key, valid))
 			continue
 		}
 		if first, dup := seen[e.key]; dup {
 			line, _ := nodePos(first)
 			if where == "observers" {
-				l.errorf(e.keyN, fmt.Sprintf("duplicate observer name %q (first defined at line %d)", e.key, line),
+				l.errorf(e.keyN, fmt.Sprintf("duplicate observer name %s (first defined at line %d)", QuoteShort(e.key), line),
 					"observer names must be unique; rename one of them")
 			} else {
-				l.errorf(e.keyN, fmt.Sprintf("duplicate key %q in %s (first at line %d)", e.key, where, line),
+				l.errorf(e.keyN, fmt.Sprintf("duplicate key %s in %s (first at line %d)", QuoteShort(e.key), where, line),
 					"remove one of them")
 			}
 			continue
@@ -365,20 +399,29 @@ func (l *loader) mapping(n ast.Node, at ast.Node, where string, valid []string) 
 	return out, true
 }
 
-// entries lists the pairs of m, expanding merge keys (<<: *anchor); an
-// explicit key wins over a merged one.
+// entries lists the pairs of m, expanding merge keys (<<: *anchor) at most
+// ConfigMaxMergeDepth deep; an explicit key wins over a merged one, an
+// earlier merged one over a later.
 func (l *loader) entries(m *ast.MappingNode, depth int) []entry {
 	var out, merged []entry
 	for _, mv := range m.Values {
-		if mv.Key != nil && mv.Key.IsMergeKey() && depth < 8 {
+		if mv.Key != nil && mv.Key.IsMergeKey() {
+			if depth >= ConfigMaxMergeDepth {
+				l.errorf(mv.Key, fmt.Sprintf("merge keys (<<) nest more than %d levels deep", ConfigMaxMergeDepth),
+					"merge the innermost anchors into one mapping")
+				continue
+			}
 			src := l.resolve(mv.Value)
 			var maps []ast.Node
 			if seq, ok := src.(*ast.SequenceNode); ok {
 				maps = seq.Values
-			} else {
+			} else if !l.unresolved(mv.Value) {
 				maps = []ast.Node{src}
 			}
 			for _, s := range maps {
+				if l.unresolved(s) {
+					continue
+				}
 				if mm, ok := l.resolve(s).(*ast.MappingNode); ok {
 					merged = append(merged, l.entries(mm, depth+1)...)
 				} else {
@@ -389,21 +432,20 @@ func (l *loader) entries(m *ast.MappingNode, depth int) []entry {
 		}
 		out = append(out, entry{key: scalarText(l.resolve(mv.Key)), keyN: mv.Key, value: mv.Value})
 	}
+	if len(merged) == 0 {
+		return out
+	}
+	have := make(map[string]bool, len(out)+len(merged))
+	for _, e := range out {
+		have[e.key] = true
+	}
 	for _, e := range merged {
-		if !hasKey(out, e.key) {
+		if !have[e.key] {
+			have[e.key] = true
 			out = append(out, e)
 		}
 	}
 	return out
-}
-
-func hasKey(es []entry, k string) bool {
-	for _, e := range es {
-		if e.key == k {
-			return true
-		}
-	}
-	return false
 }
 
 func cmpNode(n, fallback ast.Node) ast.Node {
@@ -455,6 +497,9 @@ func contains(list []string, s string) bool {
 
 // keyHint suggests the closest valid key and lists them all.
 func keyHint(got string, valid []string) string {
+	if len(got) > 2*quoteMax { // not a typo; and the distance costs len(got)
+		return "valid keys: " + strings.Join(valid, ", ")
+	}
 	list := "valid keys: " + strings.Join(valid, ", ")
 	if s := suggest(got, valid); s != "" {
 		return fmt.Sprintf("did you mean %q? %s", s, list)

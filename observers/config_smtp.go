@@ -86,7 +86,7 @@ func (l *loader) smtp(e entry) *SMTPConfig {
 			c.From = strings.TrimSpace(l.str(f, "smtp.from"))
 			if c.From != "" {
 				if _, err := mail.ParseAddress(c.From); err != nil {
-					l.errorf(f.value, fmt.Sprintf("smtp.from %q is not an email address", c.From),
+					l.errorf(f.value, fmt.Sprintf("smtp.from %s is not an email address", QuoteShort(c.From)),
 						`write an address: alerts@example.com or "Alerts <alerts@example.com>"`)
 				}
 			}
@@ -97,7 +97,7 @@ func (l *loader) smtp(e entry) *SMTPConfig {
 		case "tls":
 			c.TLS = strings.ToLower(strings.TrimSpace(l.str(f, "smtp.tls")))
 			if c.TLS != "" && !contains(smtpTLSModes, c.TLS) {
-				l.errorf(f.value, fmt.Sprintf("unknown smtp.tls mode %q", c.TLS),
+				l.errorf(f.value, fmt.Sprintf("unknown smtp.tls mode %s", QuoteShort(c.TLS)),
 					"use starttls (default), tls (implicit TLS, port 465) or none")
 				c.TLS = ""
 			}

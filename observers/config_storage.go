@@ -161,7 +161,7 @@ func (l *loader) cacheBlock(e entry, s *storageSpec) CacheConfig {
 func (l *loader) oneOf(f entry, where string, valid []string) string {
 	v := strings.ToLower(strings.TrimSpace(l.str(f, where)))
 	if v != "" && !contains(valid, v) {
-		l.errorf(f.value, fmt.Sprintf("unknown %s %q", where, v), "use one of "+strings.Join(valid, ", "))
+		l.errorf(f.value, fmt.Sprintf("unknown %s %s", where, QuoteShort(v)), "use one of "+strings.Join(valid, ", "))
 		return ""
 	}
 	return v

@@ -70,7 +70,7 @@ func TestConfigParseValid(t *testing.T) {
 	require.Equal(t, 30*time.Second, w.Timeout)
 	require.Equal(t, webhook.SignatureStandard, w.Signature)
 	require.NotNil(t, w.Body())
-	require.Equal(t, `{"id": "7", "status": "new"}`, w.Body().Render(map[string]any{"id": 7.0, "status": "new"}, true))
+	require.Equal(t, `{"id": "7", "status": "new"}`, rendered(t, w.Body(), map[string]any{"id": 7.0, "status": "new"}, true))
 
 	w2 := o.Actions[1].(*webhook.Action)
 	require.Equal(t, "TEST_HOOK_URL", w2.URLEnv)
@@ -397,7 +397,7 @@ observers:
 
 	g := acts[3].(*log.Action)
 	require.Equal(t, log.LevelWarn, g.Level)
-	require.Equal(t, "seen 7", g.Message().Render(map[string]any{"id": 7.0}, false))
+	require.Equal(t, "seen 7", rendered(t, g.Message(), map[string]any{"id": 7.0}, false))
 
 	require.Equal(t, "{{ customer.email }}", acts[4].(*email.Action).ToTemplate)
 	require.Equal(t, "Hello", acts[4].(*email.Action).Subject)
@@ -449,7 +449,7 @@ observers:
 	require.Equal(t, `"notify"`, acts[2].(*database.Action).QuotedName())
 	require.Equal(t, database.TimeoutDefault, acts[2].(*database.Action).Timeout)
 	require.Equal(t, log.LevelInfo, acts[3].(*log.Action).Level)
-	require.Equal(t, "Order 42 INSERT", acts[3].(*log.Action).Message().Render(observers.TemplateData(ev), false))
+	require.Equal(t, "Order 42 INSERT", rendered(t, acts[3].(*log.Action).Message(), observers.TemplateData(ev), false))
 }
 
 func TestConfigActionErrors(t *testing.T) {

@@ -18,15 +18,20 @@ type LoadOptions struct {
 	// Resolve checks every *_env variable (Config.Resolve): `run` and a
 	// reload refuse an unset one; `validate-config` only warns.
 	Resolve bool
+	// MaxFileBytes is the largest configuration file (and observers_table
+	// row) accepted; default ConfigMaxBytesDefault (1 MiB).
+	MaxFileBytes int
 }
 
 // LoadConfig is the configuration pipeline every command shares (`run`,
 // the reloader, `validate-config`): read the file at path, decode it with
 // its observers_table rows in one pass, and resolve its variables. The
 // diagnostics are every problem found; the error is non-nil when the
-// configuration cannot be used (the Config is then nil).
+// configuration cannot be used (the Config is then nil). Every step is
+// bounded (limits.go): the file is read no further than MaxFileBytes, and
+// a file past a limit is refused with a positioned diagnostic.
 func LoadConfig(ctx context.Context, path string, o LoadOptions) (*Config, Diagnostics, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadConfigFile(path, o.MaxFileBytes)
 	if err != nil {
 		return nil, nil, errors.WithHint(errors.Wrapf(err, "read observer config"),
 			"pass the path of an observers YAML file; examples/observers.yaml is a starting point")
@@ -40,7 +45,7 @@ func ParseConfig(ctx context.Context, filename string, data []byte, o LoadOption
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
-	in := parseInput{getenv: getenv}
+	in := parseInput{getenv: getenv, maxBytes: o.MaxFileBytes, ctx: ctx}
 	if o.Rows != nil {
 		in.readRows = func(table string) ([]TableObserver, error) { return o.Rows(ctx, table) }
 	}

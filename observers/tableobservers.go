@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/errors"
-	"github.com/goccy/go-yaml/parser"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -75,9 +74,11 @@ func ParseWithTable(filename string, data []byte, rows []TableObserver, getenv f
 // ParseVersion parses a stored configuration version: a plain file, or a
 // file followed by the generated rows of its observers_table.
 func ParseVersion(name string, source []byte) (*Config, Diagnostics, error) {
+	// A version was accepted once, perhaps with a larger MaxFileBytes: its
+	// size is not held against it again (its nesting and expansion are).
 	i := bytes.Index(source, []byte("\n"+versionRowsMarker+"\n"))
 	if i < 0 {
-		return Parse(name, source)
+		return parse(name, source, parseInput{getenv: os.LookupEnv, maxBytes: len(source)})
 	}
 	var rows []TableObserver
 	for _, line := range strings.Split(string(source[i+len(versionRowsMarker)+2:]), "\n") {
@@ -90,7 +91,7 @@ func ParseVersion(name string, source []byte) (*Config, Diagnostics, error) {
 		}
 		rows = append(rows, r)
 	}
-	return parse(name, source[:i], parseInput{getenv: os.LookupEnv, rows: rows, withRows: true, source: source})
+	return parse(name, source[:i], parseInput{getenv: os.LookupEnv, rows: rows, withRows: true, source: source, maxBytes: len(source)})
 }
 
 // SameFile reports whether data is the file c was loaded from (its table
@@ -130,7 +131,7 @@ func rowSourceName(table, name string) string {
 	if i := strings.LastIndex(t, "."); i >= 0 {
 		t = t[i+1:]
 	}
-	return fmt.Sprintf("%s[%s]", cmpStr(t, "tb_observer"), name)
+	return fmt.Sprintf("%s[%s]", cmpStr(t, "tb_observer"), shorten(name, quoteMax))
 }
 
 func cmpStr(s, def string) string {
@@ -157,11 +158,11 @@ func (l *loader) tableObservers(cfg *Config) {
 			l.diag(SeverityError, 0, 0, "observer name is empty", "set the row's name column")
 			continue
 		case fromFile[r.Name]:
-			l.diag(SeverityError, 0, 0, fmt.Sprintf("observer %q is also defined in %s", r.Name, file),
+			l.diag(SeverityError, 0, 0, fmt.Sprintf("observer %s is also defined in %s", QuoteShort(r.Name), file),
 				"observer names must be unique across the file and the table; rename or remove one of them")
 			continue
 		case seen[r.Name]:
-			l.diag(SeverityError, 0, 0, fmt.Sprintf("duplicate observer name %q in the table", r.Name),
+			l.diag(SeverityError, 0, 0, fmt.Sprintf("duplicate observer name %s in the table", QuoteShort(r.Name)),
 				"soft-delete (deleted_at) or disable one of the rows")
 			continue
 		}
@@ -171,12 +172,16 @@ func (l *loader) tableObservers(cfg *Config) {
 			l.diag(SeverityError, 0, 0, msg, "")
 			continue
 		}
-		f, err := parser.ParseBytes(src, 0)
-		if err != nil || len(f.Docs) == 0 || f.Docs[0].Body == nil {
+		f := l.syntaxTree(src, rowNames, l.maxBytes) // the file's limits, for each row
+		if f == nil {
+			continue
+		}
+		if len(f.Docs) == 0 || f.Docs[0].Body == nil {
 			l.diag(SeverityError, 0, 0, "cannot decode the row", "")
 			continue
 		}
 		body := f.Docs[0].Body
+		l.anchorScope(body)
 		if o := l.observer(entry{key: r.Name, keyN: body, value: body}); o != nil {
 			cfg.Observers = append(cfg.Observers, o)
 		}

@@ -22,6 +22,10 @@ type Template struct {
 	parts []templatePart
 }
 
+// ErrTemplateTooLarge is the error of a rendering larger than
+// TemplateMaxOutputBytes: permanent, the same event renders the same.
+var ErrTemplateTooLarge = errors.New("rendered template is larger than " + byteSize(TemplateMaxOutputBytes))
+
 // templatePart is literal text, or a placeholder when path is non-empty.
 type templatePart struct {
 	text string
@@ -29,9 +33,13 @@ type templatePart struct {
 	path []string // name split on "."
 }
 
-// CompileTemplate parses a template. An unclosed "{{", an empty placeholder
-// or a malformed name is an error.
+// CompileTemplate parses a template. An unclosed "{{", an empty placeholder,
+// a malformed name or a source longer than TemplateMaxBytes is an error.
 func CompileTemplate(src string) (*Template, error) {
+	if len(src) > TemplateMaxBytes {
+		return nil, errors.WithHint(errors.Newf("template is longer than %s", byteSize(TemplateMaxBytes)),
+			"a template renders one message or body; keep large text out of the configuration")
+	}
 	t := &Template{src: src}
 	rest, offset := src, 0
 	for {
@@ -58,7 +66,7 @@ func CompileTemplate(src string) (*Template, error) {
 		path := strings.Split(name, ".")
 		for _, p := range path {
 			if p == "" || strings.ContainsAny(p, " \t\r\n{}") {
-				return nil, errors.WithHint(errors.Newf("invalid placeholder %q at offset %d", name, offset+i),
+				return nil, errors.WithHint(errors.Newf("invalid placeholder %s at offset %d", QuoteShort(name), offset+i),
 					"a placeholder is a field name or a dotted path, e.g. {{ customer.email }}")
 			}
 		}
@@ -87,9 +95,10 @@ func (t *Template) Fields() []string {
 // 12.5); booleans as true/false; objects and arrays as compact JSON. With
 // jsonEscape every substituted value is escaped as the inside of a JSON
 // string (without the quotes), so that "{\"note\": \"{{ note }}\"}" stays
-// valid JSON whatever the note holds.
-func (t *Template) Render(data map[string]any, jsonEscape bool) string {
-	s, _ := t.RenderFunc(data, func(_ string, v any, found bool) (string, error) {
+// valid JSON whatever the note holds. A rendering larger than
+// TemplateMaxOutputBytes is an error (ErrTemplateTooLarge).
+func (t *Template) Render(data map[string]any, jsonEscape bool) (string, error) {
+	return t.RenderFunc(data, func(_ string, v any, found bool) (string, error) {
 		if !found {
 			return "", nil
 		}
@@ -98,25 +107,31 @@ func (t *Template) Render(data map[string]any, jsonEscape bool) string {
 		}
 		return renderValue(v), nil
 	})
-	return s
 }
 
 // RenderFunc renders t, each placeholder replaced by what value returns
 // for it: its name as written, its value in data and whether it has one
 // (RenderValue renders a value as Render does). An error from value stops
-// the rendering and is returned.
+// the rendering and is returned, as does an output growing past
+// TemplateMaxOutputBytes (ErrTemplateTooLarge).
 func (t *Template) RenderFunc(data map[string]any, value func(name string, v any, found bool) (string, error)) (string, error) {
 	var b strings.Builder
 	b.Grow(len(t.src))
 	for _, p := range t.parts {
-		if p.path == nil {
-			b.WriteString(p.text)
-			continue
+		s := p.text
+		if p.path != nil {
+			v, ok := lookupPath(data, p.name, p.path)
+			var err error
+			if s, err = value(p.name, v, ok); err != nil {
+				return "", err
+			}
 		}
-		v, ok := lookupPath(data, p.name, p.path)
-		s, err := value(p.name, v, ok)
-		if err != nil {
-			return "", err
+		if b.Len()+len(s) > TemplateMaxOutputBytes {
+			err := ErrTemplateTooLarge
+			if p.path != nil {
+				err = errors.Wrapf(err, "at {{ %s }}", p.name)
+			}
+			return "", errors.WithHint(err, "the event's data makes the rendering too large; render fewer or smaller fields")
 		}
 		b.WriteString(s)
 	}

@@ -54,7 +54,7 @@ func TestTemplateRender(t *testing.T) {
 	} {
 		tpl, err := CompileTemplate(tc.src)
 		require.NoError(t, err, tc.src)
-		require.Equal(t, tc.want, tpl.Render(data, tc.jsonEscape), tc.src)
+		require.Equal(t, tc.want, mustRender(t, tpl, data, tc.jsonEscape), tc.src)
 		require.Equal(t, tc.src, tpl.Source())
 	}
 }
@@ -63,7 +63,7 @@ func TestTemplateRenderKeepsJSONValid(t *testing.T) {
 	t.Parallel()
 	tpl, err := CompileTemplate(`{"id": "{{ id }}", "note": "{{ note }}", "obj": "{{ obj }}"}`)
 	require.NoError(t, err)
-	out := tpl.Render(map[string]any{"id": 1.0, "note": "a\"b\\c\u0001", "obj": map[string]any{"k": "v\""}}, true)
+	out := mustRender(t, tpl, map[string]any{"id": 1.0, "note": "a\"b\\c\u0001", "obj": map[string]any{"k": "v\""}}, true)
 	var got map[string]string
 	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
 	require.Equal(t, map[string]string{"id": "1", "note": "a\"b\\c\u0001", "obj": `{"k":"v\""}`}, got)
@@ -103,10 +103,18 @@ func TestTemplateData(t *testing.T) {
 
 	tpl, err := CompileTemplate("{{ event.entity_type }}/{{ event.entity_id }}/{{ event.kind }}/{{ event.id }}")
 	require.NoError(t, err)
-	require.Equal(t, "User/7/DELETE/e1", tpl.Render(data, false))
+	require.Equal(t, "User/7/DELETE/e1", mustRender(t, tpl, data, false))
 
 	own := &Event{Kind: KindInsert, Data: map[string]any{"event": "launch"}}
 	require.Equal(t, "launch", TemplateData(own)["event"], "the data's own event field wins")
 
 	require.NotNil(t, TemplateData(&Event{Kind: KindInsert})["event"], "nil data still gets the event object")
+}
+
+// mustRender renders t, failing the test on an error.
+func mustRender(t *testing.T, tpl *Template, data map[string]any, jsonEscape bool) string {
+	t.Helper()
+	s, err := tpl.Render(data, jsonEscape)
+	require.NoError(t, err)
+	return s
 }

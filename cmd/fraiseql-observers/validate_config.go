@@ -181,7 +181,7 @@ type retryView struct {
 }
 
 func runValidateConfig(ctx context.Context, opts *validateConfigOpts, w io.Writer) error {
-	data, err := os.ReadFile(opts.File)
+	data, err := observers.ReadConfigFile(opts.File, 0) // a file over the limit is read no further
 	if err != nil {
 		return withExitCode(exitUsage, errors.WithHint(errors.Wrap(err, "read config"),
 			"pass the path of an observers YAML file, e.g. examples/observers.yaml"))

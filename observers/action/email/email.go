@@ -78,10 +78,13 @@ func (e *Action) Render(ev *observers.Event, observer string) (*Message, error) 
 	data := observers.TemplateData(ev)
 	m := &Message{To: e.To, Cc: e.Cc, ReplyTo: e.ReplyTo}
 	if e.ToTemplate != "" {
-		rendered := observers.CompiledOr(e.to, e.ToTemplate, "").Render(data, false)
+		rendered, err := observers.CompiledOr(e.to, e.ToTemplate, "").Render(data, false)
+		if err != nil {
+			return nil, errors.Wrap(err, "email: to_template")
+		}
 		list, err := mail.ParseAddressList(rendered)
 		if err != nil || len(list) == 0 {
-			return nil, errors.WithHint(errors.Newf("email: to_template rendered %q, not an address list", rendered),
+			return nil, errors.WithHint(errors.Newf("email: to_template rendered %s, not an address list", observers.QuoteShort(rendered)),
 				"the template must render addresses separated by commas, e.g. {{ customer.email }}")
 		}
 		m.To = nil
@@ -91,19 +94,29 @@ func (e *Action) Render(ev *observers.Event, observer string) (*Message, error) 
 	}
 	subject := e.Subject
 	if subject == "" {
-		subject = observers.CompiledOr(e.subject, e.SubjectTemplate, observers.MessageTemplateDefault).Render(data, false)
+		var err error
+		if subject, err = observers.CompiledOr(e.subject, e.SubjectTemplate, observers.MessageTemplateDefault).Render(data, false); err != nil {
+			return nil, errors.Wrap(err, "email: subject_template")
+		}
 	}
 	m.Subject = strings.Join(strings.Fields(subject), " ") // no header folding or injection
 	if e.BodyTemplate != "" {
-		m.Text = observers.CompiledOr(e.body, e.BodyTemplate, "").Render(data, false)
+		var err error
+		if m.Text, err = observers.CompiledOr(e.body, e.BodyTemplate, "").Render(data, false); err != nil {
+			return nil, errors.Wrap(err, "email: body_template")
+		}
 	}
 	if e.HTMLTemplate != "" {
-		m.HTML, _ = observers.CompiledOr(e.html, e.HTMLTemplate, "").RenderFunc(data, func(_ string, v any, found bool) (string, error) {
+		var err error
+		m.HTML, err = observers.CompiledOr(e.html, e.HTMLTemplate, "").RenderFunc(data, func(_ string, v any, found bool) (string, error) {
 			if !found {
 				return "", nil
 			}
 			return html.EscapeString(observers.RenderValue(v)), nil
 		})
+		if err != nil {
+			return nil, errors.Wrap(err, "email: html_template")
+		}
 	}
 	if m.Text == "" && m.HTML == "" && e.BodyTemplate == "" && e.HTMLTemplate == "" {
 		b, err := json.MarshalIndent(ev.Envelope(observer), "", "  ")

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cockroachdb/errors"
+
 	"github.com/fraiseql/fraiseql-observers/observers"
 )
 
@@ -74,9 +76,14 @@ func (a *Action) Message() *observers.Template {
 }
 
 // Write logs the event at the action's level: the rendered message with the
-// attributes observer, event_seq, event_id, entity, entity_id and kind.
-func (a *Action) Write(ctx context.Context, logger *slog.Logger, observer string, ev *observers.Event) {
-	msg := a.Message().Render(observers.TemplateData(ev), false)
+// attributes observer, event_seq, event_id, entity, entity_id and kind. A
+// message larger than observers.TemplateMaxOutputBytes is not logged: the
+// error says so.
+func (a *Action) Write(ctx context.Context, logger *slog.Logger, observer string, ev *observers.Event) error {
+	msg, err := a.Message().Render(observers.TemplateData(ev), false)
+	if err != nil {
+		return errors.Wrap(err, "log action: message_template")
+	}
 	logger.LogAttrs(ctx, a.SlogLevel(), msg,
 		slog.String("action_type", Name),
 		slog.String("observer", observer),
@@ -85,12 +92,15 @@ func (a *Action) Write(ctx context.Context, logger *slog.Logger, observer string
 		slog.String("entity", ev.EntityType),
 		slog.String("entity_id", ev.EntityID),
 		slog.String("kind", string(ev.Kind)))
+	return nil
 }
 
 // Run implements observers.Action: the line goes to the process's logger;
-// it cannot fail.
+// it fails (permanently) only for a message too large to render.
 func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
-	a.Write(ctx, d.Env.Log(), d.Observer.Name, d.Event)
+	if err := a.Write(ctx, d.Env.Log(), d.Observer.Name, d.Event); err != nil {
+		return observers.Permanent(err)
+	}
 	return nil
 }
 

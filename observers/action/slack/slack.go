@@ -68,10 +68,14 @@ func (a *Action) Message() *observers.Template {
 // {"text": …, "channel": …}. Values are rendered raw and the whole text is
 // JSON-encoded, so quotes and newlines in event data stay text.
 func (a *Action) Payload(data map[string]any) ([]byte, error) {
+	text, err := a.Message().Render(data, false)
+	if err != nil {
+		return nil, errors.Wrap(err, "message_template")
+	}
 	return observers.MarshalJSON(struct {
 		Text    string `json:"text"`
 		Channel string `json:"channel,omitempty"`
-	}{Text: a.Message().Render(data, false), Channel: a.Channel})
+	}{Text: text, Channel: a.Channel})
 }
 
 // ResolvedURL returns the webhook URL, reading WebhookURLEnv with getenv at

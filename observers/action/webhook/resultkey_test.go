@@ -62,6 +62,8 @@ func TestBodyTemplate(t *testing.T) {
 	t.Parallel()
 	w := &Action{BodyTemplate: `{"id": "{{ id }}"}`}
 	require.NotNil(t, w.Body(), "hand-built action compiles on demand")
-	require.Equal(t, `{"id": "x"}`, w.Body().Render(map[string]any{"id": "x"}, true))
+	body, err := w.Body().Render(map[string]any{"id": "x"}, true)
+	require.NoError(t, err)
+	require.Equal(t, `{"id": "x"}`, body)
 	require.Nil(t, (&Action{}).Body())
 }

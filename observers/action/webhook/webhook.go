@@ -144,7 +144,11 @@ func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 	}
 	var body []byte
 	if t := a.Body(); t != nil {
-		body = []byte(t.Render(observers.TemplateData(d.Event), true))
+		rendered, err := t.Render(observers.TemplateData(d.Event), true)
+		if err != nil {
+			return observers.Permanent(errors.Wrap(err, "webhook: body_template"))
+		}
+		body = []byte(rendered)
 	} else if body, err = d.Event.EnvelopeJSON(d.Observer.Name); err != nil {
 		return observers.Permanent(errors.Wrap(err, "encode event envelope"))
 	}
