@@ -22,6 +22,8 @@ targets=(
 	"./observers FuzzParseConfig"
 	"./observers FuzzCondition"
 	"./observers FuzzTemplate"
+	"./observers/changelog FuzzDecodeRow"
+	"./observers/action/webhook FuzzClassifyResponse"
 )
 
 for t in "${targets[@]}"; do
