@@ -233,8 +233,11 @@ func TestBatchOutcomesContinueAsTheirOwnJobs(t *testing.T) {
 	require.Contains(t, gone.LastError, "deleted from the log")
 	require.Equal(t, 0, e.requests("gone"))
 
+	// The counters move just after the outcomes commit.
 	for state, want := range map[string]float64{"retryable": 2, "cancelled": 2, "available": 0} {
-		require.Equal(t, want, counterValue(t, e.m.BatchFollowUps.WithLabelValues("webhook", state)), state)
+		require.Eventually(t, func() bool {
+			return counterValue(t, e.m.BatchFollowUps.WithLabelValues("webhook", state)) == want
+		}, 10*time.Second, 10*time.Millisecond, state)
 	}
 }
 
@@ -304,7 +307,9 @@ func TestBatchRespectsMaxParallelismAndHandsOff(t *testing.T) {
 		}
 	}
 	require.Positive(t, handedOff, "with 2 slots of 200ms and a 300ms hand-off, some deliveries leave their batch")
-	require.Equal(t, float64(handedOff), counterValue(t, e.m.BatchFollowUps.WithLabelValues("webhook", "available")))
+	require.Eventually(t, func() bool {
+		return counterValue(t, e.m.BatchFollowUps.WithLabelValues("webhook", "available")) == float64(handedOff)
+	}, 10*time.Second, 10*time.Millisecond)
 	t.Logf("%d of %d deliveries handed off", handedOff, len(ids))
 }
 

@@ -183,6 +183,10 @@ func (l *Listener) heartbeatLoop(ctx context.Context) {
 }
 
 func (l *Listener) heartbeat(ctx context.Context) {
+	// One heartbeat at a time, reading the role inside: a periodic beat
+	// that read "standby" must not land after the beat of becoming leader.
+	l.hbMu.Lock()
+	defer l.hbMu.Unlock()
 	l.mu.Lock()
 	role, since, h := l.role, l.leaderFrom, l.health
 	l.mu.Unlock()

@@ -100,6 +100,7 @@ type Listener struct {
 	// Only the lead loop uses it.
 	shrink int
 
+	hbMu       sync.Mutex // serialises heartbeat writes
 	mu         sync.Mutex
 	health     health
 	role       Role
