@@ -24,7 +24,7 @@ var (
 		"min_requests", "window", "scope", "backend"} // backend: top level only
 )
 
-const durationHint = "use a duration with a unit, such as 500ms, 30s, 5m or 1h"
+const durationHint = "use a duration with a unit, such as 500ms, 30s, 5m, 1h or 30d"
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -484,7 +484,7 @@ func (l *loader) duration(e entry, where string) time.Duration {
 		return 0
 	}
 	s := scalarText(v)
-	d, err := time.ParseDuration(strings.TrimSpace(s))
+	d, err := ParseDuration(s)
 	if err != nil {
 		l.errorf(e.value, fmt.Sprintf("invalid duration %s for %s", QuoteShort(s), where), durationHint)
 		return 0

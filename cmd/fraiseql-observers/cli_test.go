@@ -1,0 +1,38 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestProgressPlainLines(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	p := newProgress(&b, 10, "retrying")
+	p.Add(3)
+	require.Empty(t, b.String(), "no line before progressLineEvery")
+	p.last = time.Now().Add(-progressLineEvery)
+	p.Add(2)
+	p.Add(5)
+	p.Finish()
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	require.Len(t, lines, 2)
+	require.True(t, strings.HasPrefix(lines[0], "retrying: 5 of 10 (50%)"), lines[0])
+	require.True(t, strings.HasPrefix(lines[1], "retrying: 10 of 10 (100%)"), lines[1])
+}
+
+func TestParseAge(t *testing.T) {
+	t.Parallel()
+	d, err := parseAge("older-than", "30d")
+	require.NoError(t, err)
+	require.Equal(t, 30*24*time.Hour, d)
+	for _, bad := range []string{"0s", "-1h", "soon", ""} {
+		_, err := parseAge("since", bad)
+		require.Error(t, err, bad)
+		require.Contains(t, err.Error(), "--since")
+	}
+}
