@@ -113,17 +113,20 @@ func actionParams(j listener.Job) river.InsertManyParams {
 			Action:        j.ActionIndex,
 			ActionType:    typ,
 			ConfigVersion: j.ConfigVersion,
+			Replay:        j.Replay,
 		},
 		InsertOpts: &river.InsertOpts{MaxAttempts: j.Observer.Retry.MaxAttempts, Queue: QueueFor(typ)},
 	}
 }
 
-// batchParams groups jobs by (config version, action type) into batch jobs
-// of at most perJob deliveries, keeping the listener's event order.
+// batchParams groups jobs by (config version, action type, replay) into
+// batch jobs of at most perJob deliveries, keeping the listener's event
+// order.
 func batchParams(jobs []listener.Job, perJob int) []river.InsertManyParams {
 	type group struct {
 		version int64
 		typ     string
+		replay  int64
 	}
 	open := map[group]*BatchArgs{}
 	var out []river.InsertManyParams
@@ -138,10 +141,10 @@ func batchParams(jobs []listener.Job, perJob int) []river.InsertManyParams {
 	}
 	var order []group // first-seen order, so the output is deterministic
 	for _, j := range jobs {
-		g := group{j.ConfigVersion, j.ActionType()}
+		g := group{j.ConfigVersion, j.ActionType(), j.Replay}
 		a := open[g]
 		if a == nil {
-			a = &BatchArgs{ActionType: g.typ, ConfigVersion: g.version}
+			a = &BatchArgs{ActionType: g.typ, ConfigVersion: g.version, Replay: g.replay}
 			open[g] = a
 			order = append(order, g)
 		}

@@ -23,9 +23,10 @@ import (
 const replaySecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 // replayConfigYAML has two observers, one per entity, each with one signed
-// webhook; dedup is on, and a replay bypasses it.
+// webhook; dedup and the result cache are on, and a replay bypasses both.
 const replayConfigYAML = `allow_private_targets: true
 dedup: {enabled: true, backend: postgres, window: 5m}
+cache: {backend: postgres, ttl: 5m}
 observers:
   order_created:
     entity: Order

@@ -259,7 +259,7 @@ func (r *Runner) batch(ctx context.Context, rep *Replay, want map[string]bool, n
 		return 0, err
 	}
 	counts := cur.Counts
-	jobs, err := r.jobs(ctx, b, want, &counts)
+	jobs, err := r.jobs(ctx, b, want, rep.ID, &counts)
 	if err != nil {
 		return 0, err
 	}
@@ -304,9 +304,10 @@ func (r *Runner) advance(ctx context.Context, q *dbsqlc.Queries, cur *Replay) er
 }
 
 // jobs matches the batch's events against the configuration, keeps the
-// matches of the wanted observers (every one when want is nil), and counts
-// them into c. Deduplication is not applied: the operator asked again.
-func (r *Runner) jobs(ctx context.Context, b changelog.Batch, want map[string]bool, c *Counts) ([]listener.Job, error) {
+// matches of the wanted observers (every one when want is nil) as jobs of
+// replay replayID, and counts them into c. Deduplication is not applied:
+// the operator asked again.
+func (r *Runner) jobs(ctx context.Context, b changelog.Batch, want map[string]bool, replayID int64, c *Counts) ([]listener.Job, error) {
 	c.EventsRead += int64(b.Rows)
 	c.EventsSkipped += int64(len(b.Skipped))
 	var jobs []listener.Job
@@ -327,7 +328,7 @@ func (r *Runner) jobs(ctx context.Context, b changelog.Batch, want map[string]bo
 			matched = true
 			c.addDelivery(m.Observer.Name, m.ActionIndex, m.Action().Type())
 			jobs = append(jobs, listener.Job{Table: r.log.Table(), Event: ev, Observer: m.Observer,
-				ActionIndex: m.ActionIndex, ConfigVersion: r.p.ConfigVersion})
+				ActionIndex: m.ActionIndex, ConfigVersion: r.p.ConfigVersion, Replay: replayID})
 		}
 		if matched {
 			c.EventsMatched++
@@ -372,7 +373,7 @@ func (r *Runner) DryRun(ctx context.Context, listenerID string, sel Selection) (
 		bctx, cancel := context.WithTimeout(ctx, r.p.BatchTimeout)
 		b, err := r.log.ReadRange(bctx, r.p.Pool, pos, rng, r.lim)
 		if err == nil {
-			_, err = r.jobs(bctx, b, want, &out.Counts)
+			_, err = r.jobs(bctx, b, want, 0, &out.Counts)
 		}
 		cancel()
 		if err != nil {
