@@ -253,6 +253,10 @@ func TestReplayInterruptedResumesWithoutDuplicates(t *testing.T) {
 	code, out, errOut = runReplayCLI(t, "--database-url", e.url, "--list")
 	require.Equal(t, exitOK, code, errOut)
 	require.Regexp(t, `(?m)^1\s+interrupted\s+\S+\s+3/10\s+3\s`, out)
+	code, out, errOut = runReplayCLI(t, "--database-url", e.url, "--from", base.From, "--dry-run")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "Deliveries: 10 would be enqueued")
+	require.Contains(t, out, "Unfinished: replay 1 has these parameters; running without --dry-run resumes it")
 
 	// The same command resumes it; its second batch fails before it
 	// commits (as a kill -9 or a lost connection would): nothing of that
