@@ -29,6 +29,10 @@ type Delivery struct {
 	Config   *Config // the configuration version that matched the event
 	Attempt  int     // 1-based
 	Env      *Env
+	// Replay is the replay (observer_replays.id) that enqueued the delivery
+	// again; 0 for the listener's. A replayed request is sent even when the
+	// result cache holds an identical success: the operator asked for it.
+	Replay int64
 }
 
 // Action returns the delivered action.

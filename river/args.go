@@ -31,6 +31,9 @@ type ActionArgs struct {
 	// Batch is the batch job (BatchArgs) whose first attempt this delivery
 	// continues; 0 when the delivery was enqueued as its own job.
 	Batch int64 `json:"batch,omitempty"`
+	// Replay is the replay that enqueued the delivery again
+	// (observer_replays.id); 0 for the listener's.
+	Replay int64 `json:"replay,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -52,6 +55,9 @@ type BatchArgs struct {
 	ActionType    string          `json:"action_type"`
 	ConfigVersion int64           `json:"config_version"`
 	Deliveries    []BatchDelivery `json:"deliveries"`
+	// Replay is the replay that enqueued the deliveries again; 0 for the
+	// listener's.
+	Replay int64 `json:"replay,omitempty"`
 }
 
 // BatchDelivery is one action of one observer for some events of a batch.

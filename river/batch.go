@@ -156,7 +156,7 @@ func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 			}()
 			actx, cancel := context.WithTimeout(ctx, actionTimeout(out.o.Actions[out.idx]))
 			defer cancel()
-			out.err = w.run(actx, v, out.o, out.idx, out.ev, 1, out.o.Retry.MaxAttempts)
+			out.err = w.run(actx, v, out.o, out.idx, out.ev, attempt{n: 1, max: out.o.Retry.MaxAttempts, replay: a.Replay})
 		})
 	}
 	wg.Wait()
@@ -196,6 +196,7 @@ func (b *BatchWorker) record(ctx context.Context, job *river.Job[BatchArgs], out
 			args: ActionArgs{
 				Seq: out.seq, Observer: out.observer, Action: out.idx,
 				ActionType: job.Args.ActionType, ConfigVersion: job.Args.ConfigVersion, Batch: job.ID,
+				Replay: job.Args.Replay,
 			},
 			opts:  river.InsertOpts{MaxAttempts: observers.RetryMaxAttemptsDefault, Queue: QueueFor(job.Args.ActionType)},
 			state: "available",

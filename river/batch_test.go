@@ -97,6 +97,13 @@ observers:
 // listener does, with deliveries_per_job perJob.
 func (e *batchEnv) enqueue(t *testing.T, perJob int, ids ...string) map[string]int64 {
 	t.Helper()
+	return e.enqueueWith(t, NewEnqueuer(e.client, perJob, nil), 0, ids...)
+}
+
+// enqueueWith logs a change per id and enqueues their deliveries with enq,
+// as jobs of replay (0: the listener's).
+func (e *batchEnv) enqueueWith(t *testing.T, enq *Enqueuer, replay int64, ids ...string) map[string]int64 {
+	t.Helper()
 	ctx := context.Background()
 	seqs := map[string]int64{}
 	var jobs []listener.Job
@@ -108,11 +115,11 @@ func (e *batchEnv) enqueue(t *testing.T, perJob int, ids ...string) map[string]i
 			RETURNING pk_entity_change_log, id::text`, id).Scan(&seq, &uuid))
 		seqs[id] = seq
 		jobs = append(jobs, listener.Job{Event: &observers.Event{Seq: seq, ID: uuid, EntityType: "Order"},
-			Observer: e.cfg.Observer("hook"), ActionIndex: 0, ConfigVersion: e.ver.ID})
+			Observer: e.cfg.Observer("hook"), ActionIndex: 0, ConfigVersion: e.ver.ID, Replay: replay})
 	}
 	tx, err := e.pool.Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, NewEnqueuer(e.client, perJob, nil).EnqueueTx(ctx, tx, jobs))
+	require.NoError(t, enq.EnqueueTx(ctx, tx, jobs))
 	require.NoError(t, tx.Commit(ctx))
 	return seqs
 }

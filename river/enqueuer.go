@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/errors"
 	"github.com/fraiseql/fraiseql-observers/observers/listener"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 )
@@ -19,10 +20,16 @@ const insertTopic = "river_insert"
 // Enqueuer inserts observer jobs with a River client; it implements
 // listener.Enqueuer.
 type Enqueuer struct {
-	client *river.Client[pgx.Tx]
-	perJob int
-	events *EventLoader // nil: none kept
+	client   *river.Client[pgx.Tx]
+	perJob   int
+	events   *EventLoader // nil: none kept
+	priority int          // River's job priority; 0: River's default (1)
 }
+
+// ReplayPriority is the River priority of replayed jobs: River fetches
+// every available job of priority 1 (the listener's) before them, so a
+// large replay does not hold up live deliveries.
+const ReplayPriority = 2
 
 // NewEnqueuer wraps client; deliveriesPerJob is concurrency.deliveries_per_job
 // (1 or less: one job per delivery). Like the rest of the concurrency:
@@ -31,6 +38,20 @@ type Enqueuer struct {
 // then need not read them again.
 func NewEnqueuer(client *river.Client[pgx.Tx], deliveriesPerJob int, events *EventLoader) *Enqueuer {
 	return &Enqueuer{client: client, perJob: deliveriesPerJob, events: events}
+}
+
+// NewInserter returns an Enqueuer for a process that inserts jobs but
+// works none (`replay`): its River client has no queues, and the `run`
+// processes' workers take the jobs. priority is the jobs' River priority
+// (0: River's default, 1).
+func NewInserter(pool *pgxpool.Pool, deliveriesPerJob, priority int) (*Enqueuer, error) {
+	client, err := NewClient(ClientParams{WorkerParams: WorkerParams{Pool: pool}, InsertOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	e := NewEnqueuer(client, deliveriesPerJob, nil)
+	e.priority = priority
+	return e, nil
 }
 
 // EnqueueTx inserts the jobs of one listener batch in tx with River's
@@ -45,6 +66,11 @@ func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs []listener.Job
 		params = make([]river.InsertManyParams, len(jobs))
 		for i, j := range jobs {
 			params[i] = actionParams(j)
+		}
+	}
+	if e.priority > 0 {
+		for _, p := range params {
+			p.InsertOpts.Priority = e.priority
 		}
 	}
 	if _, err := e.client.InsertManyFastTx(ctx, tx, params); err != nil {
@@ -87,17 +113,20 @@ func actionParams(j listener.Job) river.InsertManyParams {
 			Action:        j.ActionIndex,
 			ActionType:    typ,
 			ConfigVersion: j.ConfigVersion,
+			Replay:        j.Replay,
 		},
 		InsertOpts: &river.InsertOpts{MaxAttempts: j.Observer.Retry.MaxAttempts, Queue: QueueFor(typ)},
 	}
 }
 
-// batchParams groups jobs by (config version, action type) into batch jobs
-// of at most perJob deliveries, keeping the listener's event order.
+// batchParams groups jobs by (config version, action type, replay) into
+// batch jobs of at most perJob deliveries, keeping the listener's event
+// order.
 func batchParams(jobs []listener.Job, perJob int) []river.InsertManyParams {
 	type group struct {
 		version int64
 		typ     string
+		replay  int64
 	}
 	open := map[group]*BatchArgs{}
 	var out []river.InsertManyParams
@@ -112,10 +141,10 @@ func batchParams(jobs []listener.Job, perJob int) []river.InsertManyParams {
 	}
 	var order []group // first-seen order, so the output is deterministic
 	for _, j := range jobs {
-		g := group{j.ConfigVersion, j.ActionType()}
+		g := group{j.ConfigVersion, j.ActionType(), j.Replay}
 		a := open[g]
 		if a == nil {
-			a = &BatchArgs{ActionType: g.typ, ConfigVersion: g.version}
+			a = &BatchArgs{ActionType: g.typ, ConfigVersion: g.version, Replay: g.replay}
 			open[g] = a
 			order = append(order, g)
 		}

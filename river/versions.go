@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/cockroachdb/errors"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
 	"github.com/fraiseql/fraiseql-observers/observers/changelog"
 	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
+	"github.com/fraiseql/fraiseql-observers/storage"
 )
 
 // Version is one immutable configuration version with its change-log reader.
@@ -35,7 +37,8 @@ func NewConfigStore(pool *pgxpool.Pool) *ConfigStore {
 	return &ConfigStore{pool: pool, byID: map[int64]*Version{}}
 }
 
-// Register records cfg as a version (once per distinct content) and returns it.
+// Register records cfg as a version (once per distinct content), loaded by
+// a `run` process now (Latest), and returns it.
 func (s *ConfigStore) Register(ctx context.Context, cfg *observers.Config) (*Version, error) {
 	id, err := dbsqlc.New(s.pool).ConfigVersionUpsert(ctx, dbsqlc.ConfigVersionUpsertParams{
 		Hash: cfg.Hash, Source: string(cfg.Source),
@@ -44,6 +47,35 @@ func (s *ConfigStore) Register(ctx context.Context, cfg *observers.Config) (*Ver
 		return nil, errors.Wrap(err, "store config version")
 	}
 	return s.add(id, cfg)
+}
+
+// Store records cfg as a version (once per distinct content) without
+// marking it loaded: `replay --config` names it in its jobs, but no `run`
+// process uses it, so Latest does not return it.
+func (s *ConfigStore) Store(ctx context.Context, cfg *observers.Config) (*Version, error) {
+	id, err := dbsqlc.New(s.pool).ConfigVersionStore(ctx, dbsqlc.ConfigVersionStoreParams{
+		Hash: cfg.Hash, Source: string(cfg.Source),
+	})
+	if err != nil {
+		return nil, errors.Wrap(err, "store config version")
+	}
+	return s.add(id, cfg)
+}
+
+// Latest returns the version a `run` process loaded last (at its start or
+// a reload): the configuration the running daemon uses. It wraps
+// is marked storage.ErrNotFound when no `run` process loaded one since
+// migration 00016.
+func (s *ConfigStore) Latest(ctx context.Context) (*Version, error) {
+	id, err := dbsqlc.New(s.pool).ConfigVersionLatest(ctx)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errors.WithHint(errors.Mark(errors.New("no configuration version was loaded by a `run` process"), storage.ErrNotFound),
+			"start `fraiseql-observers run` against this database once, or pass --config observers.yaml")
+	}
+	if err != nil {
+		return nil, errors.Wrap(err, "find the latest config version")
+	}
+	return s.Get(ctx, id)
 }
 
 // Get returns configuration version id, loading and compiling it on first use.

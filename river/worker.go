@@ -163,7 +163,7 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 		}
 		return river.JobSnooze(slotSnooze)
 	}
-	err = w.run(ctx, v, o, a.Action, ev, job.Attempt, job.MaxAttempts)
+	err = w.run(ctx, v, o, a.Action, ev, attempt{n: job.Attempt, max: job.MaxAttempts, replay: a.Replay})
 	release()
 	var snooze *rivertype.JobSnoozeError
 	if err == nil || errors.As(err, &snooze) {
@@ -179,16 +179,23 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 	return err
 }
 
+// attempt is which attempt of a delivery run makes: n of max, of a
+// delivery that replay enqueued again (0: the listener's).
+type attempt struct {
+	n, max int
+	replay int64
+}
+
 // run executes action idx of o for ev and counts and logs the outcome. It
 // returns nil on success (or when the result cache served it), a River
 // snooze error when the action was not attempted (an open circuit breaker),
 // and otherwise the failure, an *observers.DeliveryError when the action
 // classified it.
-func (w *ActionWorker) run(ctx context.Context, v *Version, o *observers.Observer, idx int, ev *observers.Event, attempt, maxAttempts int) error {
+func (w *ActionWorker) run(ctx context.Context, v *Version, o *observers.Observer, idx int, ev *observers.Event, at attempt) error {
 	action := o.Actions[idx]
 	typ := action.Type()
 	start := time.Now()
-	err := action.Run(ctx, &observers.Delivery{Event: ev, Observer: o, Index: idx, Config: v.Config, Attempt: attempt, Env: w.env})
+	err := action.Run(ctx, &observers.Delivery{Event: ev, Observer: o, Index: idx, Config: v.Config, Attempt: at.n, Env: w.env, Replay: at.replay})
 	var snooze *observers.SnoozeError
 	switch {
 	case errors.As(err, &snooze):
@@ -208,8 +215,8 @@ func (w *ActionWorker) run(ctx context.Context, v *Version, o *observers.Observe
 	w.metrics.ActionsFailed.WithLabelValues(typ, o.Name, class).Inc()
 	w.logger.WarnContext(ctx, "worker: action failed",
 		slog.String("observer", o.Name), slog.String("action_type", typ),
-		slog.Int64("event_seq", ev.Seq), slog.Int("attempt", attempt),
-		slog.Int("max_attempts", maxAttempts), slog.String("class", class),
+		slog.Int64("event_seq", ev.Seq), slog.Int("attempt", at.n),
+		slog.Int("max_attempts", at.max), slog.String("class", class),
 		slog.String("error", err.Error()))
 	return err
 }

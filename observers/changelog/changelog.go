@@ -35,6 +35,8 @@ type Skipped struct {
 type ChangeLog struct {
 	table    string
 	batchSQL string
+	rangeSQL string // ReadRange
+	countSQL string // CountRange
 	getSQL   string
 	peekSQL  string
 }
@@ -57,24 +59,26 @@ const changeLogColumns = `pk_entity_change_log,
 // and rows only while the JSON text of those before it (data, before image
 // and metadata) stays under $4 bytes, so the first row is always read. The
 // JSON of a row over $5 bytes is not sent (its size is: ReadBatch skips it).
+// where selects the rows further: horizonWhere for the listener, rangeWhere
+// for a replay.
 //
-// Only rows below the snapshot's xmin are read: every transaction with a
-// smaller id has finished, so nothing can still appear before the
-// checkpoint. A long-open writer holds the horizon back (delays), it never
-// makes a row skip past the checkpoint (loses).
+// The listener reads only rows below the snapshot's xmin: every
+// transaction with a smaller id has finished, so nothing can still appear
+// before the checkpoint. A long-open writer holds the horizon back
+// (delays), it never makes a row skip past the checkpoint (loses).
 //
 // The stored sizes (pg_column_size, no detoasting) cut the candidates
 // first, so a batch of huge rows never converts more than about $4 bytes of
 // stored JSON (plus one row) to text; the text sizes then bound the batch
 // exactly.
-func batchSQL(table string) string {
+func batchSQL(table, where string) string {
 	return `WITH cand AS (
   SELECT c.*, COALESCE(c.txid, '0'::xid8) AS obs_tx,
     COALESCE(pg_column_size(c.object_data), 0) + COALESCE(pg_column_size(c.object_data_before), 0)
       + COALESCE(pg_column_size(c.extra_metadata), 0) AS obs_stored
   FROM ` + table + ` c
   WHERE (COALESCE(c.txid, '0'::xid8), c.pk_entity_change_log) > ($1::text::xid8, $2::bigint)
-    AND COALESCE(c.txid, '0'::xid8) < pg_snapshot_xmin(pg_current_snapshot())
+    AND ` + where + `
   ORDER BY COALESCE(c.txid, '0'::xid8), c.pk_entity_change_log
   LIMIT $3
 ), pre AS (
@@ -112,6 +116,9 @@ WHERE obs_size_before < $4::bigint
 ORDER BY sized.obs_tx, sized.pk_entity_change_log`
 }
 
+// horizonWhere is the listener's condition: committed rows only.
+const horizonWhere = `COALESCE(c.txid, '0'::xid8) < pg_snapshot_xmin(pg_current_snapshot())`
+
 // New prepares the SQL for a change-log table given as "schema.table"
 // or "table".
 func New(table string) (*ChangeLog, error) {
@@ -126,7 +133,9 @@ func New(table string) (*ChangeLog, error) {
 		// a smaller id has finished, so nothing can still appear before the
 		// checkpoint. A long-open writer holds the horizon back (delays),
 		// it never makes a row skip past the checkpoint (loses).
-		batchSQL: batchSQL(q),
+		batchSQL: batchSQL(q, horizonWhere),
+		rangeSQL: batchSQL(q, rangeWhere),
+		countSQL: countRangeSQL(q),
 		getSQL:   `SELECT ` + changeLogColumns + `, 0::bigint, 0::bigint FROM ` + q + ` WHERE pk_entity_change_log = ANY($1::bigint[])`,
 		peekSQL: `SELECT EXISTS (SELECT 1 FROM ` + q + `
 WHERE (COALESCE(txid, '0'::xid8), pk_entity_change_log) > ($1::text::xid8, $2::bigint)
@@ -154,11 +163,18 @@ type Limits struct {
 // position of the last row read (decoded or not), or pos when nothing was
 // read. Decoding stops when ctx ends.
 func (c *ChangeLog) ReadBatch(ctx context.Context, q observers.Querier, pos Position, lim Limits) (Batch, error) {
+	return c.readBatch(ctx, q, c.batchSQL, pos, lim)
+}
+
+// readBatch runs query, batchSQL with its where condition, whose
+// parameters after the first five are more.
+func (c *ChangeLog) readBatch(ctx context.Context, q observers.Querier, query string, pos Position, lim Limits, more ...any) (Batch, error) {
 	b := Batch{Last: pos}
 	fail := func(err error) (Batch, error) {
 		return Batch{Last: pos}, errors.Wrapf(err, "read change log %s", c.table)
 	}
-	rows, err := q.Query(ctx, c.batchSQL, fmt.Sprint(pos.TxID), pos.Seq, lim.Rows, lim.Bytes, lim.MaxEventBytes)
+	args := append([]any{fmt.Sprint(pos.TxID), pos.Seq, lim.Rows, lim.Bytes, lim.MaxEventBytes}, more...)
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return fail(err)
 	}

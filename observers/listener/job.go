@@ -16,6 +16,7 @@ type Job struct {
 	Observer      *observers.Observer
 	ActionIndex   int
 	ConfigVersion int64
+	Replay        int64 // the replay that enqueued it again (observer_replays.id); 0 for the listener
 }
 
 // ActionType is the type of the job's action.

@@ -25,10 +25,45 @@ func (q *Queries) ConfigVersionGet(ctx context.Context, id int64) (ConfigVersion
 	return i, err
 }
 
-const configVersionUpsert = `-- name: ConfigVersionUpsert :one
+const configVersionLatest = `-- name: ConfigVersionLatest :one
+SELECT id FROM observer_config_versions
+WHERE loaded_at IS NOT NULL
+ORDER BY loaded_at DESC, id DESC
+LIMIT 1
+`
+
+// The version a `run` process loaded last: what the running daemon uses.
+func (q *Queries) ConfigVersionLatest(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, configVersionLatest)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
+
+const configVersionStore = `-- name: ConfigVersionStore :one
 INSERT INTO observer_config_versions (hash, source)
 VALUES ($1, $2)
 ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash
+RETURNING id
+`
+
+type ConfigVersionStoreParams struct {
+	Hash   string `json:"hash"`
+	Source string `json:"source"`
+}
+
+// Stores a configuration once without marking it loaded (replay --config).
+func (q *Queries) ConfigVersionStore(ctx context.Context, arg ConfigVersionStoreParams) (int64, error) {
+	row := q.db.QueryRow(ctx, configVersionStore, arg.Hash, arg.Source)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
+
+const configVersionUpsert = `-- name: ConfigVersionUpsert :one
+INSERT INTO observer_config_versions (hash, source, loaded_at)
+VALUES ($1, $2, now())
+ON CONFLICT (hash) DO UPDATE SET loaded_at = now()
 RETURNING id
 `
 
@@ -37,7 +72,8 @@ type ConfigVersionUpsertParams struct {
 	Source string `json:"source"`
 }
 
-// Stores a configuration once; the same hash returns the existing id.
+// Stores a configuration once, as loaded by a `run` process now; the same
+// hash returns the existing id.
 func (q *Queries) ConfigVersionUpsert(ctx context.Context, arg ConfigVersionUpsertParams) (int64, error) {
 	row := q.db.QueryRow(ctx, configVersionUpsert, arg.Hash, arg.Source)
 	var id int64

@@ -115,6 +115,7 @@ type ObserverConfigVersion struct {
 	Hash      string     `json:"hash"`
 	Source    string     `json:"source"`
 	CreatedAt *time.Time `json:"created_at"`
+	LoadedAt  *time.Time `json:"loaded_at"`
 }
 
 type ObserverDedupKey struct {
@@ -168,6 +169,24 @@ type ObserverRateLimit struct {
 	Tat        time.Time `json:"tat"`
 	QueueUntil time.Time `json:"queue_until"`
 	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+type ObserverReplay struct {
+	ID            int64      `json:"id"`
+	ListenerID    string     `json:"listener_id"`
+	Key           string     `json:"key"`
+	Parameters    []byte     `json:"parameters"`
+	ConfigVersion int64      `json:"config_version"`
+	BoundTxid     int64      `json:"bound_txid"`
+	BoundPk       int64      `json:"bound_pk"`
+	PositionTxid  int64      `json:"position_txid"`
+	PositionPk    int64      `json:"position_pk"`
+	Total         int64      `json:"total"`
+	Counts        []byte     `json:"counts"`
+	State         string     `json:"state"`
+	StartedAt     time.Time  `json:"started_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	FinishedAt    *time.Time `json:"finished_at"`
 }
 
 type ObserverSearchDocument struct {

@@ -120,7 +120,7 @@ func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 		return observers.Permanent(errors.Wrap(err, "slack: encode message"))
 	}
 	key := ""
-	if d.Env.Results != nil && d.Config.Cache.Enabled {
+	if d.Env.Results != nil && d.Config.Cache.Enabled && d.Replay == 0 { // a replay sends again
 		key = webhook.ResultKey(Name, d.Event, d.Observer.Name, http.MethodPost, url, nil, body)
 		hit, release := d.Env.Results.Lookup(ctx, key)
 		if hit {

@@ -178,12 +178,12 @@ func (a *Action) Run(ctx context.Context, d *observers.Delivery) error {
 }
 
 // resultKey returns the result cache key of a rendered request, or "" when
-// the result cache is off. The default envelope names the event (id,
+// the result cache is off or the delivery is a replay's. The default envelope names the event (id,
 // timestamp) as the webhook-id header does, so those two fields are left
 // out: the same change logged twice renders the same request. A body
 // template is hashed as rendered.
 func (a *Action) resultKey(d *observers.Delivery, url string, body []byte) string {
-	if d.Env == nil || d.Env.Results == nil || !d.Config.Cache.Enabled {
+	if d.Env == nil || d.Env.Results == nil || !d.Config.Cache.Enabled || d.Replay != 0 {
 		return ""
 	}
 	if a.Body() == nil {
