@@ -246,6 +246,9 @@ func (e *debugEnv) findError(err error, key string) error {
 	case errors.Is(err, changelog.ErrBadKey):
 		return withExitCode(exitUsage, errors.WithHint(errors.Wrap(err, "--event-id"),
 			"pass the change's uuid (the id column) or its pk (pk_entity_change_log)"))
+	case errors.Is(err, context.DeadlineExceeded):
+		return withExitCode(exitFailure, errors.WithHint(err,
+			"a uuid is looked up by scanning the table unless its id column is indexed: pass the change's pk, or CREATE INDEX ON "+e.table+" (id)"))
 	case errors.Is(err, storage.ErrNotFound):
 		hint := "is it the change's uuid (id) or its pk (pk_entity_change_log)? is --table right? (read " + e.table + ")"
 		return withExitCode(exitFailure, errors.WithHint(errors.Newf("change %s not found in %s", key, e.table), hint))

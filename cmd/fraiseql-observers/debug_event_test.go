@@ -17,7 +17,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fraiseql/fraiseql-observers/observers"
+	_ "github.com/fraiseql/fraiseql-observers/observers/action/builtin"
 	"github.com/fraiseql/fraiseql-observers/observertest"
+	obsriver "github.com/fraiseql/fraiseql-observers/river"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
@@ -338,4 +341,54 @@ func TestDebugEventWithoutConfig(t *testing.T) {
 	require.Equal(t, "not_read", r.Outcome.Status)
 	require.Contains(t, r.Outcome.Summary, "the listener will skip it")
 	require.Empty(t, r.Observers)
+}
+
+// With the Redis dedup backend the key is not read; the outcome is
+// inferred from the deliveries: a change without any, read and matched,
+// whose twin (same content) has one, is its duplicate. The jobs are seeded
+// as the listener and the workers leave them.
+func TestDebugEventRedisDedupAndLargeData(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	ctx := context.Background()
+	cfg, diags, err := observers.Parse("redis.yaml", []byte(`listener: {id: rd}
+redis: {url: "redis://127.0.0.1:6379/0"}
+dedup: {backend: redis}
+observers:
+  orders:
+    entity: Order
+    events: [INSERT]
+    actions: [{type: log}]
+`))
+	require.NoError(t, err, "%v", diags)
+	v, err := obsriver.NewConfigStore(pool).Register(ctx, cfg)
+	require.NoError(t, err)
+	big := fmt.Sprintf(`{"blob": %q}`, strings.Repeat("x", 3000))
+	first := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "7", Kind: "INSERT", Data: big})
+	second := observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "7", Kind: "INSERT", Data: big})
+	statusSeed(t, pool, `INSERT INTO observer_checkpoints (listener_id, event_id, txid)
+		SELECT 'rd', pk_entity_change_log, txid FROM core.tb_entity_change_log WHERE pk_entity_change_log = $1`, second)
+	args, err := json.Marshal(obsriver.ActionArgs{Seq: first, Observer: "orders", ActionType: "log", ConfigVersion: v.ID})
+	require.NoError(t, err)
+	statusSeed(t, pool, `INSERT INTO river_job (kind, args, state, attempt, max_attempts, attempted_at, finalized_at)
+		VALUES ($1, $2, 'completed', 1, 5, now(), now())`, obsriver.ActionKind, args)
+
+	r := debugJSON(t, url, "--event-id", fmt.Sprint(first))
+	require.Equal(t, "claimed", r.Dedup.Outcome)
+	require.Equal(t, "delivered", r.Outcome.Status)
+	require.Nil(t, r.Dedup.KeyHeld, "the Redis key is not read")
+	require.JSONEq(t, big, string(r.Event.Data), "JSON shows the data whole")
+
+	r = debugJSON(t, url, "--event-id", fmt.Sprint(second))
+	require.Equal(t, "latest", r.Config.Source)
+	require.Equal(t, "read", r.Read.State)
+	require.Equal(t, "duplicate", r.Dedup.Outcome)
+	require.Equal(t, first, r.Dedup.DuplicateOfPK)
+	require.Contains(t, r.Dedup.Note, "the key lives in Redis and is not read here")
+	require.Equal(t, "duplicate", r.Outcome.Status)
+
+	code, out, errOut := runDebugCLI(t, "--database-url", url, "--event-id", fmt.Sprint(second))
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, `xxx… (3012 bytes; --format json shows all)`)
+	require.Less(t, len(out), 3000+1000, "the text cuts the data")
 }

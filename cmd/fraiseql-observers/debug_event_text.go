@@ -112,9 +112,9 @@ func readText(v readView) string {
 	}
 	s := fmt.Sprintf("not yet: after listener %s's checkpoint (change %d)", v.ListenerID, v.CheckpointPK)
 	if v.HeldByHorizon {
-		s += "; an older transaction is still open, so it cannot be read yet (status shows the horizon blocker)"
+		s += "; an older transaction is still open, so it cannot be read yet"
 	}
-	return s
+	return s + "; fraiseql-observers status shows the listener's leader, lag and horizon blocker"
 }
 
 func writeVerdicts(b *strings.Builder, r *debugReport) error {
@@ -145,14 +145,14 @@ func writeDeliveries(b *strings.Builder, r *debugReport) error {
 	}
 	fmt.Fprintf(b, "%-14s %d\n", "Deliveries:", len(r.Deliveries))
 	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  JOB\tOBSERVER\tACTION\tSTATUS\tSTATE\tATTEMPTS\tCREATED\tTOOK\tWEBHOOK-ID")
+	fmt.Fprintln(tw, "  JOB\tOBSERVER\tACTION\tSTATUS\tSTATE\tATTEMPTS\tCREATED\tFINISHED\tTOOK\tWEBHOOK-ID")
 	for _, d := range r.Deliveries {
 		job := fmt.Sprint(d.JobID)
 		if d.BatchJobID != 0 {
 			job += fmt.Sprintf(" (batch %d)", d.BatchJobID)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d %s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", job, d.Observer, d.Action, d.ActionType, d.Status, d.State,
-			d.Attempt, d.MaxAttempts, fmtTime(d.CreatedAt), took(d.AttemptedAt, d.FinalizedAt), d.MessageID)
+		fmt.Fprintf(tw, "  %s\t%s\t%d %s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", job, d.Observer, d.Action, d.ActionType, d.Status, d.State,
+			d.Attempt, d.MaxAttempts, fmtTime(d.CreatedAt), fmtTimePtr(d.FinalizedAt), took(d), d.MessageID)
 	}
 	if err := tw.Flush(); err != nil {
 		return errors.Wrap(err, "write output")
@@ -172,34 +172,40 @@ func writeDeliveries(b *strings.Builder, r *debugReport) error {
 	return nil
 }
 
-// took is how long the delivery's job ran from its last attempt to its end.
-func took(from, to *time.Time) string {
-	if from == nil || to == nil {
+// took is how long the delivery's job ran from its last attempt to its
+// end; "-" while it has not ended, and for a job that continues a batch's
+// delivery whose only attempt ran in the batch job (the follow-up is
+// recorded attempted and finished at once).
+func took(d deliveryView) string {
+	if d.AttemptedAt == nil || d.FinalizedAt == nil || (d.BatchJobID != 0 && d.Attempt <= 1) {
 		return "-"
 	}
-	return to.Sub(*from).Round(time.Millisecond).String()
+	return d.FinalizedAt.Sub(*d.AttemptedAt).Round(time.Millisecond).String()
+}
+
+func fmtTimePtr(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return fmtTime(*t)
 }
 
 func dedupText(d dedupView) string {
-	if d.Outcome == "off" {
-		return "off"
-	}
-	s := d.Outcome
+	s := strings.ReplaceAll(d.Outcome, "_", " ")
 	if d.Outcome == "duplicate" {
 		s += fmt.Sprintf(" of change %d (%s)", d.DuplicateOfPK, d.DuplicateOfID)
 	}
 	if d.Enabled {
-		s += fmt.Sprintf(" (%s backend, window %s", d.Backend, d.Window)
+		s += fmt.Sprintf("; %s backend, window %s", d.Backend, d.Window)
 		switch {
 		case d.KeyHeld != nil && *d.KeyHeld && d.KeyExpiresAt != nil:
 			s += ", key held until " + fmtTime(*d.KeyExpiresAt)
 		case d.KeyHeld != nil:
 			s += ", key not held now"
 		}
-		s += ")"
 	}
 	if d.Note != "" {
-		s += ": " + d.Note
+		s += "; " + d.Note
 	}
 	return s
 }
