@@ -178,7 +178,9 @@ func (e *debugEnv) facts(ctx context.Context, found changelog.Found, dels []obsr
 			f.skips = append(f.skips, s)
 		}
 	}
-	if f.choice.cfg != nil && found.Reason == "" {
+	// A row of unknown kind matches nothing (Explain says so); one whose
+	// data cannot be decoded is not matched at all.
+	if f.choice.cfg != nil && (found.Reason == "" || found.Event.Kind == "") {
 		f.verdicts = f.choice.cfg.Explain(found.Event)
 	}
 	return f, nil

@@ -66,15 +66,15 @@ func debugConfig(hook string) string {
 
 // debugPipeline runs the daemon against a receiver that refuses order
 // "bad" with 400 and writes: ok (delivered), bad (dead), dup (the same
-// content as ok: a duplicate), then stops the daemon and writes late (not
-// read).
+// content as ok: a duplicate), skip (of unknown kind), then stops the
+// daemon and writes late (not read).
 type debugPipeline struct {
-	url                     string
-	pool                    *pgxpool.Pool
-	ok, bad, dup, late      int64
-	okID                    string
-	hookUser, hookPassword  string
-	configPath, newConfPath string
+	url                      string
+	pool                     *pgxpool.Pool
+	ok, bad, dup, skip, late int64
+	okID                     string
+	hookUser, hookPassword   string
+	configPath, newConfPath  string
 }
 
 func newDebugPipeline(t *testing.T) *debugPipeline {
@@ -108,8 +108,9 @@ func newDebugPipeline(t *testing.T) *debugPipeline {
 		return debugJSON(t, url, "--event-id", fmt.Sprint(p.bad)).Outcome.Status == "dead"
 	}, 30*time.Second, 50*time.Millisecond)
 	p.dup = observertest.InsertChange(t, pool, order("ok"))
+	p.skip = observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: "odd", Kind: "TRUNCATE", Data: `{}`})
 	require.Eventually(t, func() bool {
-		return debugJSON(t, url, "--event-id", fmt.Sprint(p.dup)).Read.State == "read"
+		return debugJSON(t, url, "--event-id", fmt.Sprint(p.skip)).Read.State == "read"
 	}, 30*time.Second, 50*time.Millisecond)
 	obs.Stop()
 	p.late = observertest.InsertChange(t, pool, order("late"))
@@ -212,11 +213,41 @@ func TestDebugEvent(t *testing.T) {
 	t.Run("not read yet", func(t *testing.T) {
 		r := debugJSON(t, p.url, "--event-id", fmt.Sprint(p.late))
 		require.Equal(t, "not_read", r.Read.State)
-		require.Equal(t, p.dup, r.Read.CheckpointPK)
-		require.False(t, r.Read.HeldByHorizon)
+		require.Equal(t, p.skip, r.Read.CheckpointPK)
+		// (HeldByHorizon may be true: another test's transaction can be open.)
 		require.Equal(t, "not_read", r.Outcome.Status)
 		require.Equal(t, "not_consulted", r.Dedup.Outcome)
 		require.Len(t, r.Observers, 5, "what it would match is shown all the same")
+
+		// A change written after a transaction that is still open is held
+		// back by the horizon.
+		ctx := context.Background()
+		tx, err := p.pool.Begin(ctx)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback(ctx) }()
+		_, err = tx.Exec(ctx, `SELECT pg_current_xact_id()`)
+		require.NoError(t, err)
+		held := observertest.InsertChange(t, p.pool, observertest.Change{Entity: "Invoice", ID: "held", Kind: "INSERT", Data: `{}`})
+		r = debugJSON(t, p.url, "--event-id", fmt.Sprint(held))
+		require.True(t, r.Read.HeldByHorizon)
+		require.Equal(t, "not read yet (an older transaction is still open)", r.Outcome.Summary)
+		require.NoError(t, tx.Rollback(ctx))
+	})
+
+	t.Run("skipped, with the listener's reason", func(t *testing.T) {
+		r := debugJSON(t, p.url, "--event-id", fmt.Sprint(p.skip))
+		require.Equal(t, "skipped", r.Outcome.Status)
+		require.Len(t, r.Skipped, 1)
+		require.Equal(t, "dbg", r.Skipped[0].ListenerID)
+		require.Contains(t, r.Skipped[0].Reason, `unknown modification_type "TRUNCATE"`)
+		require.Contains(t, r.Outcome.Summary, "skipped: unknown modification_type")
+		require.Equal(t, "TRUNCATE", r.Event.ModificationType)
+		require.Empty(t, r.Event.Kind)
+		require.Len(t, r.Observers, 5)
+		for _, v := range r.Observers {
+			require.Equal(t, "unknown_kind", v.Reason, v.Observer)
+		}
+		require.Equal(t, "not_consulted", r.Dedup.Outcome)
 	})
 
 	t.Run("--config tries a new file", func(t *testing.T) {
@@ -246,7 +277,7 @@ func TestDebugEvent(t *testing.T) {
 		_, out, _ = runDebugCLI(t, "--database-url", p.url, "--entity-type", "Order", "--kind", "INSERT", "--history", "2")
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		require.Len(t, lines, 4, out) // title, header, two changes
-		require.Regexp(t, `^`+strconv.FormatInt(p.late, 10)+`\s+\S+\s+\S+\s+Order late\s+INSERT\s+not read yet$`, lines[2])
+		require.Regexp(t, `^`+strconv.FormatInt(p.late, 10)+`\s+\S+\s+\S+\s+Order late\s+INSERT\s+not read yet( \(an older transaction is still open\))?$`, lines[2])
 		require.Regexp(t, `^`+strconv.FormatInt(p.dup, 10)+`\s.*a duplicate of change `+strconv.FormatInt(p.ok, 10)+`$`, lines[3])
 
 		code, _, errOut = runDebugCLI(t, "--database-url", p.url, "--entity-type", "order")

@@ -52,11 +52,11 @@ func (c *ChangeLog) Find(ctx context.Context, q observers.Querier, key string) (
 }
 
 // Recent reads the last n rows (highest pk first) of entity type entity
-// ("" for any) whose modification_type, upper case, is one of kinds (none
-// for any).
+// ("" for any) whose modification_type, trimmed and upper case, is one of
+// kinds (Kind.Spellings; none for any).
 func (c *ChangeLog) Recent(ctx context.Context, q observers.Querier, entity string, kinds []string, n int) ([]Found, error) {
 	return c.lookup(ctx, q, `($1 = '' OR object_type = $1)
-  AND (COALESCE(cardinality($2::text[]), 0) = 0 OR upper(modification_type) = ANY($2::text[]))
+  AND (COALESCE(cardinality($2::text[]), 0) = 0 OR upper(btrim(modification_type)) = ANY($2::text[]))
 ORDER BY pk_entity_change_log DESC LIMIT $3`, entity, kinds, n)
 }
 

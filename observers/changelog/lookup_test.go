@@ -20,7 +20,7 @@ func TestFindAndRecent(t *testing.T) {
 	ctx := context.Background()
 	_, err := pool.Exec(ctx, `INSERT INTO core.tb_entity_change_log (id, object_type, object_id, modification_type, object_data)
 		VALUES ('6f1c0f5e-0000-4000-8000-000000000001', 'Order', '1', 'INSERT', '{"n": 1}'),
-		       ('6f1c0f5e-0000-4000-8000-000000000002', 'Order', '2', 'created', '{"n": 2}'),
+		       ('6f1c0f5e-0000-4000-8000-000000000002', 'Order', '2', ' created ', '{"n": 2}'),
 		       ('6f1c0f5e-0000-4000-8000-000000000003', 'Order', '3', 'UPDATE', '{"n": 3}'),
 		       ('6f1c0f5e-0000-4000-8000-000000000004', 'User', '4', 'INSERT', '{"n": 4}'),
 		       ('6f1c0f5e-0000-4000-8000-000000000005', 'Order', '5', 'TRUNCATE', '{"n": 5}')`)
@@ -72,7 +72,8 @@ func TestFindAndRecent(t *testing.T) {
 	require.Empty(t, got, "outside the time range")
 }
 
-// A delete's data is its before image; Found keeps the image as stored.
+// Found keeps the before image as stored: Event.Before, decoded, would
+// round a big integer.
 func TestFindKeepsTheBeforeImage(t *testing.T) {
 	t.Parallel()
 	pool, _ := sqltest.NewDB(t)
