@@ -3,6 +3,7 @@ package observers
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -21,21 +22,36 @@ const (
 	KindCustom Kind = "CUSTOM"
 )
 
+// kindBySpelling maps every spelling ParseKind accepts, upper case, to its
+// Kind: the change log's INSERT/UPDATE/DELETE/CUSTOM and FraiseQL's
+// created/updated/deleted.
+var kindBySpelling = map[string]Kind{
+	"INSERT": KindInsert, "CREATED": KindInsert, "CREATE": KindInsert,
+	"UPDATE": KindUpdate, "UPDATED": KindUpdate,
+	"DELETE": KindDelete, "DELETED": KindDelete,
+	"CUSTOM": KindCustom,
+}
+
 // ParseKind maps a modification_type (or a config `events:` entry) to a Kind.
 // It is case-insensitive and accepts FraiseQL's created/updated/deleted
 // spellings. ok is false for anything else.
 func ParseKind(s string) (k Kind, ok bool) {
-	switch strings.ToUpper(strings.TrimSpace(s)) {
-	case "INSERT", "CREATED", "CREATE":
-		return KindInsert, true
-	case "UPDATE", "UPDATED":
-		return KindUpdate, true
-	case "DELETE", "DELETED":
-		return KindDelete, true
-	case "CUSTOM":
-		return KindCustom, true
+	k, ok = kindBySpelling[strings.ToUpper(strings.TrimSpace(s))]
+	return k, ok
+}
+
+// Spellings returns, upper case and sorted, every modification_type that
+// ParseKind reads as k: what a query over the change log compares
+// upper(modification_type) with.
+func (k Kind) Spellings() []string {
+	var out []string
+	for s, kk := range kindBySpelling {
+		if kk == k {
+			out = append(out, s)
+		}
 	}
-	return "", false
+	slices.Sort(out)
+	return out
 }
 
 // Event is one row of the change log, decoded.

@@ -100,3 +100,60 @@ func TestMatchConditionErrorDoesNotMatch(t *testing.T) {
 	})
 	require.Nil(t, cfg.Match(nil, nil))
 }
+
+// Explain gives every observer a verdict, and its matches are Match's.
+func TestExplain(t *testing.T) {
+	t.Parallel()
+	cfg, _, err := observers.Parse("m.yaml", []byte(matchConfig))
+	require.NoError(t, err)
+	verdicts := func(ev *observers.Event) map[string]observers.Miss {
+		out := map[string]observers.Miss{}
+		for _, x := range cfg.Explain(ev) {
+			out[x.Observer.Name] = x.Miss
+			require.Equal(t, x.Miss == observers.MissConditionError, x.Err != nil, x.Observer.Name)
+			require.Equal(t, x.Miss == "", x.Matched())
+		}
+		return out
+	}
+	matchedBy := func(ev *observers.Event) []string {
+		var out []string
+		for _, x := range cfg.Explain(ev) {
+			if x.Matched() {
+				for range x.Observer.Actions {
+					out = append(out, x.Observer.Name)
+				}
+			}
+		}
+		return out
+	}
+
+	ins := &observers.Event{Kind: observers.KindInsert, EntityType: "Order", Data: map[string]any{"status": "new", "total": 50.0}}
+	require.Equal(t, map[string]observers.Miss{
+		"audit": "", "order_created": observers.MissConditionFalse,
+		"order_shipped": observers.MissKind, "user_events": observers.MissEntity,
+	}, verdicts(ins))
+
+	noTotal := &observers.Event{Kind: observers.KindInsert, EntityType: "Order", Data: map[string]any{"status": "new"}}
+	xs := cfg.Explain(noTotal)
+	require.Equal(t, "order_created", xs[1].Observer.Name)
+	require.Equal(t, observers.MissConditionError, xs[1].Miss)
+	require.ErrorContains(t, xs[1].Err, "total > 100")
+
+	unknown := &observers.Event{RawKind: "TRUNCATE", EntityType: "Order"}
+	for name, why := range verdicts(unknown) {
+		require.Equal(t, observers.MissUnknownKind, why, name)
+	}
+
+	// The same decisions as Match, for every event of TestMatch and these.
+	for _, ev := range []*observers.Event{ins, noTotal, unknown,
+		{Kind: observers.KindInsert, EntityType: "Order", Data: map[string]any{"status": "new", "total": 150.0}},
+		{Kind: observers.KindUpdate, EntityType: "Order", Data: map[string]any{"status": "shipped"}, Before: map[string]any{"status": "new"}},
+		{Kind: observers.KindCustom, EntityType: "User"},
+	} {
+		var want []string
+		for _, m := range cfg.Match(ev, nil) {
+			want = append(want, m.Observer.Name)
+		}
+		require.Equal(t, want, matchedBy(ev))
+	}
+}

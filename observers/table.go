@@ -25,6 +25,15 @@ func ParseTableName(table string) (pgx.Identifier, error) {
 	return pgx.Identifier(parts), nil
 }
 
+// SameTable reports whether two table names (as ParseTableName reads them)
+// name the same table as written: a name without a schema equals only a
+// name without one.
+func SameTable(a, b string) bool {
+	ia, erra := ParseTableName(a)
+	ib, errb := ParseTableName(b)
+	return erra == nil && errb == nil && ia.Sanitize() == ib.Sanitize()
+}
+
 // Querier is what a reader of a table needs from a connection, pool or
 // transaction.
 type Querier interface {

@@ -134,3 +134,27 @@ func (s *ConfigStore) lookup(id int64) *Version {
 
 // lookupTimeout bounds lookup's read.
 const lookupTimeout = 5 * time.Second
+
+// latestScan bounds the versions Latest looks at.
+const latestScan = 20
+
+// LatestFor returns the version a `run` process loaded last among those
+// whose listener reads the change log table ("" for any), looking at the
+// latestScan most recently loaded (then stored) versions; nil when there
+// is none (the daemon has never run, or only on other tables).
+func (s *ConfigStore) LatestFor(ctx context.Context, table string) (*Version, error) {
+	ids, err := dbsqlc.New(s.pool).ConfigVersionRecent(ctx, latestScan)
+	if err != nil {
+		return nil, errors.Wrap(err, "list config versions")
+	}
+	for _, id := range ids {
+		v, err := s.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if table == "" || observers.SameTable(v.Config.Listener.Table, table) {
+			return v, nil
+		}
+	}
+	return nil, nil
+}

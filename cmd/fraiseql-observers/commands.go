@@ -10,5 +10,6 @@ func subcommands() []*cobra.Command {
 		newValidateConfigCmd(),
 		newStatusCmd(),
 		newReplayCmd(),
+		newDebugEventCmd(),
 	}
 }

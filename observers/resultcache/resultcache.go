@@ -59,6 +59,16 @@ type cachedResult struct {
 	At     time.Time `json:"at"`
 }
 
+// ParseResult reads a value the cache stored: the receiver's HTTP status
+// (0 when none) and when the result was saved.
+func ParseResult(value []byte) (status int, at time.Time, err error) {
+	var r cachedResult
+	if err := json.Unmarshal(value, &r); err != nil {
+		return 0, time.Time{}, errors.Wrap(err, "resultcache: decode a stored result")
+	}
+	return r.Status, r.At, nil
+}
+
 func noop() {}
 
 // Lookup implements observers.ResultCache. A key of "" returns at once.
