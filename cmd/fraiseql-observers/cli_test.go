@@ -36,3 +36,15 @@ func TestParseAge(t *testing.T) {
 		require.Contains(t, err.Error(), "--since")
 	}
 }
+
+// $DATABASE_URL is every command's default; --help shows it without its
+// password.
+func TestHelpRedactsDatabaseURL(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://app:hunter2secret@db.internal:5432/app")
+	for _, cmd := range []string{"status", "run", "migrate"} {
+		var out, errb bytes.Buffer
+		require.Equal(t, 0, execute([]string{cmd, "--help"}, &out, &errb), cmd)
+		require.Contains(t, out.String(), "db.internal", cmd)
+		require.NotContains(t, out.String()+errb.String(), "hunter2secret", cmd)
+	}
+}

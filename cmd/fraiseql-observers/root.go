@@ -7,6 +7,8 @@ import (
 
 	"github.com/cockroachdb/errors"
 	"github.com/spf13/cobra"
+
+	"github.com/fraiseql/fraiseql-observers/observers"
 )
 
 // Exit codes shared by every command.
@@ -43,6 +45,8 @@ func databaseURLFlag(cmd *cobra.Command, dst *string) {
 		def = defaultDatabaseURL
 	}
 	cmd.Flags().StringVar(dst, "database-url", def, "Postgres connection URL (env DATABASE_URL)")
+	// --help prints the default: never the password of $DATABASE_URL.
+	cmd.Flags().Lookup("database-url").DefValue = observers.RedactURL(def)
 }
 
 // formatFlag registers --format text|json on cmd.
