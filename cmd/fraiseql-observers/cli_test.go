@@ -41,7 +41,7 @@ func TestParseAge(t *testing.T) {
 // password.
 func TestHelpRedactsDatabaseURL(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://app:hunter2secret@db.internal:5432/app")
-	for _, cmd := range []string{"status", "run", "migrate"} {
+	for _, cmd := range []string{"status", "run", "migrate", "validate-config", "replay", "debug-event"} {
 		var out, errb bytes.Buffer
 		require.Equal(t, 0, execute([]string{cmd, "--help"}, &out, &errb), cmd)
 		require.Contains(t, out.String(), "db.internal", cmd)

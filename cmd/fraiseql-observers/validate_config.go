@@ -62,6 +62,7 @@ never printed.`,
 	formatFlag(cmd, &opts.Format)
 	cmd.Flags().StringVar(&opts.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"),
 		"Postgres URL to check the observers_table rows too (env DATABASE_URL); without it they are not checked")
+	cmd.Flags().Lookup("database-url").DefValue = observers.RedactURL(os.Getenv("DATABASE_URL"))
 	cmd.Flags().BoolVar(&opts.Detailed, "detailed", false, "print every observer resolved with defaults (secrets redacted)")
 	return cmd
 }
