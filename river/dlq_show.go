@@ -154,6 +154,11 @@ func (q *DLQ) batchNote(ctx context.Context, d *DeadDetail, b *batchJob, id Deli
 // showEvent reads the change and the observer from the configuration
 // version.
 func (q *DLQ) showEvent(ctx context.Context, d *DeadDetail) {
+	defer func() {
+		if d.EventID != "" {
+			d.WebhookID = observers.MessageID(d.EventID, d.Observer, d.Action)
+		}
+	}()
 	v, err := q.configs.Get(ctx, d.ConfigVersion)
 	if err != nil {
 		d.ConfigErr, d.EventErr = err, err
@@ -168,8 +173,5 @@ func (q *DLQ) showEvent(ctx context.Context, d *DeadDetail) {
 	}
 	if d.Event != nil {
 		d.EventID, d.EntityType, d.EntityID = d.Event.ID, d.Event.EntityType, d.Event.EntityID
-	}
-	if d.EventID != "" {
-		d.WebhookID = observers.MessageID(d.EventID, d.Observer, d.Action)
 	}
 }
