@@ -349,19 +349,5 @@ func (q *DLQ) Stats(ctx context.Context, f DeadFilter, by string) ([]DeadGroup, 
 // tx, as `dlq list` defines them; `status` reports the dead-letter queue
 // with it.
 func CountDead(ctx context.Context, tx pgx.Tx) (map[string]int64, error) {
-	rows, err := tx.Query(ctx, `SELECT d.state, count(*) FROM `+deadSQL+` GROUP BY 1`)
-	if err != nil {
-		return nil, errors.Wrap(err, "count dead deliveries")
-	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var state string
-		var n int64
-		if err := rows.Scan(&state, &n); err != nil {
-			return nil, errors.Wrap(err, "count dead deliveries")
-		}
-		out[state] = n
-	}
-	return out, errors.Wrap(rows.Err(), "count dead deliveries")
+	return countStates(ctx, tx, "count dead deliveries", `SELECT d.state, count(*) FROM `+deadSQL+` GROUP BY 1`)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5"
@@ -103,13 +104,24 @@ func (q *DLQ) Remove(ctx context.Context, ids []DeliveryID, dryRun bool) (*Summa
 	return q.change(ctx, ids, op{remove: true, dryRun: dryRun})
 }
 
-func (q *DLQ) change(ctx context.Context, ids []DeliveryID, o op) (*Summary, error) {
+// dlqChunkTimeout bounds one transaction of a retry or a remove.
+const dlqChunkTimeout = time.Minute
+
+// chunkTx applies o to ids in one transaction.
+func (q *DLQ) chunkTx(ctx context.Context, ids []DeliveryID, o op) ([]Outcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, dlqChunkTimeout)
+	defer cancel()
 	var outs []Outcome
 	err := pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
 		var err error
 		outs, err = q.chunk(ctx, tx, ids, o)
 		return err
 	})
+	return outs, err
+}
+
+func (q *DLQ) change(ctx context.Context, ids []DeliveryID, o op) (*Summary, error) {
+	outs, err := q.chunkTx(ctx, ids, o)
 	if err != nil {
 		return nil, err
 	}
@@ -157,12 +169,7 @@ func (q *DLQ) changeAll(ctx context.Context, f DeadFilter, o op, progress func(t
 	}
 	size := max(q.ChunkSize, 1)
 	for chunk := range slices.Chunk(ids, size) {
-		var outs []Outcome
-		err := pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
-			var err error
-			outs, err = q.chunk(ctx, tx, chunk, o)
-			return err
-		})
+		outs, err := q.chunkTx(ctx, chunk, o)
 		if err != nil {
 			s.Failed += len(chunk)
 			return s, errors.WithHint(err, "what was done is kept; run the command again to go on")

@@ -40,14 +40,6 @@ func runDLQ(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-func dlqExec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err := pool.Exec(ctx, sql, args...)
-	require.NoError(t, err)
-}
-
 // dlqFixtureConfig is configuration version 7 of the fixture. Its URL and
 // signing secret must never appear in an output.
 const dlqFixtureConfig = `listener:
@@ -79,8 +71,8 @@ observers:
 // 950.2 for invoice_audit's second action). Five deliveries are dead.
 func seedDLQ(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
-	dlqExec(t, pool, `INSERT INTO observer_config_versions (id, hash, source) VALUES (7, 'fixture-7', $1)`, dlqFixtureConfig)
-	dlqExec(t, pool, `INSERT INTO core.tb_entity_change_log (pk_entity_change_log, id, object_type, object_id, modification_type, object_data, created_at)
+	statusSeed(t, pool, `INSERT INTO observer_config_versions (id, hash, source) VALUES (7, 'fixture-7', $1)`, dlqFixtureConfig)
+	statusSeed(t, pool, `INSERT INTO core.tb_entity_change_log (pk_entity_change_log, id, object_type, object_id, modification_type, object_data, created_at)
 		SELECT 100 + i, ('00000000-0000-4000-8000-00000000010' || i)::uuid, CASE WHEN i = 5 THEN 'Invoice' ELSE 'Order' END,
 			CASE WHEN i = 5 THEN 'inv-1' ELSE 'ord-' || i END, 'INSERT', jsonb_build_object('n', i, 'total', 10 * i),
 			'2025-01-02T03:00:00Z'::timestamptz + make_interval(secs => i)
@@ -100,7 +92,7 @@ func seedDLQ(t *testing.T, pool *pgxpool.Pool) {
 		require.NoError(t, err)
 		return string(b)
 	}
-	dlqExec(t, pool, `INSERT INTO river_job (id, kind, queue, args, state, attempt, max_attempts, errors, created_at, attempted_at, finalized_at, metadata) VALUES
+	statusSeed(t, pool, `INSERT INTO river_job (id, kind, queue, args, state, attempt, max_attempts, errors, created_at, attempted_at, finalized_at, metadata) VALUES
 		(900, 'fraiseql_observer_batch', 'fraiseql_observers_webhook', '{"action_type":"webhook","config_version":7,"deliveries":[{"observer":"order_webhook","action":0,"seqs":[101]}]}',
 			'completed', 1, 25, NULL, '2025-01-02T03:04:00Z', '2025-01-02T03:04:00Z', '2025-01-02T03:04:01Z', '{}'),
 		(1001, 'fraiseql_observer_action', 'fraiseql_observers_webhook', $1, 'cancelled', 1, 4, $4::jsonb[],
@@ -149,14 +141,7 @@ func TestDLQListJSONAndFilters(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
 	seedDLQ(t, pool)
-	list := func(args ...string) dlqListView {
-		t.Helper()
-		code, out, errOut := runDLQ(t, append([]string{"list", "--database-url", url, "--format", "json"}, args...)...)
-		require.Equal(t, exitOK, code, errOut)
-		var v dlqListView
-		require.NoError(t, json.Unmarshal([]byte(out), &v))
-		return v
-	}
+	list := func(args ...string) dlqListView { return dlqList(t, url, args...) }
 	ids := func(v dlqListView) []string {
 		var out []string
 		for _, d := range v.Deliveries {
@@ -191,7 +176,7 @@ func TestDLQListJSONAndFilters(t *testing.T) {
 	require.Equal(t, []string{"950.0", "950.1", "1002", "1001"}, ids(list("--entity-type", "Order")))
 	require.Equal(t, []string{"950.2"}, ids(list("--observer", "invoice_audit")))
 	require.Empty(t, ids(list("--since", "24h")))
-	dlqExec(t, pool, `UPDATE river_job SET finalized_at = now() - interval '1 hour' WHERE id = 1002`)
+	statusSeed(t, pool, `UPDATE river_job SET finalized_at = now() - interval '1 hour' WHERE id = 1002`)
 	require.Equal(t, []string{"1002"}, ids(list("--since", "24h")))
 	v = list("--limit", "1", "--offset", "4")
 	require.EqualValues(t, 5, v.Total)
@@ -395,10 +380,7 @@ func TestDLQBatchDeliveryRetriedAndRemovedAlone(t *testing.T) {
 	code, out, errOut = runDLQ(t, "remove", "950.0", "--database-url", url)
 	require.Equal(t, exitOK, code, errOut)
 	require.Equal(t, "removed 950.0\nremoved 1 delivery, skipped 0, failed 0\n", out)
-	code, out, _ = runDLQ(t, "list", "--database-url", url, "--format", "json")
-	require.Equal(t, exitOK, code)
-	var l dlqListView
-	require.NoError(t, json.Unmarshal([]byte(out), &l))
+	l := dlqList(t, url)
 	require.EqualValues(t, 3, l.Total, "950.2, 1002 and 1001 are left")
 	require.Equal(t, "950.2", l.Deliveries[0].ID)
 	var n int
@@ -423,7 +405,7 @@ func TestDLQRemoveAllOlderThan(t *testing.T) {
 	t.Parallel()
 	pool, url := sqltest.NewDB(t)
 	seedDLQ(t, pool)
-	dlqExec(t, pool, `UPDATE river_job SET finalized_at = now() - interval '1 hour' WHERE id = 1002`)
+	statusSeed(t, pool, `UPDATE river_job SET finalized_at = now() - interval '1 hour' WHERE id = 1002`)
 
 	var errOut bytes.Buffer
 	var out bytes.Buffer
@@ -431,9 +413,7 @@ func TestDLQRemoveAllOlderThan(t *testing.T) {
 	require.Equal(t, exitOK, code, errOut.String())
 	require.Equal(t, "removed 4 deliveries, skipped 0, failed 0\n", out.String())
 	require.True(t, strings.HasPrefix(errOut.String(), "removing: 4 of 4 (100%)"), errOut.String())
-	_, o, _ := runDLQ(t, "list", "--database-url", url, "--format", "json")
-	var l dlqListView
-	require.NoError(t, json.Unmarshal([]byte(o), &l))
+	l := dlqList(t, url)
 	require.EqualValues(t, 1, l.Total)
 	require.Equal(t, "1002", l.Deliveries[0].ID)
 	var n int
