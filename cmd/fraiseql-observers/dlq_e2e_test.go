@@ -106,7 +106,7 @@ func TestDLQRetryDeliversOnceWithTheSameWebhookID(t *testing.T) {
 	require.Contains(t, show.Attempts[0].Error, "400")
 	require.Equal(t, "ord-1", show.Event.EntityID)
 	settings := map[string]any{}
-	for _, s := range show.ActionConfig {
+	for _, s := range *show.ActionConfig {
 		settings[s.Key] = s.Value
 	}
 	require.Equal(t, "webhook", settings["type"])

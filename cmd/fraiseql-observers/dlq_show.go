@@ -50,7 +50,7 @@ type dlqShowView struct {
 	CreatedAt    time.Time           `json:"created_at"`
 	Event        *dlqEventView       `json:"event"`
 	EventError   string              `json:"event_error,omitempty"`
-	ActionConfig actionView          `json:"action_config"` // type, then settings; secrets redacted
+	ActionConfig *actionView         `json:"action_config"` // type, then settings; secrets redacted
 	RetryPolicy  *retryView          `json:"retry_policy"`
 	ConfigError  string              `json:"config_error,omitempty"`
 	Attempts     []dlqAttemptView    `json:"attempts"`
@@ -96,7 +96,8 @@ func viewDead(d *obsriver.DeadDetail) dlqShowView {
 		v.EventError = d.EventErr.Error()
 	}
 	if a := d.ActionConfig(); a != nil {
-		v.ActionConfig = viewAction(a)
+		av := viewAction(a)
+		v.ActionConfig = &av
 		r := viewObserver(d.ObserverConfig).Retry
 		v.RetryPolicy = &r
 	}
