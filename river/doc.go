@@ -4,6 +4,9 @@
 // workers that run them (ActionWorker, BatchWorker: a delivery is
 // Action.Run, whatever its type), the configuration versions jobs are
 // matched under (ConfigStore), the event loader, the per-type concurrency
-// limits, periodic maintenance and the River client's setup. It is the only
-// package that knows River's tables (CountJobs, the follow-up jobs' state).
+// limits, periodic maintenance and the River client's setup, and the
+// dead-letter queue (DLQ: cancelled and discarded deliveries, listed,
+// shown, retried and removed by `fraiseql-observers dlq`). It is the only
+// package that knows River's tables (CountJobs, CountDead, the DLQ, the
+// follow-up jobs' state).
 package river

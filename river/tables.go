@@ -12,9 +12,15 @@ import (
 // depth and the dead-letter queue through it. Hand-written, not sqlc:
 // river_job is River's table, outside sqlc's schema.
 func CountJobs(ctx context.Context, tx pgx.Tx) (map[string]int64, error) {
-	rows, err := tx.Query(ctx, `SELECT state::text, count(*) FROM river_job WHERE kind = ANY($1) GROUP BY state`, Kinds)
+	return countStates(ctx, tx, "count river jobs",
+		`SELECT state::text, count(*) FROM river_job WHERE kind = ANY($1) GROUP BY state`, Kinds)
+}
+
+// countStates runs sql, which returns (state, count) rows, into a map.
+func countStates(ctx context.Context, tx pgx.Tx, what, sql string, args ...any) (map[string]int64, error) {
+	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, errors.Wrap(err, "count river jobs")
+		return nil, errors.Wrap(err, what)
 	}
 	defer rows.Close()
 	counts := map[string]int64{}
@@ -22,11 +28,11 @@ func CountJobs(ctx context.Context, tx pgx.Tx) (map[string]int64, error) {
 		var state string
 		var n int64
 		if err := rows.Scan(&state, &n); err != nil {
-			return nil, errors.Wrap(err, "count river jobs")
+			return nil, errors.Wrap(err, what)
 		}
 		counts[state] = n
 	}
-	return counts, errors.Wrap(rows.Err(), "count river jobs")
+	return counts, errors.Wrap(rows.Err(), what)
 }
 
 // Migrated reports whether River's tables exist in the database (River's

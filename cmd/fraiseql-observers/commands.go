@@ -11,5 +11,6 @@ func subcommands() []*cobra.Command {
 		newStatusCmd(),
 		newReplayCmd(),
 		newDebugEventCmd(),
+		newDLQCmd(),
 	}
 }

@@ -90,6 +90,7 @@ func runStatus(ctx context.Context, opts *statusOpts, w io.Writer) error {
 		ListenerID: opts.ListenerID,
 		Table:      opts.Table,
 		JobCounts:  obsriver.CountJobs,
+		DeadCounts: obsriver.CountDead,
 	})
 	if err != nil {
 		return withExitCode(exitFailure, err)
@@ -166,7 +167,7 @@ func writeStatusText(w io.Writer, opts *statusOpts, st *status.Status) error {
 	q := st.Queue
 	line("Queue", "available %d, running %d, retryable %d, scheduled %d, completed %d",
 		q.Available, q.Running, q.Retryable, q.Scheduled, q.Completed)
-	line("DLQ", "%d (discarded %d, cancelled %d)", st.DLQSize, q.Discarded, q.Cancelled)
+	line("DLQ", "%d (discarded %d, cancelled %d)", st.DLQSize, st.DLQ.Discarded, st.DLQ.Cancelled)
 	if len(st.CircuitBreakers) == 0 {
 		line("Circuit breakers", "none")
 	} else {

@@ -38,6 +38,7 @@ type options struct {
 	largeRows     int // large: changes in the transaction
 	largeBytes    int // large: JSON bytes per change
 	replayN       int // replay: changes replayed
+	dlqN          int // dlq: dead deliveries
 	quick         bool
 	profileDir    string
 }
@@ -86,7 +87,7 @@ func (r *result) get(name string) float64 {
 // the disk for a while after it ends, which shows in the tail of whatever
 // latency scenario follows.
 var allScenarios = []string{"ceiling", "throughput", "throughput-single", "fanout",
-	"latency", "latency-single", "concurrency", "idle", "cache", "large", "replay", "fanout-single"}
+	"latency", "latency-single", "concurrency", "idle", "cache", "large", "replay", "dlq", "fanout-single"}
 
 func main() {
 	o := options{}
@@ -107,12 +108,14 @@ func main() {
 	flag.IntVar(&o.largeRows, "large-rows", 30, "large: changes of -large-bytes each in one transaction")
 	flag.IntVar(&o.largeBytes, "large-bytes", 10<<20, "large: JSON bytes per change")
 	flag.IntVar(&o.replayN, "replay-n", 100000, "replay: changes the listener passed, then replayed")
+	flag.IntVar(&o.dlqN, "dlq-n", 100_000, "dlq: dead deliveries that dlq retry-all puts back")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes: every scenario in well under a minute")
 	flag.Parse()
 	if o.quick {
 		o.n, o.rate, o.duration, o.concurrencyN, o.idle = 2000, 200, 3*time.Second, 10, 3*time.Second
 		o.largeRows, o.largeBytes = 3, 1<<20
 		o.replayN = 3000
+		o.dlqN = 2000
 	}
 	o.scenarios = strings.Split(scen, ",")
 	for _, s := range o.scenarios {
@@ -202,6 +205,8 @@ func run(ctx context.Context, o options, s string) result {
 		return largeScenario(ctx, o)
 	case "replay":
 		return replayScenario(ctx, o)
+	case "dlq":
+		return dlqScenario(ctx, o)
 	}
 	return result{Scenario: s, Err: fmt.Errorf("unknown scenario")}
 }

@@ -52,6 +52,10 @@ type Params struct {
 	// name → jobs); river.CountJobs. Required: only the river package knows
 	// River's tables.
 	JobCounts func(ctx context.Context, tx pgx.Tx) (map[string]int64, error)
+	// DeadCounts counts the dead deliveries by state (cancelled,
+	// discarded) in tx, as `dlq list` defines them: river.CountDead. nil:
+	// the dead-letter queue is counted in jobs, from JobCounts.
+	DeadCounts func(ctx context.Context, tx pgx.Tx) (map[string]int64, error)
 	// HeartbeatInterval of the instances; default HeartbeatIntervalDefault.
 	HeartbeatInterval time.Duration
 	// LagDegraded; default LagDegradedDefault.
@@ -102,7 +106,8 @@ type Status struct {
 	// committed horizon back; nil when no other transaction has an xid.
 	HorizonBlocker  *HorizonBlocker `json:"horizon_blocker"`
 	Queue           QueueDepth      `json:"queue"`
-	DLQSize         int64           `json:"dlq_size"` // discarded + cancelled
+	DLQSize         int64           `json:"dlq_size"` // dead deliveries: discarded + cancelled
+	DLQ             DLQCounts       `json:"dlq"`
 	CircuitBreakers []BreakerStatus `json:"circuit_breakers"`
 	// CheckedAt is the database's clock when the status was read.
 	CheckedAt time.Time `json:"checked_at"`
@@ -167,6 +172,12 @@ type QueueDepth struct {
 	Cancelled int64 `json:"cancelled"`
 	Discarded int64 `json:"discarded"`
 	Pending   int64 `json:"pending"` // River's state before available (unused by the observer)
+}
+
+// DLQCounts counts the dead deliveries (`dlq list`) by state.
+type DLQCounts struct {
+	Cancelled int64 `json:"cancelled"` // a permanent failure
+	Discarded int64 `json:"discarded"` // attempts exhausted
 }
 
 // BreakerStatus is one row of observer_circuit_breakers.
@@ -254,6 +265,9 @@ func Gather(ctx context.Context, db observers.TxBeginner, p Params) (*Status, er
 		}
 	}
 	if err := gatherQueue(ctx, tx, p.JobCounts, st); err != nil {
+		return nil, err
+	}
+	if err := gatherDLQ(ctx, tx, p.DeadCounts, st); err != nil {
 		return nil, err
 	}
 	if err := gatherBreakers(ctx, q, st); err != nil {
@@ -363,7 +377,22 @@ func gatherQueue(ctx context.Context, tx pgx.Tx, count func(context.Context, pgx
 		Available: n["available"], Running: n["running"], Retryable: n["retryable"], Scheduled: n["scheduled"],
 		Completed: n["completed"], Cancelled: n["cancelled"], Discarded: n["discarded"], Pending: n["pending"],
 	}
-	st.DLQSize = st.Queue.Discarded + st.Queue.Cancelled
+	st.DLQ = DLQCounts{Cancelled: st.Queue.Cancelled, Discarded: st.Queue.Discarded}
+	st.DLQSize = st.DLQ.Cancelled + st.DLQ.Discarded
+	return nil
+}
+
+// gatherDLQ counts the dead deliveries with count; nil keeps the job counts.
+func gatherDLQ(ctx context.Context, tx pgx.Tx, count func(context.Context, pgx.Tx) (map[string]int64, error), st *Status) error {
+	if count == nil {
+		return nil
+	}
+	n, err := count(ctx, tx)
+	if err != nil {
+		return errors.WithHint(errors.Wrap(err, "status: count dead deliveries"), "run `fraiseql-observers migrate` to bring the schema up to date")
+	}
+	st.DLQ = DLQCounts{Cancelled: n["cancelled"], Discarded: n["discarded"]}
+	st.DLQSize = st.DLQ.Cancelled + st.DLQ.Discarded
 	return nil
 }
 

@@ -146,6 +146,7 @@ type ObserverDelivery struct {
 	ScheduledAt   time.Time   `json:"scheduled_at"`
 	FinalizedAt   *time.Time  `json:"finalized_at"`
 	Metadata      []byte      `json:"metadata"`
+	DeliveryID    string      `json:"delivery_id"`
 }
 
 type ObserverListener struct {
