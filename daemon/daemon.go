@@ -82,6 +82,7 @@ type Daemon struct {
 	cfg      *observers.Config
 	version  *obsriver.Version
 	configs  *obsriver.ConfigStore
+	queues   *obsriver.QueueSet
 	stores   *stores
 	env      *observers.Env
 	client   *river.Client[pgx.Tx]
@@ -154,6 +155,8 @@ func (d *Daemon) wire(ctx context.Context) error {
 		return err
 	}
 	events := obsriver.NewEventLoader(d.pool) // the listener's reads serve the workers
+	d.queues = obsriver.NewQueueSet(cfg)
+	obsriver.RegisterQueueDepth(d.reg, d.pool, d.queues.Names, d.logger)
 	d.client, err = obsriver.NewClient(obsriver.ClientParams{
 		WorkerParams: obsriver.WorkerParams{
 			Pool: d.pool, Configs: d.configs, Events: events, Env: d.env, Logger: d.logger,
@@ -169,7 +172,7 @@ func (d *Daemon) wire(ctx context.Context) error {
 		Pool: d.pool, Config: cfg, ConfigVersion: d.version.ID,
 		Enqueuer: obsriver.NewEnqueuer(d.client, cfg.Concurrency.DeliveriesPerJob, events),
 		Logger:   d.logger, Metrics: listener.NewMetrics(d.reg), HTTPAddr: d.httpAddr, Version: d.o.Version,
-		StandbyRetry: d.o.StandbyRetry,
+		Queues: d.queues.Snapshot, StandbyRetry: d.o.StandbyRetry,
 		BeforeCommit: d.o.BeforeCommit, Dedup: d.stores.Dedup,
 	})
 	if err != nil {

@@ -38,3 +38,47 @@ func Migrated(ctx context.Context, q interface {
 	err := q.QueryRow(ctx, `SELECT to_regclass('river_job') IS NOT NULL`).Scan(&ok)
 	return ok, errors.Wrap(err, "look up river_job")
 }
+
+// Querier runs a query: *pgxpool.Pool, *pgx.Conn and pgx.Tx satisfy it.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// RunningByQueue counts the running jobs of each of the observer's River
+// queues (QueueName and QueueName_<type>, every kind, the periodic cleanup
+// included, as River's MaxWorkers counts them): queue → jobs. `status`
+// reads the Workers line's "running" through it.
+func RunningByQueue(ctx context.Context, q Querier) (map[string]int64, error) {
+	return countByQueue(ctx, q, []string{"running"})
+}
+
+// waitingStates are the states of a job waiting for a worker: available
+// now, retryable after a failure, scheduled (a retry's delay, or snoozed
+// by a breaker or a rate limit).
+var waitingStates = []string{"available", "retryable", "scheduled"}
+
+// WaitingByQueue counts the jobs waiting in each of the observer's River
+// queues (waitingStates): queue → jobs.
+func WaitingByQueue(ctx context.Context, q Querier) (map[string]int64, error) {
+	return countByQueue(ctx, q, waitingStates)
+}
+
+func countByQueue(ctx context.Context, q Querier, states []string) (map[string]int64, error) {
+	rows, err := q.Query(ctx, `SELECT queue, count(*) FROM river_job
+		WHERE state = ANY($1::text[]::river_job_state[]) AND (queue = $2 OR starts_with(queue, $2 || '_'))
+		GROUP BY queue`, states, QueueName)
+	if err != nil {
+		return nil, errors.Wrap(err, "count river jobs by queue")
+	}
+	defer rows.Close()
+	counts := map[string]int64{}
+	for rows.Next() {
+		var queue string
+		var n int64
+		if err := rows.Scan(&queue, &n); err != nil {
+			return nil, errors.Wrap(err, "count river jobs by queue")
+		}
+		counts[queue] = n
+	}
+	return counts, errors.Wrap(rows.Err(), "count river jobs by queue")
+}
