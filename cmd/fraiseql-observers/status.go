@@ -91,7 +91,7 @@ func runStatus(ctx context.Context, opts *statusOpts, w io.Writer) error {
 	st, err := status.Gather(ctx, pool, status.Params{
 		ListenerID: opts.ListenerID,
 		Table:      opts.Table,
-		JobCounts:   obsriver.CountJobs,
+		JobCounts:  obsriver.CountJobs,
 		RunningJobs: func(ctx context.Context, tx pgx.Tx) (map[string]int64, error) {
 			return obsriver.RunningByQueue(ctx, tx)
 		},
