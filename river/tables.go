@@ -13,20 +13,26 @@ import (
 // river_job is River's table, outside sqlc's schema.
 func CountJobs(ctx context.Context, tx pgx.Tx) (map[string]int64, error) {
 	rows, err := tx.Query(ctx, `SELECT state::text, count(*) FROM river_job WHERE kind = ANY($1) GROUP BY state`, Kinds)
+	counts, err := collectCounts(rows, err)
+	return counts, errors.Wrap(err, "count river jobs")
+}
+
+// collectCounts reads the rows of a (name, count) query into a map.
+func collectCounts(rows pgx.Rows, err error) (map[string]int64, error) {
 	if err != nil {
-		return nil, errors.Wrap(err, "count river jobs")
+		return nil, err
 	}
 	defer rows.Close()
 	counts := map[string]int64{}
 	for rows.Next() {
-		var state string
+		var name string
 		var n int64
-		if err := rows.Scan(&state, &n); err != nil {
-			return nil, errors.Wrap(err, "count river jobs")
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, err
 		}
-		counts[state] = n
+		counts[name] = n
 	}
-	return counts, errors.Wrap(rows.Err(), "count river jobs")
+	return counts, rows.Err()
 }
 
 // Migrated reports whether River's tables exist in the database (River's
@@ -67,18 +73,6 @@ func countByQueue(ctx context.Context, q Querier, states []string) (map[string]i
 	rows, err := q.Query(ctx, `SELECT queue, count(*) FROM river_job
 		WHERE state = ANY($1::text[]::river_job_state[]) AND (queue = $2 OR starts_with(queue, $2 || '_'))
 		GROUP BY queue`, states, QueueName)
-	if err != nil {
-		return nil, errors.Wrap(err, "count river jobs by queue")
-	}
-	defer rows.Close()
-	counts := map[string]int64{}
-	for rows.Next() {
-		var queue string
-		var n int64
-		if err := rows.Scan(&queue, &n); err != nil {
-			return nil, errors.Wrap(err, "count river jobs by queue")
-		}
-		counts[queue] = n
-	}
-	return counts, errors.Wrap(rows.Err(), "count river jobs by queue")
+	counts, err := collectCounts(rows, err)
+	return counts, errors.Wrap(err, "count river jobs by queue")
 }

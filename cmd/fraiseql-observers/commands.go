@@ -9,6 +9,7 @@ func subcommands() []*cobra.Command {
 		newMigrateCmd(),
 		newValidateConfigCmd(),
 		newStatusCmd(),
+		newMetricsCmd(),
 		newVersionCmd(),
 	}
 }
