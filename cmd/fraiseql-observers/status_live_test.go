@@ -96,12 +96,28 @@ observers:
 	require.Equal(t, "open", cb.State)
 	require.NotNil(t, cb.Expiry)
 	require.Contains(t, st.Problems, "1 circuit breaker(s) open: "+endpoint)
-
-	code, out, errOut := runStatusCLI(t, "--database-url", url)
+	code, out, errOut := runStatusCLI(t, "--database-url", url, "--format", "json")
 	require.Equal(t, exitFailure, code, errOut)
-	workers := grepLines(out, regexp.MustCompile(`workers`))
-	require.Len(t, workers, 1, out)
-	require.Regexp(t, `^Workers:\s+fraiseql_observers 0/6, fraiseql_observers_webhook 3/6 \(running/max workers, 1 healthy instance\)$`, workers[0])
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &raw))
+	var webhook map[string]any
+	for _, w := range raw["workers"].([]any) {
+		if w.(map[string]any)["queue"] == "fraiseql_observers_webhook" {
+			webhook = w.(map[string]any)
+		}
+	}
+	require.Equal(t, 6.0, webhook["limit"])
+	require.Equal(t, 1.0, webhook["instances"])
+	require.Contains(t, webhook, "running")
+
+	// A delivery to the failing endpoint may be running for a moment (then
+	// snoozed by the breaker), and the periodic cleanup in the legacy queue.
+	workersLine := regexp.MustCompile(`^Workers:\s+fraiseql_observers [01]/6, fraiseql_observers_webhook 3/6 \(running/max workers, 1 healthy instance\)$`)
+	require.Eventually(t, func() bool {
+		code, out, errOut = runStatusCLI(t, "--database-url", url)
+		workers := grepLines(out, regexp.MustCompile(`workers`))
+		return code == exitFailure && len(workers) == 1 && workersLine.MatchString(workers[0])
+	}, 30*time.Second, 100*time.Millisecond, "status | grep workers")
 	circuit := grepLines(out, regexp.MustCompile(`(?i)circuit`))
 	require.Contains(t, circuit, "Problem:           1 circuit breaker(s) open: "+endpoint)
 	require.Regexp(t, `^Circuit breakers:\s+\d+, 1 open$`, circuit[1])
