@@ -234,7 +234,7 @@ func writeInstances(b *strings.Builder, opts *statusOpts, st *status.Status) err
 // max workers of the healthy instances ("?" when none reports the queue).
 func workersText(ws []status.QueueWorkers) string {
 	if len(ws) == 0 {
-		return "none (no healthy instance reports its queues, and no job runs)"
+		return "none: no healthy instance reports its queues' workers, and no job runs"
 	}
 	parts := make([]string, len(ws))
 	instances := 0

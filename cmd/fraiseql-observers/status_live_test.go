@@ -148,3 +148,13 @@ func breakerOf(st status.Status, name string) *status.BreakerStatus {
 	}
 	return nil
 }
+
+// With nothing running the Workers line still answers `grep workers`.
+func TestStatusWorkersLineWithoutInstances(t *testing.T) {
+	t.Parallel()
+	_, url := sqltest.NewDB(t)
+	_, out, _ := runStatusCLI(t, "--database-url", url)
+	require.Equal(t, []string{"Workers:           none: no healthy instance reports its queues' workers, and no job runs"},
+		grepLines(out, regexp.MustCompile(`workers`)))
+	require.Equal(t, []string{"Circuit breakers:  none"}, grepLines(out, regexp.MustCompile(`(?i)circuit`)))
+}
