@@ -59,11 +59,11 @@ observers:
     events: [INSERT]
     actions: [{type: webhook, url: "%s/hook"}]
 `, recv.URL())
-	a = observertest.Run(t, observertest.Options{DatabaseURL: url, Config: cfg})
-	b = observertest.Run(t, observertest.Options{DatabaseURL: url, Config: cfg})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	require.NoError(t, a.WaitLeader(ctx))
+	a = observertest.Run(t, observertest.Options{DatabaseURL: url, Config: cfg})
+	require.NoError(t, a.WaitLeader(ctx)) // a leads, b stands by
+	b = observertest.Run(t, observertest.Options{DatabaseURL: url, Config: cfg})
 	for i := range 5 {
 		observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: fmt.Sprint(i), Kind: "INSERT", Data: `{}`})
 	}
