@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
 
+	"github.com/fraiseql/fraiseql-observers/buildinfo"
 	"github.com/fraiseql/fraiseql-observers/observers"
 	_ "github.com/fraiseql/fraiseql-observers/observers/action/builtin" // every built-in action type
 	"github.com/fraiseql/fraiseql-observers/observers/action/webhook"
@@ -31,7 +32,6 @@ import (
 // Defaults of Options.
 const (
 	DrainTimeoutDefault = 30 * time.Second
-	VersionDefault      = "dev"
 )
 
 // Options configures a Daemon.
@@ -61,7 +61,9 @@ type Options struct {
 	// DrainTimeout bounds how long Stop waits for in-flight jobs before
 	// cancelling them (they are retried); default 30s.
 	DrainTimeout time.Duration
-	// Version is the build version shown in observer_listeners; default "dev".
+	// Version is the build version logged at start, shown in
+	// observer_listeners and sent in the User-Agent; default
+	// buildinfo.Version(), the binary's module version.
 	Version string
 	// BeforeCommit runs inside every enqueue transaction (fault injection).
 	BeforeCommit func(ctx context.Context, batch int) error
@@ -80,6 +82,7 @@ type Daemon struct {
 	cfg      *observers.Config
 	version  *obsriver.Version
 	configs  *obsriver.ConfigStore
+	queues   *obsriver.QueueSet
 	stores   *stores
 	env      *observers.Env
 	client   *river.Client[pgx.Tx]
@@ -104,7 +107,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		o.Getenv = os.LookupEnv
 	}
 	o.DrainTimeout = cmp.Or(o.DrainTimeout, DrainTimeoutDefault)
-	o.Version = cmp.Or(o.Version, VersionDefault)
+	o.Version = cmp.Or(o.Version, buildinfo.Version())
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -152,6 +155,8 @@ func (d *Daemon) wire(ctx context.Context) error {
 		return err
 	}
 	events := obsriver.NewEventLoader(d.pool) // the listener's reads serve the workers
+	d.queues = obsriver.NewQueueSet(cfg)
+	obsriver.RegisterQueueDepth(d.reg, d.pool, d.queues.Names, d.logger)
 	d.client, err = obsriver.NewClient(obsriver.ClientParams{
 		WorkerParams: obsriver.WorkerParams{
 			Pool: d.pool, Configs: d.configs, Events: events, Env: d.env, Logger: d.logger,
@@ -167,7 +172,7 @@ func (d *Daemon) wire(ctx context.Context) error {
 		Pool: d.pool, Config: cfg, ConfigVersion: d.version.ID,
 		Enqueuer: obsriver.NewEnqueuer(d.client, cfg.Concurrency.DeliveriesPerJob, events),
 		Logger:   d.logger, Metrics: listener.NewMetrics(d.reg), HTTPAddr: d.httpAddr, Version: d.o.Version,
-		StandbyRetry: d.o.StandbyRetry,
+		Queues: d.queues.Snapshot, StandbyRetry: d.o.StandbyRetry,
 		BeforeCommit: d.o.BeforeCommit, Dedup: d.stores.Dedup,
 	})
 	if err != nil {

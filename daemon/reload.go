@@ -38,7 +38,7 @@ const configChannel = "fraiseql_observers_config"
 type reloader struct {
 	d       *Daemon
 	current *observers.Config
-	queues  map[string]bool // River queues this process works
+	queues  *obsriver.QueueSet // River queues this process works
 
 	tableChanged chan struct{} // a NOTIFY on configChannel arrived
 	listening    bool          // the LISTEN goroutine is started
@@ -49,11 +49,7 @@ type reloader struct {
 }
 
 func newReloader(d *Daemon) *reloader {
-	queues := map[string]bool{}
-	for name := range obsriver.Queues(d.cfg) {
-		queues[name] = true
-	}
-	return &reloader{d: d, current: d.cfg, queues: queues, tableChanged: make(chan struct{}, 1)}
+	return &reloader{d: d, current: d.cfg, queues: d.queues, tableChanged: make(chan struct{}, 1)}
 }
 
 func (r *reloader) log() *slog.Logger { return r.d.logger }

@@ -3,7 +3,9 @@ package river
 import (
 	"cmp"
 	"log/slog"
+	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/errors"
@@ -96,18 +98,65 @@ func Queues(cfg *observers.Config) map[string]river.QueueConfig {
 }
 
 // AddQueues starts the queues of action types that cfg uses and that are
-// not in have (the queue names already worked), and records them in have.
-func AddQueues(client *river.Client[pgx.Tx], have map[string]bool, cfg *observers.Config) error {
+// not in have (the queues already worked), and records them in have.
+func AddQueues(client *river.Client[pgx.Tx], have *QueueSet, cfg *observers.Config) error {
 	for name, qc := range Queues(cfg) {
-		if have[name] {
+		if have.Has(name) {
 			continue
 		}
 		if err := client.Queues().Add(name, qc); err != nil {
 			return errors.Wrapf(err, "start queue %s", name)
 		}
-		have[name] = true
+		have.add(name, qc.MaxWorkers)
 	}
 	return nil
+}
+
+// QueueSet is the River queues a process works, each with the MaxWorkers
+// it was started with: NewClient's Queues, then those AddQueues starts
+// after a reload. River keeps them only in the process; the heartbeat
+// records them for `status` (Snapshot), and the queue-depth metric reports
+// them even when empty (Names). Safe for concurrent use.
+type QueueSet struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+// NewQueueSet returns the queues a client built by NewClient for cfg works.
+func NewQueueSet(cfg *observers.Config) *QueueSet {
+	s := &QueueSet{m: map[string]int{}}
+	for name, qc := range Queues(cfg) {
+		s.m[name] = qc.MaxWorkers
+	}
+	return s
+}
+
+// Has reports whether the queue is worked.
+func (s *QueueSet) Has(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[name]
+	return ok
+}
+
+func (s *QueueSet) add(name string, maxWorkers int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[name] = maxWorkers
+}
+
+// Snapshot returns a copy: queue name → max workers.
+func (s *QueueSet) Snapshot() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.m)
+}
+
+// Names returns the queue names, sorted.
+func (s *QueueSet) Names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.m))
 }
 
 func usedActionTypes(cfg *observers.Config) []string {

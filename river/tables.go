@@ -16,21 +16,21 @@ func CountJobs(ctx context.Context, tx pgx.Tx) (map[string]int64, error) {
 		`SELECT state::text, count(*) FROM river_job WHERE kind = ANY($1) GROUP BY state`, Kinds)
 }
 
-// countStates runs sql, which returns (state, count) rows, into a map.
-func countStates(ctx context.Context, tx pgx.Tx, what, sql string, args ...any) (map[string]int64, error) {
-	rows, err := tx.Query(ctx, sql, args...)
+// countStates runs sql, which returns (name, count) rows, into a map.
+func countStates(ctx context.Context, q Querier, what, sql string, args ...any) (map[string]int64, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, errors.Wrap(err, what)
 	}
 	defer rows.Close()
 	counts := map[string]int64{}
 	for rows.Next() {
-		var state string
+		var name string
 		var n int64
-		if err := rows.Scan(&state, &n); err != nil {
+		if err := rows.Scan(&name, &n); err != nil {
 			return nil, errors.Wrap(err, what)
 		}
-		counts[state] = n
+		counts[name] = n
 	}
 	return counts, errors.Wrap(rows.Err(), what)
 }
@@ -43,4 +43,34 @@ func Migrated(ctx context.Context, q interface {
 	var ok bool
 	err := q.QueryRow(ctx, `SELECT to_regclass('river_job') IS NOT NULL`).Scan(&ok)
 	return ok, errors.Wrap(err, "look up river_job")
+}
+
+// Querier runs a query: *pgxpool.Pool, *pgx.Conn and pgx.Tx satisfy it.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// RunningByQueue counts the running jobs of each of the observer's River
+// queues (QueueName and QueueName_<type>, every kind, the periodic cleanup
+// included, as River's MaxWorkers counts them): queue → jobs. `status`
+// reads the Workers line's "running" through it.
+func RunningByQueue(ctx context.Context, q Querier) (map[string]int64, error) {
+	return countByQueue(ctx, q, []string{"running"})
+}
+
+// waitingStates are the states of a job waiting for a worker: available
+// now, retryable after a failure, scheduled (a retry's delay, or snoozed
+// by a breaker or a rate limit).
+var waitingStates = []string{"available", "retryable", "scheduled"}
+
+// WaitingByQueue counts the jobs waiting in each of the observer's River
+// queues (waitingStates): queue → jobs.
+func WaitingByQueue(ctx context.Context, q Querier) (map[string]int64, error) {
+	return countByQueue(ctx, q, waitingStates)
+}
+
+func countByQueue(ctx context.Context, q Querier, states []string) (map[string]int64, error) {
+	return countStates(ctx, q, "count river jobs by queue", `SELECT queue, count(*) FROM river_job
+		WHERE state = ANY($1::text[]::river_job_state[]) AND (queue = $2 OR starts_with(queue, $2 || '_'))
+		GROUP BY queue`, states, QueueName)
 }

@@ -12,5 +12,7 @@ func subcommands() []*cobra.Command {
 		newReplayCmd(),
 		newDebugEventCmd(),
 		newDLQCmd(),
+		newMetricsCmd(),
+		newVersionCmd(),
 	}
 }

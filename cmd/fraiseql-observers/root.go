@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/errors"
 	"github.com/spf13/cobra"
 
+	"github.com/fraiseql/fraiseql-observers/buildinfo"
 	"github.com/fraiseql/fraiseql-observers/observers"
 )
 
@@ -52,6 +53,7 @@ func databaseURLFlag(cmd *cobra.Command, dst *string) {
 // formatFlag registers --format text|json on cmd.
 func formatFlag(cmd *cobra.Command, dst *string) {
 	cmd.Flags().StringVar(dst, "format", "text", "output format: text or json")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 func validateFormat(f string) error {
@@ -67,13 +69,36 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short:         "Turn Postgres change-log rows into reliable side effects",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints what `version` prints.
+		Version: buildinfo.Version(),
 	}
+	root.SetVersionTemplate(versionText(buildinfo.Get()))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	for _, c := range subcommands() {
 		root.AddCommand(c)
 	}
+	completionCmd(root)
 	return root
+}
+
+// completionCmd adds cobra's `completion bash|zsh|fish|powershell` now
+// (cobra would add it at Execute) and makes an unknown shell a usage error
+// instead of a help page that exits 0.
+func completionCmd(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return withExitCode(exitUsage, errors.WithHint(errors.Newf("completion: unknown shell %q", args[0]),
+				"use bash, zsh, fish or powershell, e.g. `fraiseql-observers completion bash > /etc/bash_completion.d/fraiseql-observers`"))
+		}
+	}
 }
 
 // execute runs the CLI and returns the process exit code. Errors are printed

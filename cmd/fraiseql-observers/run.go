@@ -10,13 +10,12 @@ import (
 	"time"
 
 	"github.com/cockroachdb/errors"
+	"github.com/spf13/cobra"
+
+	"github.com/fraiseql/fraiseql-observers/buildinfo"
 	"github.com/fraiseql/fraiseql-observers/daemon"
 	"github.com/fraiseql/fraiseql-observers/observers/listener"
-	"github.com/spf13/cobra"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 type runOpts struct {
 	ConfigPath   string
@@ -94,7 +93,7 @@ func runDaemon(ctx context.Context, o *runOpts, logOut io.Writer) error {
 		ConfigPath: o.ConfigPath, DatabaseURL: o.DatabaseURL, HTTPAddr: o.HTTPAddr, Pprof: o.Pprof,
 		Logger: newLogger(logOut, o.LogLevel, o.LogFormat), Getenv: os.LookupEnv,
 		WatchConfig: o.WatchConfig, HandleSIGHUP: true, StandbyRetry: o.StandbyRetry,
-		DrainTimeout: o.DrainTimeout, Version: version, BeforeCommit: faultBeforeCommit(),
+		DrainTimeout: o.DrainTimeout, Version: buildinfo.Version(), BeforeCommit: faultBeforeCommit(),
 	})
 	switch {
 	case err == nil:

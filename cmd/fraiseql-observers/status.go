@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/cockroachdb/errors"
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/fraiseql/fraiseql-observers/daemon"
-	"github.com/fraiseql/fraiseql-observers/observers"
 	"github.com/fraiseql/fraiseql-observers/observers/status"
 	obsriver "github.com/fraiseql/fraiseql-observers/river"
 )
@@ -46,11 +46,13 @@ func newStatusCmd() *cobra.Command {
 	opts := &statusOpts{}
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the listener group's leader, instances, lag, queue and breakers",
+		Short: "Show the listener group's leader, instances, lag, workers, queue and breakers",
 		Long: `Show one listener group: its leader and every instance with its heartbeat,
 the checkpoint and how far it lags the change log, the transaction holding the
-committed horizon back (if any), River job counts by state, the dead-letter
-queue and the circuit breakers. Reads only; it changes nothing.
+committed horizon back (if any), the workers of each River queue (jobs running
+/ the max workers of the healthy instances), River job counts by state, the
+dead-letter queue and every circuit breaker by endpoint and state (one line
+each). Reads only; it changes nothing.
 
 Healthy means exactly one leader whose heartbeat is fresh (younger than three
 heartbeat intervals), no open circuit breaker, and no undelivered change older
@@ -91,6 +93,9 @@ func runStatus(ctx context.Context, opts *statusOpts, w io.Writer) error {
 		Table:      opts.Table,
 		JobCounts:  obsriver.CountJobs,
 		DeadCounts: obsriver.CountDead,
+		RunningJobs: func(ctx context.Context, tx pgx.Tx) (map[string]int64, error) {
+			return obsriver.RunningByQueue(ctx, tx)
+		},
 	})
 	if err != nil {
 		return withExitCode(exitFailure, err)
@@ -164,6 +169,7 @@ func writeStatusText(w io.Writer, opts *statusOpts, st *status.Status) error {
 			line("Blocking query", "%s", strings.Join(strings.Fields(hb.Query), " "))
 		}
 	}
+	line("Workers", "%s", workersText(st.Workers))
 	q := st.Queue
 	line("Queue", "available %d, running %d, retryable %d, scheduled %d, completed %d",
 		q.Available, q.Running, q.Retryable, q.Scheduled, q.Completed)
@@ -178,9 +184,7 @@ func writeStatusText(w io.Writer, opts *statusOpts, st *status.Status) error {
 			}
 		}
 		line("Circuit breakers", "%d, %d open", len(st.CircuitBreakers), open)
-		if err := writeBreakers(&b, st); err != nil {
-			return err
-		}
+		writeBreakers(&b, st)
 	}
 	_, err := io.WriteString(w, b.String())
 	return errors.Wrap(err, "write output")
@@ -227,19 +231,48 @@ func writeInstances(b *strings.Builder, opts *statusOpts, st *status.Status) err
 	return nil
 }
 
-// writeBreakers writes the table of the circuit breakers.
-func writeBreakers(b *strings.Builder, st *status.Status) error {
-	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NAME\tSTATE\tEXPIRY")
-	for _, cb := range st.CircuitBreakers {
-		expiry := "-"
-		if cb.Expiry != nil {
-			expiry = fmtTime(*cb.Expiry)
+// workersText is the Workers line: per River queue, jobs running / the
+// max workers of the healthy instances ("?" when none reports the queue).
+func workersText(ws []status.QueueWorkers) string {
+	if len(ws) == 0 {
+		return "none: no healthy instance reports its queues' workers, and no job runs"
+	}
+	parts := make([]string, len(ws))
+	instances := 0
+	for i, w := range ws {
+		limit := "?"
+		if w.Limit > 0 {
+			limit = fmt.Sprint(w.Limit)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", observers.RedactURL(cb.Name), cb.State, expiry)
+		parts[i] = fmt.Sprintf("%s %d/%s", w.Queue, w.Running, limit)
+		instances = max(instances, w.Instances)
 	}
-	if err := tw.Flush(); err != nil {
-		return errors.Wrap(err, "write output")
+	return fmt.Sprintf("%s (running/max workers, %s)", strings.Join(parts, ", "), plural(instances, "healthy instance", "healthy instances"))
+}
+
+// writeBreakers writes one "Circuit breaker:" line per breaker: its
+// endpoint and state, and for an open one until when.
+func writeBreakers(b *strings.Builder, st *status.Status) {
+	width := 0
+	for _, cb := range st.CircuitBreakers {
+		width = max(width, len(cb.Name))
 	}
-	return nil
+	for _, cb := range st.CircuitBreakers {
+		fmt.Fprintf(b, "%-18s %-*s  %s\n", "Circuit breaker:", width, cb.Name, breakerState(cb, st.CheckedAt))
+	}
+}
+
+// breakerState describes a breaker's state at now (the database's clock).
+func breakerState(cb status.BreakerStatus, now time.Time) string {
+	switch {
+	case cb.Open && cb.Expiry != nil:
+		return fmt.Sprintf("open until %s (in %s)", fmtTime(*cb.Expiry), cb.Expiry.Sub(now).Round(time.Second))
+	case cb.Open:
+		return "open"
+	case strings.EqualFold(cb.State, "open") && cb.Expiry != nil:
+		return fmt.Sprintf("open period ended %s: half-open at the next request", fmtTime(*cb.Expiry))
+	case strings.EqualFold(cb.State, "half-open"):
+		return "half-open (probing)"
+	}
+	return cb.State
 }

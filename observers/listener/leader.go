@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"time"
@@ -208,6 +209,9 @@ func (l *Listener) heartbeat(ctx context.Context) {
 	}
 	if role == RoleLeader {
 		params.LeaderSince = ptr(since)
+	}
+	if l.p.Queues != nil {
+		params.Queues, _ = json.Marshal(l.p.Queues()) // a map of ints always marshals
 	}
 	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

@@ -56,6 +56,10 @@ type Params struct {
 	InstanceID string // unique per process; default host-pid-start
 	HTTPAddr   string // shown in observer_listeners
 	Version    string // build version, shown in observer_listeners
+	// Queues, when set, returns the River queues this process works and
+	// the max workers of each; every heartbeat records them in
+	// observer_listeners for `status`.
+	Queues func() map[string]int
 
 	StandbyRetry      time.Duration // how often a standby tries to take the lock; default 1s
 	HeartbeatInterval time.Duration // default 5s (HeartbeatIntervalDefault)

@@ -2,6 +2,7 @@
 // status`: the leader and instances with their heartbeats, the checkpoint
 // and the lag, the transaction holding the horizon back, the queue depth
 // and the dead-letter queue (through river.CountJobs: only the river
-// package knows River's tables) and the circuit breakers. It writes
-// nothing.
+// package knows River's tables), the workers of each River queue (running
+// jobs, and the limits the healthy instances recorded with their
+// heartbeats) and the circuit breakers. It writes nothing.
 package status

@@ -3,8 +3,11 @@ package status
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,6 +59,10 @@ type Params struct {
 	// discarded) in tx, as `dlq list` defines them: river.CountDead. nil:
 	// the dead-letter queue is counted in jobs, from JobCounts.
 	DeadCounts func(ctx context.Context, tx pgx.Tx) (map[string]int64, error)
+	// RunningJobs counts the running jobs of each of the observer's River
+	// queues in tx (queue → jobs); river.RunningByQueue. nil: the Workers
+	// report only the limits.
+	RunningJobs func(ctx context.Context, tx pgx.Tx) (map[string]int64, error)
 	// HeartbeatInterval of the instances; default HeartbeatIntervalDefault.
 	HeartbeatInterval time.Duration
 	// LagDegraded; default LagDegradedDefault.
@@ -109,6 +116,9 @@ type Status struct {
 	DLQSize         int64           `json:"dlq_size"` // dead deliveries: discarded + cancelled
 	DLQ             DLQCounts       `json:"dlq"`
 	CircuitBreakers []BreakerStatus `json:"circuit_breakers"`
+	// Workers are the River queues' jobs running and the workers the
+	// healthy instances run them with, by queue name.
+	Workers []QueueWorkers `json:"workers"`
 	// CheckedAt is the database's clock when the status was read.
 	CheckedAt time.Time `json:"checked_at"`
 	// HeartbeatLimitSeconds is the heartbeat age above which an instance is unhealthy.
@@ -180,8 +190,25 @@ type DLQCounts struct {
 	Discarded int64 `json:"discarded"` // attempts exhausted
 }
 
+// QueueWorkers is one River queue of the observer: its jobs running now
+// (river_job, every listener group's) and the workers the instances whose
+// heartbeat is fresh run it with (River keeps MaxWorkers only in the
+// process; each heartbeat records its queues in observer_listeners).
+type QueueWorkers struct {
+	Queue   string `json:"queue"`
+	Running int64  `json:"running"`
+	// Limit sums the queue's max workers over Instances; 0 when no healthy
+	// instance reports the queue (jobs running there belong to an
+	// instance that stopped heartbeating, or of an older version).
+	Limit     int64 `json:"limit"`
+	Instances int   `json:"instances"`
+}
+
 // BreakerStatus is one row of observer_circuit_breakers.
 type BreakerStatus struct {
+	// Name is the breaker's endpoint (scheme://host:port/path, or
+	// scheme://host:port with scope: host), credentials and query values
+	// redacted.
 	Name   string     `json:"name"`
 	State  string     `json:"state"`
 	Expiry *time.Time `json:"expiry"`
@@ -214,6 +241,7 @@ func Gather(ctx context.Context, db observers.TxBeginner, p Params) (*Status, er
 		Problems:              []string{},
 		Listeners:             []StatusInstance{},
 		CircuitBreakers:       []BreakerStatus{},
+		Workers:               []QueueWorkers{},
 		HeartbeatLimitSeconds: (HeartbeatFactor * p.HeartbeatInterval).Seconds(),
 	}
 	if st.CheckedAt, err = q.StatusNow(ctx); err != nil {
@@ -271,6 +299,9 @@ func Gather(ctx context.Context, db observers.TxBeginner, p Params) (*Status, er
 		return nil, err
 	}
 	if err := gatherBreakers(ctx, q, st); err != nil {
+		return nil, err
+	}
+	if err := gatherWorkers(ctx, tx, p, st); err != nil {
 		return nil, err
 	}
 
@@ -410,13 +441,58 @@ func gatherBreakers(ctx context.Context, q *dbsqlc.Queries, st *Status) error {
 	}
 	var open []string
 	for _, r := range rows {
-		st.CircuitBreakers = append(st.CircuitBreakers, BreakerStatus{Name: r.Name, State: r.State, Expiry: r.Expiry, Open: r.Open})
+		name := observers.RedactURL(r.Name)
+		st.CircuitBreakers = append(st.CircuitBreakers, BreakerStatus{Name: name, State: r.State, Expiry: r.Expiry, Open: r.Open})
 		if r.Open {
-			open = append(open, r.Name)
+			open = append(open, name)
 		}
 	}
 	if len(open) > 0 {
 		st.Problems = append(st.Problems, fmt.Sprintf("%d circuit breaker(s) open: %s", len(open), strings.Join(open, ", ")))
+	}
+	return nil
+}
+
+// gatherWorkers reads, per River queue, the jobs running and the workers
+// the healthy instances (of every listener group: the queues are the
+// database's) recorded with their last heartbeat.
+func gatherWorkers(ctx context.Context, tx pgx.Tx, p Params, st *Status) error {
+	rows, err := dbsqlc.New(tx).StatusInstanceQueues(ctx, st.HeartbeatLimitSeconds)
+	if err != nil {
+		return errors.Wrap(err, "status: read the instances' queues")
+	}
+	byQueue := map[string]*QueueWorkers{}
+	get := func(name string) *QueueWorkers {
+		if byQueue[name] == nil {
+			byQueue[name] = &QueueWorkers{Queue: name}
+		}
+		return byQueue[name]
+	}
+	for _, r := range rows {
+		var queues map[string]int64
+		if len(r.Queues) == 0 {
+			continue // an older version: its queues are unknown
+		}
+		if err := json.Unmarshal(r.Queues, &queues); err != nil {
+			return errors.Wrapf(err, "status: instance %s: read queues", r.ID)
+		}
+		for name, n := range queues {
+			w := get(name)
+			w.Limit += n
+			w.Instances++
+		}
+	}
+	if p.RunningJobs != nil {
+		running, err := p.RunningJobs(ctx, tx)
+		if err != nil {
+			return errors.Wrap(err, "status: count running jobs")
+		}
+		for name, n := range running {
+			get(name).Running = n
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(byQueue)) {
+		st.Workers = append(st.Workers, *byQueue[name])
 	}
 	return nil
 }

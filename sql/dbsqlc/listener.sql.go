@@ -19,13 +19,63 @@ func (q *Queries) ListenerDelete(ctx context.Context, id string) error {
 	return err
 }
 
+const listenerEndpoints = `-- name: ListenerEndpoints :many
+SELECT id,
+       listener_id,
+       host,
+       http_addr,
+       EXTRACT(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_seconds
+FROM observer_listeners
+WHERE http_addr IS NOT NULL AND http_addr <> ''
+  AND heartbeat_at > now() - make_interval(secs => $1::float8)
+ORDER BY listener_id, id
+`
+
+type ListenerEndpointsRow struct {
+	ID                  string  `json:"id"`
+	ListenerID          string  `json:"listener_id"`
+	Host                *string `json:"host"`
+	HttpAddr            *string `json:"http_addr"`
+	HeartbeatAgeSeconds float64 `json:"heartbeat_age_seconds"`
+}
+
+// Instances of every listener group that serve an admin HTTP address, with
+// their heartbeat age by the database's clock, for `metrics`. Rows whose
+// heartbeat is older than @omit_after_seconds (left by killed processes)
+// are not returned.
+func (q *Queries) ListenerEndpoints(ctx context.Context, omitAfterSeconds float64) ([]ListenerEndpointsRow, error) {
+	rows, err := q.db.Query(ctx, listenerEndpoints, omitAfterSeconds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListenerEndpointsRow{}
+	for rows.Next() {
+		var i ListenerEndpointsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.ListenerID,
+			&i.Host,
+			&i.HttpAddr,
+			&i.HeartbeatAgeSeconds,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listenerHeartbeat = `-- name: ListenerHeartbeat :exec
 INSERT INTO observer_listeners
     (id, listener_id, host, pid, http_addr, role, version, started_at, leader_since, heartbeat_at,
-     batch_failures, batch_error, progress_at)
+     batch_failures, batch_error, progress_at, queues)
 VALUES
     ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(),
-     $10, $11, $12)
+     $10, $11, $12, $13)
 ON CONFLICT (id) DO UPDATE SET
     listener_id = EXCLUDED.listener_id,
     host = EXCLUDED.host,
@@ -38,7 +88,8 @@ ON CONFLICT (id) DO UPDATE SET
     heartbeat_at = now(),
     batch_failures = EXCLUDED.batch_failures,
     batch_error = EXCLUDED.batch_error,
-    progress_at = EXCLUDED.progress_at
+    progress_at = EXCLUDED.progress_at,
+    queues = EXCLUDED.queues
 `
 
 type ListenerHeartbeatParams struct {
@@ -54,6 +105,7 @@ type ListenerHeartbeatParams struct {
 	BatchFailures int32      `json:"batch_failures"`
 	BatchError    *string    `json:"batch_error"`
 	ProgressAt    *time.Time `json:"progress_at"`
+	Queues        []byte     `json:"queues"`
 }
 
 func (q *Queries) ListenerHeartbeat(ctx context.Context, arg ListenerHeartbeatParams) error {
@@ -70,12 +122,13 @@ func (q *Queries) ListenerHeartbeat(ctx context.Context, arg ListenerHeartbeatPa
 		arg.BatchFailures,
 		arg.BatchError,
 		arg.ProgressAt,
+		arg.Queues,
 	)
 	return err
 }
 
 const listenerList = `-- name: ListenerList :many
-SELECT id, listener_id, host, pid, http_addr, role, version, started_at, heartbeat_at, leader_since, batch_failures, batch_error, progress_at FROM observer_listeners
+SELECT id, listener_id, host, pid, http_addr, role, version, started_at, heartbeat_at, leader_since, batch_failures, batch_error, progress_at, queues FROM observer_listeners
 WHERE listener_id = $1
 ORDER BY role = 'leader' DESC, id
 `
@@ -103,6 +156,7 @@ func (q *Queries) ListenerList(ctx context.Context, listenerID string) ([]Observ
 			&i.BatchFailures,
 			&i.BatchError,
 			&i.ProgressAt,
+			&i.Queues,
 		); err != nil {
 			return nil, err
 		}

@@ -163,6 +163,7 @@ type ObserverListener struct {
 	BatchFailures int32      `json:"batch_failures"`
 	BatchError    *string    `json:"batch_error"`
 	ProgressAt    *time.Time `json:"progress_at"`
+	Queues        []byte     `json:"queues"`
 }
 
 type ObserverRateLimit struct {

@@ -115,6 +115,42 @@ func (q *Queries) StatusHorizonBlocker(ctx context.Context) ([]StatusHorizonBloc
 	return items, nil
 }
 
+const statusInstanceQueues = `-- name: StatusInstanceQueues :many
+SELECT id, queues
+FROM observer_listeners
+WHERE heartbeat_at > now() - make_interval(secs => $1::float8)
+ORDER BY id
+`
+
+type StatusInstanceQueuesRow struct {
+	ID     string `json:"id"`
+	Queues []byte `json:"queues"`
+}
+
+// The River queues (name → max workers) of every instance, of any listener
+// group (River's queues are the database's), whose heartbeat is younger
+// than @healthy_seconds; queues is NULL for an instance of a version that
+// did not record them.
+func (q *Queries) StatusInstanceQueues(ctx context.Context, healthySeconds float64) ([]StatusInstanceQueuesRow, error) {
+	rows, err := q.db.Query(ctx, statusInstanceQueues, healthySeconds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []StatusInstanceQueuesRow{}
+	for rows.Next() {
+		var i StatusInstanceQueuesRow
+		if err := rows.Scan(&i.ID, &i.Queues); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const statusInstances = `-- name: StatusInstances :many
 SELECT id,
        host,

@@ -70,3 +70,13 @@ ORDER BY name;
 -- error when it is not: status reports a missing change log instead of
 -- failing.
 SELECT (to_regclass(sqlc.arg(name)::text) IS NOT NULL)::boolean AS exists;
+
+-- name: StatusInstanceQueues :many
+-- The River queues (name → max workers) of every instance, of any listener
+-- group (River's queues are the database's), whose heartbeat is younger
+-- than @healthy_seconds; queues is NULL for an instance of a version that
+-- did not record them.
+SELECT id, queues
+FROM observer_listeners
+WHERE heartbeat_at > now() - make_interval(secs => @healthy_seconds::float8)
+ORDER BY id;
