@@ -9,9 +9,10 @@ export DATABASE_URL := env_var_or_default("DATABASE_URL", "postgres://postgres@1
 default:
     @just --list
 
-# Build the binary into bin/.
+# Build the binary into bin/, stamped with the commit when built from a git
+# checkout (`--version`; -buildvcs=auto overrides a GOFLAGS that turns it off).
 build:
-    go build -o bin/fraiseql-observers ./cmd/fraiseql-observers
+    go build -buildvcs=auto -o bin/fraiseql-observers ./cmd/fraiseql-observers
 
 # Run the whole pipeline end to end on the local Postgres: migrate, a local
 # receiver, the observer with examples/observers.yaml, a few changes.
