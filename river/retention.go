@@ -49,7 +49,9 @@ type retentionWorker struct {
 	logger *slog.Logger
 }
 
-func (w *retentionWorker) Timeout(*river.Job[retentionArgs]) time.Duration { return RetentionRunTimeout }
+func (w *retentionWorker) Timeout(*river.Job[retentionArgs]) time.Duration {
+	return RetentionRunTimeout
+}
 
 func (w *retentionWorker) Work(ctx context.Context, _ *river.Job[retentionArgs]) error {
 	err := w.run(ctx)
