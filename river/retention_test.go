@@ -45,7 +45,7 @@ observers:
 	client, err := NewClient(ClientParams{
 		WorkerParams: WorkerParams{Pool: pool, Configs: NewConfigStore(pool),
 			Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))},
-		Config: cfg,
+		Config:            cfg,
 		RetentionInterval: 300 * time.Millisecond,
 		Retention: func(ctx context.Context) error {
 			if d, ok := ctx.Deadline(); ok {
