@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/cockroachdb/errors"
 )
@@ -64,7 +63,7 @@ func changeLogSQL(table string, pins []Pin, dryRun bool) string {
 )
 SELECT (SELECT count(*) FROM cand), (SELECT count(*) FROM cand WHERE old), (SELECT count(*) FROM gone),
   COALESCE((SELECT tx::text FROM last), $1::text), COALESCE((SELECT pk FROM last), $2::bigint),
-  COALESCE((SELECT listener_id FROM bound), ''), COALESCE((SELECT tx::text || '/' || pk FROM bound), '')`,
+  COALESCE((SELECT listener_id FROM bound), ''), (SELECT tx::text FROM bound), (SELECT pk FROM bound)`,
 		table, strings.Join(pinned, "\n  UNION ALL\n  "), gone)
 }
 
@@ -98,25 +97,20 @@ func (w *work) changeLog(ctx context.Context, t *TableReport) error {
 	}
 	sql := changeLogSQL(w.r.log.Quoted(), w.r.p.Pins, w.o.DryRun)
 	curTx, curPk := "0", int64(-1) // before every row
-	for {
-		if w.outOfTime() {
-			t.Complete = false
-			return nil
-		}
-		start := time.Now()
-		qctx, cancel := context.WithTimeout(ctx, statementTimeout)
+	return w.batches(ctx, t, func(ctx context.Context, limit int) (int64, bool, error) {
 		var read, old, gone int64
-		err := w.r.p.DB.QueryRow(qctx, sql, curTx, curPk, w.r.p.BatchRows, *t.Before, name).
-			Scan(&read, &old, &gone, &curTx, &curPk, &t.HeldBy, &t.Checkpoint)
-		cancel()
+		var cpTx *string
+		var cpPK *int64
+		err := w.r.p.DB.QueryRow(ctx, sql, curTx, curPk, limit, *t.Before, name).
+			Scan(&read, &old, &gone, &curTx, &curPk, &t.HeldBy, &cpTx, &cpPK)
 		if err != nil {
-			return errors.Wrap(err, "delete old change-log rows")
+			return 0, false, errors.Wrap(err, "delete old change-log rows")
+		}
+		if cpTx != nil && cpPK != nil {
+			t.Checkpoint = &Checkpoint{TxID: *cpTx, PK: *cpPK}
 		}
 		t.Pinned += old - gone
 		// The end: the checkpoint, or a whole batch too young.
-		last := read < int64(w.r.p.BatchRows) || old == 0
-		if err := w.done(ctx, t, gone, time.Since(start), last || gone == 0); err != nil || last {
-			return err
-		}
-	}
+		return gone, read < int64(limit) || old == 0, nil
+	})
 }

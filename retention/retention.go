@@ -142,11 +142,17 @@ type TableReport struct {
 	// HeldBy is, for the change log, the listener group whose checkpoint
 	// bounds what may go (the furthest behind), and Checkpoint its
 	// position; empty when no group reads the table (nothing goes).
-	HeldBy     string `json:"held_by,omitempty"`
-	Checkpoint string `json:"checkpoint,omitempty"` // txid/pk
+	HeldBy     string      `json:"held_by,omitempty"`
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 	// Complete is false when the budget ended the table's work early.
 	Complete bool          `json:"complete"`
 	Elapsed  time.Duration `json:"-"`
+}
+
+// Checkpoint is a listener group's position in the change log.
+type Checkpoint struct {
+	TxID string `json:"txid"`
+	PK   int64  `json:"pk"`
 }
 
 // Run is one periodic run (the River job): Apply within RunBudget, logged.
@@ -227,7 +233,7 @@ func (w *work) done(ctx context.Context, t *TableReport, n int64, took time.Dura
 	if w.o.Progress != nil {
 		w.o.Progress(t.Table, n)
 	}
-	if last || w.o.DryRun {
+	if last || w.o.DryRun || n == 0 {
 		return nil
 	}
 	timer := time.NewTimer(max(w.r.p.Pause, took))
@@ -240,9 +246,13 @@ func (w *work) done(ctx context.Context, t *TableReport, n int64, took time.Dura
 	}
 }
 
-// batches runs one batch at a time until a batch deletes fewer than
-// BatchRows rows or the budget is spent.
-func (w *work) batches(ctx context.Context, t *TableReport, batch func(ctx context.Context, limit int) (int64, error)) error {
+// batchFunc deletes (or counts) one batch of at most limit rows and says
+// whether it was the last.
+type batchFunc func(ctx context.Context, limit int) (rows int64, last bool, err error)
+
+// batches runs one batch at a time, each with its own timeout, until the
+// last or the budget is spent.
+func (w *work) batches(ctx context.Context, t *TableReport, batch batchFunc) error {
 	for {
 		if w.outOfTime() {
 			t.Complete = false
@@ -250,15 +260,22 @@ func (w *work) batches(ctx context.Context, t *TableReport, batch func(ctx conte
 		}
 		start := time.Now()
 		qctx, cancel := context.WithTimeout(ctx, statementTimeout)
-		n, err := batch(qctx, w.r.p.BatchRows)
+		n, last, err := batch(qctx, w.r.p.BatchRows)
 		cancel()
 		if err != nil {
 			return err
 		}
-		last := n < int64(w.r.p.BatchRows)
 		if err := w.done(ctx, t, n, time.Since(start), last); err != nil || last {
 			return err
 		}
+	}
+}
+
+// upTo is a batchFunc that is last when it deletes fewer than limit rows.
+func upTo(del func(ctx context.Context, limit int) (int64, error)) batchFunc {
+	return func(ctx context.Context, limit int) (int64, bool, error) {
+		n, err := del(ctx, limit)
+		return n, n < int64(limit), err
 	}
 }
 
@@ -273,9 +290,9 @@ func (w *work) jobs(ctx context.Context, t *TableReport, c obsriver.FinishedJobs
 		}
 		return err
 	}
-	return w.batches(ctx, t, func(ctx context.Context, limit int) (int64, error) {
+	return w.batches(ctx, t, upTo(func(ctx context.Context, limit int) (int64, error) {
 		return obsriver.DeleteFinishedJobs(ctx, db, c, *t.Before, limit)
-	})
+	}))
 }
 
 func (w *work) skippedEvents(ctx context.Context, t *TableReport) error {
@@ -289,8 +306,8 @@ func (w *work) skippedEvents(ctx context.Context, t *TableReport) error {
 		}
 		return errors.Wrap(err, "count skipped events")
 	}
-	return w.batches(ctx, t, func(ctx context.Context, limit int) (int64, error) {
+	return w.batches(ctx, t, upTo(func(ctx context.Context, limit int) (int64, error) {
 		n, err := q.RetentionDeleteSkippedEvents(ctx, dbsqlc.RetentionDeleteSkippedEventsParams{Before: t.Before, MaxRows: int32(limit)})
 		return n, errors.Wrap(err, "delete skipped events")
-	})
+	}))
 }

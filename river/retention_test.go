@@ -23,19 +23,11 @@ func TestRetentionRunsAsPeriodicJob(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, _ := sqltest.NewDB(t)
-	cfg, _, err := observers.ParseWithEnv("test.yaml", []byte(`
-observers:
-  audit:
-    entity: Order
-    events: [INSERT]
-    actions:
-      - {type: log}
-`), func(string) (string, bool) { return "", false })
-	require.NoError(t, err)
+	cfg := logConfig(t)
 
 	// Finished long ago: River's cleaner, with its old periods (24h, 30d),
 	// would delete them as soon as it starts.
-	_, err = pool.Exec(ctx, `INSERT INTO river_job (kind, args, state, max_attempts, finalized_at)
+	_, err := pool.Exec(ctx, `INSERT INTO river_job (kind, args, state, max_attempts, finalized_at)
 		VALUES ($1, '{}', 'completed', 1, now() - interval '10 days'), ($1, '{}', 'discarded', 1, now() - interval '400 days'),
 		       ($1, '{}', 'cancelled', 1, now() - interval '400 days')`, ActionKind)
 	require.NoError(t, err)
@@ -77,6 +69,21 @@ observers:
 			ActionKind).Scan(&n))
 		return n < 3
 	}, 2*time.Second, 50*time.Millisecond, "River's cleaner deletes no finished job: retention does")
+}
+
+// logConfig is a configuration with one observer logging Order inserts.
+func logConfig(t *testing.T) *observers.Config {
+	t.Helper()
+	cfg, _, err := observers.ParseWithEnv("test.yaml", []byte(`
+observers:
+  audit:
+    entity: Order
+    events: [INSERT]
+    actions:
+      - {type: log}
+`), func(string) (string, bool) { return "", false })
+	require.NoError(t, err)
+	return cfg
 }
 
 // syncBuffer is a log sink safe for concurrent writers.

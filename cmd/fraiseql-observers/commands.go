@@ -9,5 +9,6 @@ func subcommands() []*cobra.Command {
 		newMigrateCmd(),
 		newValidateConfigCmd(),
 		newStatusCmd(),
+		newRetentionCmd(),
 	}
 }

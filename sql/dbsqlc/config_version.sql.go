@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 )
 
 const configVersionGet = `-- name: ConfigVersionGet :one
@@ -22,6 +23,24 @@ func (q *Queries) ConfigVersionGet(ctx context.Context, id int64) (ConfigVersion
 	row := q.db.QueryRow(ctx, configVersionGet, id)
 	var i ConfigVersionGetRow
 	err := row.Scan(&i.Hash, &i.Source)
+	return i, err
+}
+
+const configVersionLatest = `-- name: ConfigVersionLatest :one
+SELECT id, source, created_at FROM observer_config_versions ORDER BY id DESC LIMIT 1
+`
+
+type ConfigVersionLatestRow struct {
+	ID        int64      `json:"id"`
+	Source    string     `json:"source"`
+	CreatedAt *time.Time `json:"created_at"`
+}
+
+// The configuration stored last (the newest a `run` process loaded).
+func (q *Queries) ConfigVersionLatest(ctx context.Context) (ConfigVersionLatestRow, error) {
+	row := q.db.QueryRow(ctx, configVersionLatest)
+	var i ConfigVersionLatestRow
+	err := row.Scan(&i.ID, &i.Source, &i.CreatedAt)
 	return i, err
 }
 
