@@ -8,8 +8,10 @@ import obsriver "github.com/fraiseql/fraiseql-observers/river"
 // committed before that statement and needs a row either pins it or has
 // not yet been passed by the checkpoint.
 //
-// Pins are the extension point for anything else that reads old rows: an
-// unfinished replay adds one listing the pks of its remaining range.
+// Pins are the extension point for anything else that reads old rows:
+// add a Pin to DefaultPins (which both `run` and the retention command
+// use), e.g. for unfinished replays one whose query lists the pks of each
+// replay's remaining range, read from the replay's own table.
 type Pin struct {
 	// Name says what the pin keeps, for people reading the code and logs.
 	Name string

@@ -134,10 +134,13 @@ type Execer interface {
 }
 
 // DeleteFinishedJobs deletes at most limit jobs of class c that finished
-// before before, and returns how many it deleted.
+// before before, and returns how many it deleted. The outer WHERE repeats
+// the state: a dead letter that `dlq retry` puts back while the statement
+// waits for its row lock is checked again in its new state, and stays.
 func DeleteFinishedJobs(ctx context.Context, db Execer, c FinishedJobs, before time.Time, limit int) (int64, error) {
 	tag, err := db.Exec(ctx, `DELETE FROM river_job WHERE id IN (
-  SELECT id FROM river_job WHERE state IN `+c.states()+` AND finalized_at < $1 LIMIT $2)`, before, limit)
+  SELECT id FROM river_job WHERE state IN `+c.states()+` AND finalized_at < $1 LIMIT $2)
+AND state IN `+c.states()+` AND finalized_at < $1`, before, limit)
 	if err != nil {
 		return 0, errors.Wrap(err, "delete finished river jobs")
 	}

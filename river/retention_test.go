@@ -103,3 +103,42 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A dead letter put back (dlq retry) while retention waits for its row lock
+// is checked again in its new state and stays.
+func TestDeleteFinishedJobsRechecksALockedJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := sqltest.NewDB(t)
+	var id int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO river_job (kind, args, state, max_attempts, finalized_at)
+		VALUES ($1, '{"seq": 1}', 'discarded', 5, now() - interval '40 days') RETURNING id`, ActionKind).Scan(&id))
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `UPDATE river_job SET state = 'available', finalized_at = NULL, max_attempts = 10 WHERE id = $1`, id)
+	require.NoError(t, err)
+
+	type result struct {
+		n   int64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := DeleteFinishedJobs(ctx, pool, DeadLetterJobs, time.Now().Add(-30*24*time.Hour), 100)
+		done <- result{n, err}
+	}()
+	require.Eventually(t, func() bool {
+		var waiting bool
+		require.NoError(t, pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'DELETE FROM river_job%')`).Scan(&waiting))
+		return waiting
+	}, 10*time.Second, 10*time.Millisecond, "the delete waits for the retry's row lock")
+	require.NoError(t, tx.Commit(ctx))
+	res := <-done
+	require.NoError(t, res.err)
+	require.Equal(t, int64(0), res.n)
+	var state string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT state FROM river_job WHERE id = $1`, id).Scan(&state))
+	require.Equal(t, "available", state)
+}

@@ -37,6 +37,7 @@ type options struct {
 	idle          time.Duration
 	largeRows     int // large: changes in the transaction
 	largeBytes    int // large: JSON bytes per change
+	retentionRows int // retention: old change-log rows to delete
 	quick         bool
 	profileDir    string
 }
@@ -85,7 +86,7 @@ func (r *result) get(name string) float64 {
 // the disk for a while after it ends, which shows in the tail of whatever
 // latency scenario follows.
 var allScenarios = []string{"ceiling", "throughput", "throughput-single", "fanout",
-	"latency", "latency-single", "concurrency", "idle", "cache", "large", "fanout-single"}
+	"latency", "latency-single", "concurrency", "idle", "cache", "large", "retention", "fanout-single"}
 
 func main() {
 	o := options{}
@@ -105,11 +106,13 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile-dir", "", "write a 5s CPU profile of the run process per pipeline scenario into this directory")
 	flag.IntVar(&o.largeRows, "large-rows", 30, "large: changes of -large-bytes each in one transaction")
 	flag.IntVar(&o.largeBytes, "large-bytes", 10<<20, "large: JSON bytes per change")
+	flag.IntVar(&o.retentionRows, "retention-rows", 1_000_000, "retention: old change-log rows retention deletes under the latency load")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes: every scenario in well under a minute")
 	flag.Parse()
 	if o.quick {
 		o.n, o.rate, o.duration, o.concurrencyN, o.idle = 2000, 200, 3*time.Second, 10, 3*time.Second
 		o.largeRows, o.largeBytes = 3, 1<<20
+		o.retentionRows = 20_000
 	}
 	o.scenarios = strings.Split(scen, ",")
 	for _, s := range o.scenarios {
@@ -197,6 +200,8 @@ func run(ctx context.Context, o options, s string) result {
 		return cacheScenario(ctx, o)
 	case "large":
 		return largeScenario(ctx, o)
+	case "retention":
+		return retentionScenario(ctx, o)
 	}
 	return result{Scenario: s, Err: fmt.Errorf("unknown scenario")}
 }
