@@ -21,10 +21,17 @@ import (
 const (
 	// BatchRowsDefault is the most rows one statement deletes.
 	BatchRowsDefault = 10_000
+	// BatchTimeDefault is how long one deleting statement should take.
+	// Each is a transaction, and while it runs it holds the change log's
+	// committed horizon back: the listener reads nothing written after it
+	// began until it commits. So the rows per statement adapt to keep each
+	// statement about this short (between batchRowsMin and BatchRows), and
+	// a live event waits for retention at most about that long.
+	BatchTimeDefault = 10 * time.Millisecond
 	// PauseDefault is the least pause after a batch that deleted rows; the
 	// pause is at least as long as the batch took, so retention holds a
-	// connection at most half the time.
-	PauseDefault = 100 * time.Millisecond
+	// connection (and the horizon) at most half the time.
+	PauseDefault = 20 * time.Millisecond
 	// RunBudget bounds one periodic run (Runner.Run), below
 	// river.RetentionRunTimeout; the next run goes on where it stopped.
 	RunBudget = 45 * time.Second
@@ -53,6 +60,9 @@ type Params struct {
 	// BatchRows bounds the rows one statement deletes; default
 	// BatchRowsDefault.
 	BatchRows int
+	// BatchTime is how long one deleting statement should take; default
+	// BatchTimeDefault.
+	BatchTime time.Duration
 	// Pause is the least pause after a batch; default PauseDefault.
 	Pause   time.Duration
 	Metrics *Metrics     // default NewMetrics(nil)
@@ -79,6 +89,7 @@ func New(p Params) (*Runner, error) {
 		p.Pins = DefaultPins()
 	}
 	p.BatchRows = cmp.Or(p.BatchRows, BatchRowsDefault)
+	p.BatchTime = cmp.Or(p.BatchTime, BatchTimeDefault)
 	p.Pause = cmp.Or(p.Pause, PauseDefault)
 	if p.Metrics == nil {
 		p.Metrics = NewMetrics(nil)
@@ -250,9 +261,21 @@ func (w *work) done(ctx context.Context, t *TableReport, n int64, took time.Dura
 // whether it was the last.
 type batchFunc func(ctx context.Context, limit int) (rows int64, last bool, err error)
 
+// Rows of the first deleting statement of a table, and the fewest of any.
+const (
+	batchRowsStart = 1_000
+	batchRowsMin   = 100
+)
+
 // batches runs one batch at a time, each with its own timeout, until the
-// last or the budget is spent.
+// last or the budget is spent. A deleting batch's rows adapt to BatchTime;
+// a dry run only reads (it holds no horizon) and reads BatchRows at once.
 func (w *work) batches(ctx context.Context, t *TableReport, batch batchFunc) error {
+	p := w.r.p
+	rows := min(batchRowsStart, p.BatchRows)
+	if w.o.DryRun {
+		rows = p.BatchRows
+	}
 	for {
 		if w.outOfTime() {
 			t.Complete = false
@@ -260,15 +283,26 @@ func (w *work) batches(ctx context.Context, t *TableReport, batch batchFunc) err
 		}
 		start := time.Now()
 		qctx, cancel := context.WithTimeout(ctx, statementTimeout)
-		n, last, err := batch(qctx, w.r.p.BatchRows)
+		n, last, err := batch(qctx, rows)
 		cancel()
 		if err != nil {
 			return err
 		}
-		if err := w.done(ctx, t, n, time.Since(start), last); err != nil || last {
+		took := time.Since(start)
+		if !w.o.DryRun {
+			rows = nextRows(rows, took, p.BatchTime, p.BatchRows)
+		}
+		if err := w.done(ctx, t, n, took, last); err != nil || last {
 			return err
 		}
 	}
+}
+
+// nextRows scales rows towards a statement of target (at most doubling or
+// halving at once), within [batchRowsMin, most].
+func nextRows(rows int, took, target time.Duration, most int) int {
+	f := min(max(float64(target)/float64(max(took, time.Microsecond)), 0.5), 2)
+	return min(max(int(float64(rows)*f), batchRowsMin), most)
 }
 
 // upTo is a batchFunc that is last when it deletes fewer than limit rows.

@@ -23,23 +23,24 @@ import (
 )
 
 type options struct {
-	bin           string
-	admin         string
-	scenarios     []string
-	n             int
-	rate          int
-	duration      time.Duration
-	workers       int
-	fetchCooldown time.Duration
-	batch         int
-	perJob        int // concurrency.deliveries_per_job; 0: the config default
-	concurrencyN  int
-	idle          time.Duration
-	largeRows     int // large: changes in the transaction
-	largeBytes    int // large: JSON bytes per change
-	retentionRows int // retention: old change-log rows to delete
-	quick         bool
-	profileDir    string
+	bin               string
+	admin             string
+	scenarios         []string
+	n                 int
+	rate              int
+	duration          time.Duration
+	workers           int
+	fetchCooldown     time.Duration
+	batch             int
+	perJob            int // concurrency.deliveries_per_job; 0: the config default
+	concurrencyN      int
+	idle              time.Duration
+	largeRows         int           // large: changes in the transaction
+	largeBytes        int           // large: JSON bytes per change
+	retentionRows     int           // retention: old change-log rows to delete
+	retentionDuration time.Duration // retention: how long to offer the latency load
+	quick             bool
+	profileDir        string
 }
 
 // figure is one measured number.
@@ -107,12 +108,13 @@ func main() {
 	flag.IntVar(&o.largeRows, "large-rows", 30, "large: changes of -large-bytes each in one transaction")
 	flag.IntVar(&o.largeBytes, "large-bytes", 10<<20, "large: JSON bytes per change")
 	flag.IntVar(&o.retentionRows, "retention-rows", 1_000_000, "retention: old change-log rows retention deletes under the latency load")
+	flag.DurationVar(&o.retentionDuration, "retention-duration", 90*time.Second, "retention: how long to offer the latency load (the deletion must end within it)")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes: every scenario in well under a minute")
 	flag.Parse()
 	if o.quick {
 		o.n, o.rate, o.duration, o.concurrencyN, o.idle = 2000, 200, 3*time.Second, 10, 3*time.Second
 		o.largeRows, o.largeBytes = 3, 1<<20
-		o.retentionRows = 20_000
+		o.retentionRows, o.retentionDuration = 20_000, 3*time.Second
 	}
 	o.scenarios = strings.Split(scen, ",")
 	for _, s := range o.scenarios {
