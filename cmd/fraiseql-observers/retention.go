@@ -121,9 +121,13 @@ func runRetention(ctx context.Context, opts *retentionOpts, stdout, stderr io.Wr
 // the defaults; source names which.
 func retentionConfig(ctx context.Context, pool *pgxpool.Pool, path string) (*observers.Config, string, error) {
 	if path != "" {
-		cfg, _, err := observers.LoadConfig(ctx, path, observers.LoadOptions{})
+		cfg, diags, err := observers.LoadConfig(ctx, path, observers.LoadOptions{})
 		if err != nil {
-			return nil, "", withExitCode(exitUsage, errors.Wrap(err, "--config"))
+			err = errors.Wrap(err, "--config")
+			if errs := diags.Errors(); len(errs) > 0 && errs[0].Hint != "" {
+				err = errors.WithHint(err, errs[0].Hint) // the first problem's own hint
+			}
+			return nil, "", withExitCode(exitUsage, err)
 		}
 		return cfg, path, nil
 	}

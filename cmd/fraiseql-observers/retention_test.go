@@ -184,7 +184,8 @@ func TestRetentionCommandErrors(t *testing.T) {
 	code, _, errOut := runCLI(t, "retention", "--database-url", url, "--config", bad, "--dry-run")
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, errOut, "bad.yaml:1:25: retention.change_log: 30 has no unit")
-	require.Contains(t, errOut, "hint: ")
+	require.Contains(t, errOut, "hint: use a period such as 30d, 1w or 24h, or off to keep the rows forever")
+	require.Contains(t, errOut, "hint: run `fraiseql-observers validate-config")
 
 	code, _, errOut = runCLI(t, "retention", "--database-url", url, "--config", filepath.Join(t.TempDir(), "missing.yaml"))
 	require.Equal(t, exitUsage, code, errOut)
