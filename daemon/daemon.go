@@ -26,6 +26,7 @@ import (
 	"github.com/fraiseql/fraiseql-observers/observers/listener"
 	"github.com/fraiseql/fraiseql-observers/observers/ratelimit"
 	"github.com/fraiseql/fraiseql-observers/observers/resultcache"
+	"github.com/fraiseql/fraiseql-observers/retention"
 	obsriver "github.com/fraiseql/fraiseql-observers/river"
 )
 
@@ -70,25 +71,29 @@ type Options struct {
 	// Registry receives the metrics; default a new one with the Go and
 	// process collectors.
 	Registry *prometheus.Registry
+	// RetentionInterval is how often retention runs; default
+	// river.RetentionIntervalDefault (tests shorten it).
+	RetentionInterval time.Duration
 }
 
 // Daemon is one `fraiseql-observers run` process: the pool, the River
 // client and its workers, the listener, the reloader and the admin HTTP
 // server. New wires it; Start runs it; Stop drains it.
 type Daemon struct {
-	o        Options
-	logger   *slog.Logger
-	pool     *pgxpool.Pool
-	cfg      *observers.Config
-	version  *obsriver.Version
-	configs  *obsriver.ConfigStore
-	queues   *obsriver.QueueSet
-	stores   *stores
-	env      *observers.Env
-	client   *river.Client[pgx.Tx]
-	listener *listener.Listener
-	reloader *reloader
-	reg      *prometheus.Registry
+	o         Options
+	logger    *slog.Logger
+	pool      *pgxpool.Pool
+	cfg       *observers.Config
+	version   *obsriver.Version
+	configs   *obsriver.ConfigStore
+	queues    *obsriver.QueueSet
+	stores    *stores
+	env       *observers.Env
+	client    *river.Client[pgx.Tx]
+	listener  *listener.Listener
+	retention *retention.Runner
+	reloader  *reloader
+	reg       *prometheus.Registry
 
 	ready    atomic.Bool
 	adminLn  net.Listener
@@ -154,6 +159,13 @@ func (d *Daemon) wire(ctx context.Context) error {
 	if err := d.wireEnv(); err != nil {
 		return err
 	}
+	d.retention, err = retention.New(retention.Params{
+		DB: d.pool, Config: cfg.Retention, ChangeLog: cfg.Listener.Table,
+		Metrics: retention.NewMetrics(d.reg), Logger: d.logger,
+	})
+	if err != nil {
+		return err
+	}
 	events := obsriver.NewEventLoader(d.pool) // the listener's reads serve the workers
 	d.queues = obsriver.NewQueueSet(cfg)
 	obsriver.RegisterQueueDepth(d.reg, d.pool, d.queues.Names, d.logger)
@@ -162,8 +174,9 @@ func (d *Daemon) wire(ctx context.Context) error {
 			Pool: d.pool, Configs: d.configs, Events: events, Env: d.env, Logger: d.logger,
 			Metrics: obsriver.NewMetrics(d.reg),
 		},
-		Config:   cfg,
-		Cleanups: d.stores.Cleanups, // a River periodic job on the group's River leader
+		Config:    cfg,
+		Cleanups:  d.stores.Cleanups, // River periodic jobs on the group's River leader
+		Retention: d.retention.Run, RetentionInterval: d.o.RetentionInterval,
 	})
 	if err != nil {
 		return err

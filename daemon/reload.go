@@ -177,6 +177,7 @@ func (r *reloader) reload(ctx context.Context, why string) {
 	if restartOnly(r.current, cfg) {
 		log.Warn("config: worker, storage and SMTP settings take effect at the next restart; observers and listener settings took effect now")
 	}
+	r.d.retention.SetConfig(cfg.Retention)
 	r.current = cfg
 	r.listenTable(ctx)
 	log.Info("config: reloaded", slog.Int64("config_version", ver.ID), slog.Int("observers", len(cfg.Observers)))

@@ -100,6 +100,9 @@ type Config struct {
 	// HTTP is the http: block: how much of a response webhook and Slack
 	// deliveries read, and for how long.
 	HTTP HTTPConfig
+	// Retention is the retention: block with defaults applied: how long
+	// finished rows are kept (config_retention.go).
+	Retention RetentionConfig
 	// CircuitBreakerBackend is circuit_breaker.backend: where every
 	// instance shares the breakers' state, postgres (default) or redis
 	// (needs redis.url). `status` reads the breakers from Postgres either

@@ -14,7 +14,7 @@ import (
 
 // Valid keys at each level of the file.
 var (
-	topKeys         = []string{"listener", "allow_private_targets", "workers", "concurrency", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers", "observers_table", "rate_limit", "http"}
+	topKeys         = []string{"listener", "allow_private_targets", "workers", "concurrency", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers", "observers_table", "rate_limit", "http", "retention"}
 	listenerKeys    = []string{"id", "table", "batch_size", "poll_interval", "batch_bytes", "max_event_bytes", "batch_timeout"}
 	workersKeys     = []string{"max_workers", "fetch_cooldown", "fetch_poll_interval"}
 	concurrencyKeys = []string{"max_parallelism", "queues", "deliveries_per_job", "max_in_flight"} // queues: action type → workers
@@ -66,6 +66,8 @@ func (l *loader) config(root ast.Node) *Config {
 			cfg.RateLimit, cfg.RateLimitBackend = l.rateLimitBlock(e, &limits)
 		case "http":
 			cfg.HTTP = l.httpBlock(e)
+		case "retention": // config_retention.go
+			cfg.Retention = l.retentionBlock(e)
 		case "observers":
 			cfg.Observers, warnEmpty = l.observers(e)
 		case "observers_table":
@@ -86,6 +88,7 @@ func (l *loader) config(root ast.Node) *Config {
 		sort.Slice(cfg.Observers, func(i, j int) bool { return cfg.Observers[i].Name < cfg.Observers[j].Name })
 	}
 	cfg.Listener = cfg.Listener.WithDefaults()
+	cfg.Retention = cfg.Retention.WithDefaults()
 	l.checkConcurrency(cfg, &conc, workersAt)
 	cfg.Workers = cfg.Workers.WithDefaults()
 	if cfg.Workers.FetchPollInterval < cfg.Workers.FetchCooldown {

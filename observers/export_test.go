@@ -18,6 +18,7 @@ var KeyTables = map[string][]string{
 	"/properties/cache":           cacheKeys,
 	"/properties/rate_limit":      rateLimitKeys,
 	"/properties/http":            httpKeys,
+	"/properties/retention":       retentionKeys,
 	"/$defs/observer":             observerKeys,
 	"/$defs/retry":                retryKeys,
 }

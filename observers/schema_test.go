@@ -191,6 +191,7 @@ smtp: {host: smtp.example.com, port: 465, from: a@example.com, username_env: SMT
 redis: {url: "redis://127.0.0.1:6379/0", key_prefix: "app:"}
 dedup: {enabled: true, backend: postgres, window: 5m, on_error: pause}
 cache: {backend: redis, ttl: 30s}
+retention: {change_log: 30d, completed_jobs: 1w12h, dead_letters: "off", skipped_events: 0}
 observers:
   all:
     entity: "*"
@@ -235,6 +236,9 @@ func TestSchemaValidatesExamples(t *testing.T) {
 		"unknown action type":   "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: sms}]\n",
 		"key of another type":   "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: log, url: 'https://x'}]\n",
 		"duration without unit": "listener: {poll_interval: 30}\n" + obs,
+		"retention typo":        "retention: {changelog: 30d}\n" + obs,
+		"period without unit":   "retention: {change_log: 30}\n" + obs,
+		"period not a duration": "retention: {dead_letters: forever}\n" + obs,
 		"unknown event":         "observers:\n  o:\n    entity: A\n    events: [INSERTED]\n    actions: [{type: log}]\n",
 		"no actions":            "observers:\n  o:\n    entity: A\n    events: [INSERT]\n",
 		"backend on a webhook":  "observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: webhook, url: 'https://x/', circuit_breaker: {backend: redis}}]\n",

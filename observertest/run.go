@@ -34,6 +34,9 @@ type Options struct {
 	HTTPAddr string
 	// DrainTimeout bounds Stop; default 10s.
 	DrainTimeout time.Duration
+	// RetentionInterval is how often retention runs (the retention:
+	// block); default that of `run`, a minute.
+	RetentionInterval time.Duration
 }
 
 // Observer is fraiseql-observers running inside the test process: the same
@@ -67,7 +70,7 @@ func Run(t testing.TB, o Options) *Observer {
 			v, ok := env[k]
 			return v, ok
 		},
-		DrainTimeout: cmp.Or(o.DrainTimeout, 10*time.Second), Version: "observertest",
+		DrainTimeout: cmp.Or(o.DrainTimeout, 10*time.Second), Version: "observertest", RetentionInterval: o.RetentionInterval,
 	})
 	if err != nil {
 		t.Fatalf("observertest: %+v\n%s", err, buf.String())

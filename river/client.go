@@ -28,16 +28,15 @@ type ClientParams struct {
 	// keys, cache rows, Redis claim tokens.
 	Cleanups        []Cleanup
 	CleanupInterval time.Duration
+	// Retention runs as a River periodic job every RetentionInterval
+	// (default RetentionIntervalDefault) on the group's River leader; nil
+	// runs none. Either way River's own cleaner deletes no finished job:
+	// retention does (retention.completed_jobs, dead_letters).
+	Retention         Retention
+	RetentionInterval time.Duration
 	// BatchHandoffAfter overrides the package's BatchHandoffAfter (tests).
 	BatchHandoffAfter time.Duration
 }
-
-// Retention of finished jobs. Discarded and cancelled jobs are the
-// dead-letter queue and are kept longer.
-const (
-	CompletedRetentionDefault  = 24 * time.Hour
-	DeadLetterRetentionDefault = 30 * 24 * time.Hour
-)
 
 // NewClient builds a River client that works observer actions: one queue
 // per action type (QueueFor), each with the concurrency: block's workers,
@@ -62,13 +61,16 @@ func NewClient(p ClientParams) (*river.Client[pgx.Tx], error) {
 	rc := &river.Config{
 		Logger:                      p.Logger.With(slog.String("component", "river")),
 		Workers:                     workers,
-		CompletedJobRetentionPeriod: CompletedRetentionDefault,
-		CancelledJobRetentionPeriod: DeadLetterRetentionDefault,
-		DiscardedJobRetentionPeriod: DeadLetterRetentionDefault,
+		CompletedJobRetentionPeriod: riverJobsKeptByRiver, // retention/ deletes them (retention.go)
+		CancelledJobRetentionPeriod: riverJobsKeptByRiver,
+		DiscardedJobRetentionPeriod: riverJobsKeptByRiver,
 		RescueStuckJobsAfter:        rescueAfter(p.Config),
 	}
 	if job := cleanupJob(workers, p.Cleanups, cmp.Or(p.CleanupInterval, CleanupIntervalDefault), p.Logger); job != nil {
-		rc.PeriodicJobs = []*river.PeriodicJob{job}
+		rc.PeriodicJobs = append(rc.PeriodicJobs, job)
+	}
+	if job := retentionJob(workers, p.Retention, cmp.Or(p.RetentionInterval, RetentionIntervalDefault), p.Logger); job != nil {
+		rc.PeriodicJobs = append(rc.PeriodicJobs, job)
 	}
 	if !p.InsertOnly {
 		w := p.Config.Workers

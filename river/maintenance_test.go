@@ -9,7 +9,6 @@ import (
 	"github.com/cockroachdb/errors"
 	"github.com/stretchr/testify/require"
 
-	"github.com/fraiseql/fraiseql-observers/observers"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
 
@@ -19,15 +18,7 @@ func TestCleanupRunsAsPeriodicJob(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, _ := sqltest.NewDB(t)
-	cfg, _, err := observers.ParseWithEnv("test.yaml", []byte(`
-observers:
-  audit:
-    entity: Order
-    events: [INSERT]
-    actions:
-      - {type: log}
-`), func(string) (string, bool) { return "", false })
-	require.NoError(t, err)
+	cfg := logConfig(t)
 
 	var failing, counted atomic.Int64
 	client, err := NewClient(ClientParams{

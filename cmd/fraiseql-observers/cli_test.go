@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,4 +50,20 @@ func TestHelpRedactsDatabaseURL(t *testing.T) {
 		require.Contains(t, out.String(), "db.internal", cmd)
 		require.NotContains(t, out.String()+errb.String(), "hunter2secret", cmd)
 	}
+}
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata/ from the output")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *updateGolden {
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run `go test ./cmd/fraiseql-observers -run %s -update` to write %s", t.Name(), path)
+	require.Equal(t, string(want), got, "run `go test ./cmd/fraiseql-observers -run %s -update` if the change is meant", t.Name())
 }

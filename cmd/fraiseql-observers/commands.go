@@ -14,5 +14,6 @@ func subcommands() []*cobra.Command {
 		newDLQCmd(),
 		newMetricsCmd(),
 		newVersionCmd(),
+		newRetentionCmd(),
 	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/fraiseql/fraiseql-observers/observers"
 	"github.com/fraiseql/fraiseql-observers/observers/resultcache"
-	obsriver "github.com/fraiseql/fraiseql-observers/river"
 	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
 )
 
@@ -66,8 +65,8 @@ func (f *eventFacts) outcome(dd dedupView) outcomeView {
 	case dd.Outcome == "duplicate":
 		o.Status, o.Summary = "duplicate", fmt.Sprintf("%s; not delivered: a duplicate of change %d", matched, dd.DuplicateOfPK)
 	default:
-		o.Status, o.Summary = "unknown", matched+"; no delivery is held (completed jobs are deleted after "+
-			observers.ShortDuration(obsriver.CompletedRetentionDefault)+")"
+		o.Status, o.Summary = "unknown", matched+"; no delivery is held (completed jobs are deleted after retention.completed_jobs, "+
+			observers.ShortDuration(observers.RetentionCompletedJobsDefault)+" by default)"
 	}
 	return o
 }
@@ -160,7 +159,8 @@ func (e *debugEnv) dedupTwin(ctx context.Context, f *eventFacts, v dedupView) (d
 	if len(twins) > 0 {
 		v.Note += fmt.Sprintf("changes %v have the same content within the window, but none holds deliveries; ", twins)
 	}
-	v.Note += "no delivery is held: River deletes completed jobs after " + observers.ShortDuration(obsriver.CompletedRetentionDefault)
+	v.Note += "no delivery is held: completed jobs are deleted after retention.completed_jobs (" +
+		observers.ShortDuration(observers.RetentionCompletedJobsDefault) + " by default)"
 	return v, nil
 }
 

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,21 +14,6 @@ import (
 	obsriver "github.com/fraiseql/fraiseql-observers/river"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 )
-
-var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata/ from the output")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *updateGolden {
-		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
-	}
-	want, err := os.ReadFile(path)
-	require.NoError(t, err, "run the test with -update to write %s", path)
-	require.Equal(t, string(want), got)
-}
 
 func runDLQ(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()

@@ -78,6 +78,7 @@ type validateReport struct {
 	Workers             *workersView     `json:"workers,omitempty"`
 	AllowPrivateTargets bool             `json:"allow_private_targets"`
 	SMTP                *smtpView        `json:"smtp,omitempty"`
+	Retention           *retentionView   `json:"retention,omitempty"`
 	Observers           []observerView   `json:"observers"`
 	Diagnostics         []diagnosticView `json:"diagnostics"`
 }
@@ -102,6 +103,20 @@ type workersView struct {
 	MaxWorkers        int    `json:"max_workers"`
 	FetchCooldown     string `json:"fetch_cooldown"`
 	FetchPollInterval string `json:"fetch_poll_interval"`
+}
+
+// retentionView shows the retention: block: each table's period, or off.
+type retentionView struct {
+	ChangeLog     string `json:"change_log"`
+	CompletedJobs string `json:"completed_jobs"`
+	DeadLetters   string `json:"dead_letters"`
+	SkippedEvents string `json:"skipped_events"`
+}
+
+func viewRetention(c observers.RetentionConfig) *retentionView {
+	f := observers.FormatRetention
+	return &retentionView{ChangeLog: f(c.ChangeLog), CompletedJobs: f(c.CompletedJobs), DeadLetters: f(c.DeadLetters),
+		SkippedEvents: f(c.SkippedEvents)}
 }
 
 // smtpView shows the smtp: block; it holds variable names, never the
@@ -223,6 +238,7 @@ func runValidateConfig(ctx context.Context, opts *validateConfigOpts, w io.Write
 			report.Listener, report.Workers = viewListener(cfg.Listener), viewWorkers(cfg.Workers)
 			report.AllowPrivateTargets = cfg.AllowPrivateTargets
 			report.SMTP = viewSMTP(cfg.SMTP)
+			report.Retention = viewRetention(cfg.Retention)
 			for _, o := range cfg.Observers {
 				report.Observers = append(report.Observers, viewObserver(o))
 			}
@@ -366,6 +382,9 @@ func writeDetailed(w io.Writer, cfg *observers.Config) {
 	fmt.Fprintf(w, "workers:  max_workers=%d fetch_cooldown=%s fetch_poll_interval=%s\n",
 		wk.MaxWorkers, wk.FetchCooldown, wk.FetchPollInterval)
 	fmt.Fprintf(w, "allow_private_targets: %t\n", cfg.AllowPrivateTargets)
+	rv := viewRetention(cfg.Retention)
+	fmt.Fprintf(w, "retention: change_log=%s completed_jobs=%s dead_letters=%s skipped_events=%s\n",
+		rv.ChangeLog, rv.CompletedJobs, rv.DeadLetters, rv.SkippedEvents)
 	if sv := viewSMTP(cfg.SMTP); sv != nil {
 		fmt.Fprintf(w, "smtp:     host=%s port=%d from=%s tls=%s timeout=%s", sv.Host, sv.Port, sv.From, sv.TLS, sv.Timeout)
 		if sv.UsernameEnv != "" {

@@ -217,3 +217,27 @@ func TestValidateConfigTableRows(t *testing.T) {
 	require.Contains(t, out, `tb_observer[order_created]: unknown action type "webhok"`+"\n  hint: did you mean \"webhook\"?")
 	require.NotContains(t, out, "not checked")
 }
+
+// --detailed shows the retention: block with its defaults; JSON has it too.
+func TestValidateConfigRetention(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "retention.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("retention: {change_log: 2w, dead_letters: off}\n"+
+		"observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: log}]\n"), 0o600))
+	code, out := runValidate(t, nil, validateConfigOpts{File: path, Detailed: true})
+	require.Equal(t, exitOK, code, out)
+	require.Contains(t, out, "\nretention: change_log=14d completed_jobs=1d dead_letters=off skipped_events=30d\n")
+
+	code, out = runValidate(t, nil, validateConfigOpts{File: path, Format: "json"})
+	require.Equal(t, exitOK, code, out)
+	var report validateReport
+	require.NoError(t, json.Unmarshal([]byte(out), &report))
+	require.Equal(t, &retentionView{ChangeLog: "14d", CompletedJobs: "1d", DeadLetters: "off", SkippedEvents: "30d"}, report.Retention)
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("retention:\n  change_log: forever\n"), 0o600))
+	code, out = runValidate(t, nil, validateConfigOpts{File: bad})
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, out, `bad.yaml:2:15: invalid period "forever" for retention.change_log`)
+	require.Contains(t, out, "hint: use a period such as 30d, 1w or 24h, or off to keep the rows forever")
+}

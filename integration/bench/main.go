@@ -23,24 +23,26 @@ import (
 )
 
 type options struct {
-	bin           string
-	admin         string
-	scenarios     []string
-	n             int
-	rate          int
-	duration      time.Duration
-	workers       int
-	fetchCooldown time.Duration
-	batch         int
-	perJob        int // concurrency.deliveries_per_job; 0: the config default
-	concurrencyN  int
-	idle          time.Duration
-	largeRows     int // large: changes in the transaction
-	largeBytes    int // large: JSON bytes per change
-	replayN       int // replay: changes replayed
-	dlqN          int // dlq: dead deliveries
-	quick         bool
-	profileDir    string
+	bin               string
+	admin             string
+	scenarios         []string
+	n                 int
+	rate              int
+	duration          time.Duration
+	workers           int
+	fetchCooldown     time.Duration
+	batch             int
+	perJob            int // concurrency.deliveries_per_job; 0: the config default
+	concurrencyN      int
+	idle              time.Duration
+	largeRows         int           // large: changes in the transaction
+	largeBytes        int           // large: JSON bytes per change
+	replayN           int           // replay: changes replayed
+	dlqN              int           // dlq: dead deliveries
+	retentionRows     int           // retention: old change-log rows to delete
+	retentionDuration time.Duration // retention: how long to offer the latency load
+	quick             bool
+	profileDir        string
 }
 
 // figure is one measured number.
@@ -87,7 +89,7 @@ func (r *result) get(name string) float64 {
 // the disk for a while after it ends, which shows in the tail of whatever
 // latency scenario follows.
 var allScenarios = []string{"ceiling", "throughput", "throughput-single", "fanout",
-	"latency", "latency-single", "concurrency", "idle", "cache", "large", "replay", "dlq", "fanout-single"}
+	"latency", "latency-single", "concurrency", "idle", "cache", "large", "replay", "dlq", "retention", "fanout-single"}
 
 func main() {
 	o := options{}
@@ -109,6 +111,8 @@ func main() {
 	flag.IntVar(&o.largeBytes, "large-bytes", 10<<20, "large: JSON bytes per change")
 	flag.IntVar(&o.replayN, "replay-n", 100000, "replay: changes the listener passed, then replayed")
 	flag.IntVar(&o.dlqN, "dlq-n", 100_000, "dlq: dead deliveries that dlq retry-all puts back")
+	flag.IntVar(&o.retentionRows, "retention-rows", 1_000_000, "retention: old change-log rows retention deletes under the latency load")
+	flag.DurationVar(&o.retentionDuration, "retention-duration", 90*time.Second, "retention: how long to offer the latency load (the deletion must end within it)")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes: every scenario in well under a minute")
 	flag.Parse()
 	if o.quick {
@@ -116,6 +120,7 @@ func main() {
 		o.largeRows, o.largeBytes = 3, 1<<20
 		o.replayN = 3000
 		o.dlqN = 2000
+		o.retentionRows, o.retentionDuration = 20_000, 3*time.Second
 	}
 	o.scenarios = strings.Split(scen, ",")
 	for _, s := range o.scenarios {
@@ -207,6 +212,8 @@ func run(ctx context.Context, o options, s string) result {
 		return replayScenario(ctx, o)
 	case "dlq":
 		return dlqScenario(ctx, o)
+	case "retention":
+		return retentionScenario(ctx, o)
 	}
 	return result{Scenario: s, Err: fmt.Errorf("unknown scenario")}
 }

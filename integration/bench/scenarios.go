@@ -271,42 +271,20 @@ func latencyScenario(ctx context.Context, o options) result {
 		return r
 	}
 	defer db.drop(ctx, o.admin)
-	recv, err := newReceiver(0, true)
+	lr, err := runLatency(ctx, o, db, "", nil)
 	if err != nil {
 		r.Err = err
 		return r
 	}
-	defer recv.Close()
-	p, err := startRun(ctx, o.bin, db, configYAML(o, recv.URL(), 1, 1, o.workers, `{"id": "{{ event.entity_id }}"}`))
-	if err != nil {
-		r.Err = err
-		return r
-	}
-	defer stop(p)
-	total := int(float64(o.rate) * o.duration.Seconds())
-	recv.Expect(int64(total))
-	committed, late := offerLoad(ctx, db, o.rate, total)
-	select {
-	case <-recv.Done():
-	case <-time.After(60 * time.Second):
-		r.Err = fmt.Errorf("only %d of %d deliveries arrived", recv.Count(), total)
-		return r
-	}
-	lat := make([]float64, 0, total)
-	arrived := recv.Arrivals()
-	for i, c := range committed {
-		if a, ok := arrived[fmt.Sprint("l-", i)]; ok && !c.IsZero() {
-			lat = append(lat, a.Sub(c).Seconds()*1000)
-		}
-	}
-	addPercentiles(&r, "commit_to_delivery", lat)
+	defer stop(lr.p)
+	addPercentiles(&r, "commit_to_delivery", lr.latencies(time.Time{}, time.Time{}))
 
-	riverStages(ctx, db, committed, arrived, &r)
-	r.add("writer_late_ticks", float64(late), "rows")
+	riverStages(ctx, db, lr.committed, lr.arrived, &r)
+	r.add("writer_late_ticks", float64(lr.late), "rows")
 	// A failed first attempt is retried after the retry policy's delay (1s
 	// by default) and shows as a far outlier: say so.
 	failed := 0
-	for _, l := range strings.Split(p.Tail(), "\n") {
+	for _, l := range strings.Split(lr.p.Tail(), "\n") {
 		if strings.Contains(l, "action failed") {
 			failed++
 			fmt.Fprintln(os.Stderr, "bench: latency: "+l)
@@ -314,6 +292,63 @@ func latencyScenario(ctx context.Context, o options) result {
 	}
 	r.add("failed_attempts", float64(failed), "attempts")
 	return r
+}
+
+// latencyRun is one run of the latency load: the `run` process (still
+// running; the caller stops it), when each event committed and when it
+// arrived.
+type latencyRun struct {
+	p         *observertest.Process
+	committed []time.Time
+	arrived   map[string]time.Time
+	late      int64 // writes that started more than 10ms late
+}
+
+// runLatency starts `run` on db with one signed webhook per Order insert
+// (extraYAML added before observers:), calls started, offers -rate
+// single-row transactions for -duration and waits for every delivery.
+func runLatency(ctx context.Context, o options, db *database, extraYAML string, started func(*observertest.Process)) (*latencyRun, error) {
+	recv, err := newReceiver(0, true)
+	if err != nil {
+		return nil, err
+	}
+	defer recv.Close()
+	cfg := configYAML(o, recv.URL(), 1, 1, o.workers, `{"id": "{{ event.entity_id }}"}`)
+	cfg = strings.Replace(cfg, "observers:\n", extraYAML+"observers:\n", 1)
+	p, err := startRun(ctx, o.bin, db, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if started != nil {
+		started(p)
+	}
+	total := int(float64(o.rate) * o.duration.Seconds())
+	recv.Expect(int64(total))
+	lr := &latencyRun{p: p}
+	lr.committed, lr.late = offerLoad(ctx, db, o.rate, total)
+	select {
+	case <-recv.Done():
+	case <-time.After(60 * time.Second):
+		stop(p)
+		return nil, fmt.Errorf("only %d of %d deliveries arrived", recv.Count(), total)
+	}
+	lr.arrived = recv.Arrivals()
+	return lr, nil
+}
+
+// latencies lists commit→delivery (ms) of the events that committed within
+// [from, to]; a zero bound is open.
+func (lr *latencyRun) latencies(from, to time.Time) []float64 {
+	lat := make([]float64, 0, len(lr.committed))
+	for i, c := range lr.committed {
+		if c.IsZero() || (!from.IsZero() && c.Before(from)) || (!to.IsZero() && c.After(to)) {
+			continue
+		}
+		if a, ok := lr.arrived[fmt.Sprint("l-", i)]; ok {
+			lat = append(lat, a.Sub(c).Seconds()*1000)
+		}
+	}
+	return lat
 }
 
 // offerLoad inserts total single-row transactions at rate per second from 8

@@ -152,6 +152,9 @@ LIMIT ` + fmt.Sprint(HeldCountLimit) + `) held)`,
 // Table returns the table name as configured.
 func (c *ChangeLog) Table() string { return c.table }
 
+// Quoted is the table's name as SQL: each part a quoted identifier.
+func (c *ChangeLog) Quoted() string { return c.quoted }
+
 // Limits bound a batch ReadBatch reads.
 type Limits struct {
 	Rows          int   // rows; required

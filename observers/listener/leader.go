@@ -35,8 +35,16 @@ func (l *Listener) campaign(ctx context.Context) error {
 		defer cancel()
 		_ = conn.Close(cctx) // closing the session releases the lock
 	}()
-	if err := dbsqlc.New(l.p.Pool).CheckpointEnsure(ctx, l.p.Config.Listener.ID); err != nil {
+	q := dbsqlc.New(l.p.Pool)
+	if err := q.CheckpointEnsure(ctx, l.p.Config.Listener.ID); err != nil {
 		return errors.Wrap(err, "listener: ensure checkpoint row")
+	}
+	// Retention deletes a change-log row only once every group reading its
+	// table has passed it: say which table this group reads.
+	if err := q.CheckpointSetChangeLog(ctx, dbsqlc.CheckpointSetChangeLogParams{
+		ChangeLog: l.log.Quoted(), ListenerID: l.p.Config.Listener.ID,
+	}); err != nil {
+		return errors.Wrap(err, "listener: record the checkpoint's change log")
 	}
 	// A standby waits for the lock on a handover notification, so a leader
 	// that stops cleanly is replaced at once; StandbyRetry covers a leader

@@ -114,3 +114,25 @@ func (q *Queries) CheckpointLock(ctx context.Context, listenerID string) (Checkp
 	err := row.Scan(&i.Txid, &i.EventID)
 	return i, err
 }
+
+const checkpointSetChangeLog = `-- name: CheckpointSetChangeLog :exec
+UPDATE observer_checkpoints
+SET change_log = (
+    SELECT format('%I.%I', n.nspname, c.relname)
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = to_regclass($1::text)
+)
+WHERE listener_id = $2
+`
+
+type CheckpointSetChangeLogParams struct {
+	ChangeLog  string `json:"change_log"`
+	ListenerID string `json:"listener_id"`
+}
+
+// Records the table the group reads, schema-qualified and quoted as
+// format('%I.%I') writes it; NULL when the table does not exist.
+func (q *Queries) CheckpointSetChangeLog(ctx context.Context, arg CheckpointSetChangeLogParams) error {
+	_, err := q.db.Exec(ctx, checkpointSetChangeLog, arg.ChangeLog, arg.ListenerID)
+	return err
+}

@@ -93,6 +93,7 @@ type ObserverCheckpoint struct {
 	CreatedAt       *time.Time    `json:"created_at"`
 	UpdatedAt       *time.Time    `json:"updated_at"`
 	EventsProcessed int64         `json:"events_processed"`
+	ChangeLog       *string       `json:"change_log"`
 }
 
 type ObserverCircuitBreaker struct {

@@ -34,3 +34,14 @@ SELECT id,
        events_processed
 FROM observer_checkpoints
 WHERE listener_id = @listener_id;
+
+-- name: CheckpointSetChangeLog :exec
+-- Records the table the group reads, schema-qualified and quoted as
+-- format('%I.%I') writes it; NULL when the table does not exist.
+UPDATE observer_checkpoints
+SET change_log = (
+    SELECT format('%I.%I', n.nspname, c.relname)
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = to_regclass(@change_log::text)
+)
+WHERE listener_id = @listener_id;
