@@ -68,13 +68,19 @@ func retentionRun(ctx context.Context, o options, enabled bool) (retentionOutcom
 		return out, err
 	}
 	var w *deletionWatch
+	var began error
 	lr, err := runLatency(ctx, o, db, extra, func(p *observertest.Process) {
 		if enabled {
 			w = watchDeletion(p.HTTPAddr(), float64(o.retentionRows))
+			began = w.waitBegin(2 * time.Minute)
 		}
 	})
 	if err != nil {
 		return out, err
+	}
+	if began != nil {
+		stop(lr.p)
+		return out, began
 	}
 	defer stop(lr.p)
 	out.all = lr.latencies(time.Time{}, time.Time{})
@@ -118,6 +124,7 @@ func seedOldRows(ctx context.Context, db *database, n int) error {
 // of the process under test: when it first moved and when it reached its
 // target.
 type deletionWatch struct {
+	began    chan struct{} // closed when the first rows are deleted
 	stopOnce sync.Once
 	stop     chan struct{}
 	done     chan struct{}
@@ -129,7 +136,7 @@ type deletionWatch struct {
 const deletionPoll = 100 * time.Millisecond
 
 func watchDeletion(addr string, want float64) *deletionWatch {
-	w := &deletionWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	w := &deletionWatch{stop: make(chan struct{}), done: make(chan struct{}), began: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(deletionPoll)
@@ -138,6 +145,7 @@ func watchDeletion(addr string, want float64) *deletionWatch {
 			if v := scrapeMetric(addr, `observer_retention_deleted_total{table="change_log"}`); v > w.deleted {
 				if w.deleted == 0 {
 					w.first = time.Now().Add(-deletionPoll) // it began within the last poll
+					close(w.began)
 				}
 				w.deleted, w.last = v, time.Now()
 				if v >= want {
@@ -152,6 +160,21 @@ func watchDeletion(addr string, want float64) *deletionWatch {
 		}
 	}()
 	return w
+}
+
+// waitBegin waits until the deletion has begun: the periodic job's first
+// run comes a moment after the process starts (River's leader election,
+// its periodic enqueuer), and a load offered before it would measure
+// nothing of the deletion when the deletion is short (-quick).
+func (w *deletionWatch) waitBegin(timeout time.Duration) error {
+	select {
+	case <-w.began:
+		return nil
+	case <-w.done:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("retention deleted nothing within %s of the start", timeout)
+	}
 }
 
 // finish stops polling and returns the deletion's window and rows.
