@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	obsriver "github.com/fraiseql/fraiseql-observers/river"
@@ -11,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
+	obssql "github.com/fraiseql/fraiseql-observers/sql"
 	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
 )
 
@@ -66,6 +69,37 @@ func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
 			"run `fraiseql-observers migrate` against the same --database-url first")
 	}
 	return nil
+}
+
+// CheckSchemaCurrent is CheckSchema, and also fails, with a hint, when a
+// migration this binary knows is not applied: the operator commands read
+// the newest tables and columns, and an upgraded binary on an old schema
+// should say so rather than fail on a missing column.
+func CheckSchemaCurrent(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := CheckSchema(ctx, pool); err != nil {
+		return err
+	}
+	infos, err := obssql.Status(ctx, pool)
+	if err != nil {
+		return errors.Wrap(err, "check schema")
+	}
+	var pending []string
+	for _, m := range infos {
+		if !m.Applied {
+			pending = append(pending, m.Component+" "+m.Name)
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	shown := pending[:min(len(pending), 3)]
+	more := ""
+	if len(pending) > len(shown) {
+		more = fmt.Sprintf(", and %d more", len(pending)-len(shown))
+	}
+	return errors.WithHint(errors.Newf("the database schema is older than this binary: %d migration(s) not applied (%s%s)",
+		len(pending), strings.Join(shown, ", "), more),
+		"run `fraiseql-observers migrate` against the same --database-url (safe while instances run)")
 }
 
 // checkChangeLog fails, with a hint, when the configured change log does

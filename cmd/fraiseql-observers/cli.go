@@ -24,7 +24,7 @@ import (
 
 // openDB connects to databaseURL and checks that it holds the schema. Errors
 // carry their exit code: 2 when the database cannot be reached, 1 when it
-// has no fraiseql-observers schema.
+// has no fraiseql-observers schema or one older than the binary.
 func openDB(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	if databaseURL == "" {
 		return nil, withExitCode(exitUsage, errors.WithHint(errors.New("--database-url is empty"), "pass --database-url or set DATABASE_URL"))
@@ -33,7 +33,7 @@ func openDB(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, withExitCode(exitUsage, err)
 	}
-	if err := daemon.CheckSchema(ctx, pool); err != nil {
+	if err := daemon.CheckSchemaCurrent(ctx, pool); err != nil {
 		pool.Close()
 		return nil, withExitCode(exitFailure, err)
 	}

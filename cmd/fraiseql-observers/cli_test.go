@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -66,4 +68,21 @@ func golden(t *testing.T, name, got string) {
 	want, err := os.ReadFile(path)
 	require.NoError(t, err, "run `go test ./cmd/fraiseql-observers -run %s -update` to write %s", t.Name(), path)
 	require.Equal(t, string(want), got, "run `go test ./cmd/fraiseql-observers -run %s -update` if the change is meant", t.Name())
+}
+
+// A database migrated by an older binary: the operator commands say so and
+// how to fix it, instead of failing on a missing column.
+func TestOperatorCommandsNeedTheCurrentSchema(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	_, err := pool.Exec(context.Background(), `DELETE FROM observer_schema_migrations
+		WHERE version_id = (SELECT max(version_id) FROM observer_schema_migrations)`)
+	require.NoError(t, err)
+	for _, args := range [][]string{{"dlq", "list"}, {"debug-event", "--event-id", "1"}, {"replay", "--list"}, {"retention", "--dry-run"}} {
+		var out, errb bytes.Buffer
+		code := execute(append(args, "--database-url", url), &out, &errb)
+		require.Equal(t, 1, code, "%v: %s", args, errb.String())
+		require.Contains(t, errb.String(), "the database schema is older than this binary: 1 migration(s) not applied", args)
+		require.Contains(t, errb.String(), "hint: run `fraiseql-observers migrate`", args)
+	}
 }
