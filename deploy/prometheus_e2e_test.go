@@ -95,7 +95,24 @@ func TestPrometheusFiresHighActionFailureRate(t *testing.T) {
 	require.True(t, fired && err == nil && firing(alerts), "/api/v1/alerts: %s (error: %v)\nprometheus log:\n%s", raw, err, prom.log)
 	require.NotEmpty(t, down.All(), "the receiver was called")
 	t.Logf("/api/v1/alerts: %s", raw)
+
+	// Every query of the dashboard runs on this Prometheus; those about
+	// what the test did return series.
+	for title, exprs := range dashboardExprs(t) {
+		for _, e := range exprs {
+			n, err := prom.query(dashboardVars.Replace(e))
+			require.NoError(t, err, "dashboard panel %q: %s", title, e)
+			if strings.HasPrefix(e, "sum(rate(observer_events_processed_total") || strings.HasPrefix(e, "sum by (action_type) (rate(observer_actions_") {
+				require.Positive(t, n, "dashboard panel %q shows the test's deliveries: %s", title, e)
+			}
+		}
+	}
 }
+
+// dashboardVars replaces the Grafana variables of the dashboard's queries
+// with values for an instant query on a Prometheus that scrapes every
+// second.
+var dashboardVars = strings.NewReplacer("$__rate_interval", "1m", "${__rate_interval}", "1m", "$__interval", "1m")
 
 // testRules writes a copy of the shipped rules with every for: shortened
 // to e2eFor, and returns its path. While the failed counter carries a
