@@ -23,7 +23,7 @@ demo: build
 # each fuzz target for 3 seconds (scripts/fuzz.sh).
 test: lint
     scripts/ensure-services.sh
-    just check-monitoring
+    {{just_executable()}} check-monitoring
     go test -race -count=1 -timeout 15m ./...
     scripts/fuzz.sh 3s
     go run ./integration/bench -quick
@@ -33,6 +33,7 @@ test: lint
 # prometheus package; scripts/ensure-services.sh installs it): the rules
 # load, and each alert fires, or stays quiet, on its synthetic series.
 check-monitoring:
+    command -v promtool >/dev/null || scripts/ensure-services.sh
     promtool check rules deploy/prometheus/alerts.yml
     promtool test rules deploy/prometheus/alerts_test.yml
 
