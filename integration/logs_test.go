@@ -169,7 +169,9 @@ func requireDeliveryAttrs(t *testing.T, log string) {
 		var rec map[string]any
 		require.NoError(t, json.Unmarshal([]byte(line), &rec), "a log line is not JSON: %s", line)
 		msg, _ := rec["msg"].(string)
-		about := rec["action_type"] != nil && rec["component"] == nil // the log action's own line, too
+		// The log action's own line, the breaker's and River's lines about
+		// an action job ("Job errored", "Job snoozed") too.
+		about := rec["action_type"] != nil && rec["component"] == nil || rec["job_kind"] == "fraiseql_observer_action"
 		for _, m := range deliveryMessages {
 			about = about || msg == m
 		}
@@ -182,7 +184,7 @@ func requireDeliveryAttrs(t *testing.T, log string) {
 		}
 	}
 	for _, m := range []string{"worker: action delivered", "worker: action failed", "worker: delivery snoozed; no attempt spent",
-		"worker: served from the result cache"} {
+		"worker: served from the result cache", "jobexecutor.JobExecutor: Job errored", "jobexecutor.JobExecutor: Job snoozed"} {
 		require.Positive(t, seen[m], "no %q line in the log:\n%s", m, log)
 	}
 }

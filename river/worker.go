@@ -45,6 +45,7 @@ type ActionWorker struct {
 	logger  *slog.Logger
 	events  *EventLoader
 	limits  *typeLimits // max_parallelism per action type, shared with BatchWorker; nil: none
+	jobs    *jobLog     // failed jobs' delivery attributes, for River's lines about them
 
 	// retryAt carries a receiver's Retry-After from Work to NextRetry, which
 	// River calls right after Work returns, in the same process.
@@ -74,7 +75,7 @@ func NewActionWorker(p WorkerParams) *ActionWorker {
 	return &ActionWorker{
 		pool: p.Pool, configs: p.Configs, env: cmp.Or(p.Env, &observers.Env{}),
 		metrics: cmp.Or(p.Metrics, NewMetrics(nil)), logger: cmp.Or(p.Logger, slog.New(slog.DiscardHandler)),
-		events: cmp.Or(p.Events, NewEventLoader(p.Pool)), limits: newTypeLimits(p.Concurrency),
+		events: cmp.Or(p.Events, NewEventLoader(p.Pool)), limits: newTypeLimits(p.Concurrency), jobs: newJobLog(),
 	}
 }
 
@@ -135,6 +136,14 @@ func errDeleted(err error) error {
 // in the dead-letter queue without spending retries); transient ones return
 // the error so River retries per the observer's policy.
 func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) error {
+	err := w.work(ctx, job)
+	if err != nil {
+		w.jobs.put(job) // River logs the outcome next, with job_id alone
+	}
+	return err
+}
+
+func (w *ActionWorker) work(ctx context.Context, job *river.Job[ActionArgs]) error {
 	a := job.Args
 	v, err := w.configs.Get(ctx, a.ConfigVersion)
 	if err != nil {
@@ -219,7 +228,9 @@ func (w *ActionWorker) run(ctx context.Context, d *observers.Delivery, maxAttemp
 	w.metrics.ActionsExecuted.WithLabelValues(typ, d.Observer.Name).Inc()
 	w.metrics.ActionDuration.WithLabelValues(typ).Observe(took.Seconds())
 	if err == nil {
-		w.logger.LogAttrs(ctx, slog.LevelDebug, "worker: action delivered", append(d.LogAttrs(), slog.Duration("took", took))...)
+		if w.logger.Enabled(ctx, slog.LevelDebug) { // the hot path: no attributes built for nothing
+			w.logger.LogAttrs(ctx, slog.LevelDebug, "worker: action delivered", append(d.LogAttrs(), slog.Duration("took", took))...)
+		}
 		return nil
 	}
 	class := "transient"
