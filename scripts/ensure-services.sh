@@ -1,6 +1,16 @@
 #!/usr/bin/env bash
-# Starts the local Postgres and Redis the tests use, when they are not running.
+# Starts the local Postgres and Redis the tests use, when they are not
+# running, and installs Prometheus (promtool and the server the monitoring
+# tests run) when it is missing.
 set -euo pipefail
+
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  echo "ensure-services: installing Prometheus (Debian's prometheus package)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends prometheus >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; } ||
+    { echo "ensure-services: could not install prometheus (apt-get install prometheus)" >&2; exit 1; }
+fi
 
 pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
 if ! pg_up; then
