@@ -206,13 +206,17 @@ func (w *ActionWorker) run(ctx context.Context, v *Version, o *observers.Observe
 	w.metrics.ActionsExecuted.WithLabelValues(typ, o.Name).Inc()
 	w.metrics.ActionDuration.WithLabelValues(typ).Observe(time.Since(start).Seconds())
 	if err == nil {
+		if !ev.CreatedAt.IsZero() {
+			w.metrics.DeliveryLatency.WithLabelValues(typ).Observe(max(time.Since(ev.CreatedAt).Seconds(), 0))
+		}
 		return nil
 	}
 	class := "transient"
 	if observers.IsPermanent(err) {
 		class = "permanent"
 	}
-	w.metrics.ActionsFailed.WithLabelValues(typ, o.Name, class).Inc()
+	w.metrics.ActionsFailed.WithLabelValues(typ, o.Name).Inc()
+	w.metrics.FailedByClass.WithLabelValues(typ, o.Name, class).Inc()
 	w.logger.WarnContext(ctx, "worker: action failed",
 		slog.String("observer", o.Name), slog.String("action_type", typ),
 		slog.Int64("event_seq", ev.Seq), slog.Int("attempt", at.n),

@@ -61,9 +61,9 @@ observers:
 `, recv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a = observertest.Run(t, observertest.Options{DatabaseURL: url, Config: cfg})
+	a = observertest.Run(t, observertest.Options{DatabaseURL: url, Config: cfg, GaugeInterval: 100 * time.Millisecond})
 	require.NoError(t, a.WaitLeader(ctx)) // a leads, b stands by
-	b = observertest.Run(t, observertest.Options{DatabaseURL: url, Config: cfg})
+	b = observertest.Run(t, observertest.Options{DatabaseURL: url, Config: cfg, GaugeInterval: 100 * time.Millisecond})
 	for i := range 5 {
 		observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: fmt.Sprint(i), Kind: "INSERT", Data: `{}`})
 	}
@@ -82,13 +82,17 @@ func TestMetricsTwoInstances(t *testing.T) {
 	executed := `observer_actions_executed_total{action_type="webhook",observer="o"}`
 	var inA, inB float64
 	durations := `observer_action_duration_seconds_count{action_type="webhook"}`
+	running := `observer_job_queue_depth{queue="fraiseql_observers_webhook",state="running"}`
 	require.Eventually(t, func() bool { // the counters move just after the receiver answered
 		inA, _ = observertest.LookupMetric(t, a.HTTPAddr(), executed)
 		inB, _ = observertest.LookupMetric(t, b.HTTPAddr(), executed)
 		dA, _ := observertest.LookupMetric(t, a.HTTPAddr(), durations)
 		dB, _ := observertest.LookupMetric(t, b.HTTPAddr(), durations)
-		return inA+inB == 5 && dA+dB == 5
+		r, ok := observertest.LookupMetric(t, a.HTTPAddr(), running) // the leader's next refresh
+		return inA+inB == 5 && dA+dB == 5 && ok && r == 0
 	}, 30*time.Second, 20*time.Millisecond)
+	_, ok := observertest.LookupMetric(t, b.HTTPAddr(), running)
+	require.False(t, ok, "the standby does not export the database-wide gauges")
 	require.NotZero(t, inA, "each instance executed some")
 	require.NotZero(t, inB, "each instance executed some")
 
@@ -109,7 +113,8 @@ func TestMetricsTwoInstances(t *testing.T) {
 	require.Contains(t, lines, `observer_events_processed_total 5`)
 	require.Contains(t, lines, fmt.Sprintf(`observer_listener_is_leader{instance=%q} 1`, a.HTTPAddr()))
 	require.Contains(t, lines, fmt.Sprintf(`observer_listener_is_leader{instance=%q} 0`, b.HTTPAddr()))
-	require.Contains(t, lines, `observer_job_queue_depth{queue="fraiseql_observers_webhook"} 0`, "once, not summed, no instance label")
+	require.Contains(t, lines, `observer_job_queue_depth{queue="fraiseql_observers_webhook",state="available"} 0`, "once, no instance label")
+	require.Contains(t, lines, `observer_dlq_size 0`)
 	require.Contains(t, lines, `observer_action_duration_seconds_count{action_type="webhook"} 5`, "histogram counts summed")
 	require.Contains(t, lines, `observer_action_duration_seconds_bucket{action_type="webhook",le="+Inf"} 5`)
 
@@ -123,7 +128,15 @@ func TestMetricsTwoInstances(t *testing.T) {
 	code, out, _ = runMetricsCLI(t, "--database-url", url, "--metric", "observer_job_queue_depth")
 	require.Equal(t, exitOK, code)
 	// The periodic cleanup may wait in the legacy queue for a moment.
-	require.Regexp(t, `^observer_job_queue_depth\{queue="fraiseql_observers"\} [01]\nobserver_job_queue_depth\{queue="fraiseql_observers_webhook"\} 0\n$`, out)
+	require.Regexp(t, `^observer_job_queue_depth\{queue="fraiseql_observers",state="available"\} [01]
+observer_job_queue_depth\{queue="fraiseql_observers",state="retryable"\} 0
+observer_job_queue_depth\{queue="fraiseql_observers",state="running"\} [01]
+observer_job_queue_depth\{queue="fraiseql_observers",state="scheduled"\} [01]
+observer_job_queue_depth\{queue="fraiseql_observers_webhook",state="available"\} 0
+observer_job_queue_depth\{queue="fraiseql_observers_webhook",state="retryable"\} 0
+observer_job_queue_depth\{queue="fraiseql_observers_webhook",state="running"\} 0
+observer_job_queue_depth\{queue="fraiseql_observers_webhook",state="scheduled"\} 0
+$`, out)
 
 	code, out, errOut = runMetricsCLI(t, "--database-url", url, "--metric", "observer_job_queue")
 	require.Equal(t, exitFailure, code)
