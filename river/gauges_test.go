@@ -46,7 +46,7 @@ func TestGauges(t *testing.T) {
 	require.Empty(t, gatherGauges(t, reg), "nothing before the first refresh")
 	require.NoError(t, g.Refresh(ctx, pool))
 	want := map[string]float64{
-		"dlq": 3,
+		"dlq":                    3,
 		QueueName + "/available": 1, QueueName + "/scheduled": 0, QueueName + "/retryable": 0, QueueName + "/running": 0,
 		webhook + "/available": 3, webhook + "/scheduled": 4, webhook + "/retryable": 2, webhook + "/running": 5,
 		email + "/available": 0, email + "/scheduled": 0, email + "/retryable": 0, email + "/running": 0,
