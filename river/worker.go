@@ -228,6 +228,9 @@ func (w *ActionWorker) run(ctx context.Context, d *observers.Delivery, maxAttemp
 	w.metrics.ActionsExecuted.WithLabelValues(typ, d.Observer.Name).Inc()
 	w.metrics.ActionDuration.WithLabelValues(typ).Observe(took.Seconds())
 	if err == nil {
+		if !d.Event.CreatedAt.IsZero() {
+			w.metrics.DeliveryLatency.WithLabelValues(typ).Observe(max(time.Since(d.Event.CreatedAt).Seconds(), 0))
+		}
 		if w.logger.Enabled(ctx, slog.LevelDebug) { // the hot path: no attributes built for nothing
 			w.logger.LogAttrs(ctx, slog.LevelDebug, "worker: action delivered", append(d.LogAttrs(), slog.Duration("took", took))...)
 		}
@@ -237,7 +240,8 @@ func (w *ActionWorker) run(ctx context.Context, d *observers.Delivery, maxAttemp
 	if observers.IsPermanent(err) {
 		class = "permanent"
 	}
-	w.metrics.ActionsFailed.WithLabelValues(typ, d.Observer.Name, class).Inc()
+	w.metrics.ActionsFailed.WithLabelValues(typ, d.Observer.Name).Inc()
+	w.metrics.FailedByClass.WithLabelValues(typ, d.Observer.Name, class).Inc()
 	attrs := append(d.LogAttrs(), slog.Int("max_attempts", maxAttempts), slog.String("class", class), slog.String("error", err.Error()))
 	w.logger.LogAttrs(ctx, slog.LevelWarn, "worker: action failed", attrs...)
 	return err
