@@ -1,6 +1,16 @@
 #!/usr/bin/env bash
-# Starts the local Postgres and Redis the tests use, when they are not running.
+# Starts the local Postgres and Redis the tests use, when they are not running,
+# and installs the tools the tests drive when they are missing: Chromium (the
+# River UI browser test, daemon/riverui_browser_test.go).
 set -euo pipefail
+
+if ! command -v chromium >/dev/null; then
+  echo "ensure-services: installing Chromium (Debian's chromium package)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium >/dev/null
+  command -v chromium >/dev/null || { echo "ensure-services: Chromium did not install" >&2; exit 1; }
+fi
 
 pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
 if ! pg_up; then
