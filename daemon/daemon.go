@@ -43,8 +43,9 @@ type Options struct {
 	// DatabaseURL is the Postgres the change log, the checkpoints and
 	// River's jobs live in; required.
 	DatabaseURL string
-	// HTTPAddr is the admin server's address (/healthz, /readyz, /metrics);
-	// "" runs none. Port 0 picks a free one (HTTPAddr reports it).
+	// HTTPAddr is the admin server's address (/healthz, /readyz, /metrics,
+	// River UI at /riverui/; everything but /healthz behind the admin:
+	// block's credentials when it sets any); "" runs none. Port 0 picks a free one (HTTPAddr reports it).
 	HTTPAddr string
 	// Pprof serves Go's /debug/pprof/ on the admin server.
 	Pprof bool
