@@ -145,16 +145,22 @@ func runMetrics(ctx context.Context, opts *metricsOpts, w, errw io.Writer) error
 	}
 	results := scrape.Scrape(ctx, client, targets, opts.Timeout)
 	rep := metricsReport{Skipped: skipped, Instances: make([]metricsInstance, len(results))}
-	ok := 0
+	ok, unauthorized := 0, false
 	for i, r := range results {
 		rep.Instances[i] = metricsInstance{Target: r.Target, OK: r.Err == nil}
 		rep.Instances[i].URL = observers.RedactURL(r.URL)
 		if r.Err != nil {
 			rep.Instances[i].Error = r.Err.Error()
 			fmt.Fprintf(errw, "unreachable: %v\n", r.Err)
+			unauthorized = unauthorized || errors.Is(r.Err, scrape.ErrUnauthorized)
 			continue
 		}
 		ok++
+	}
+	if ok == 0 && unauthorized {
+		return withExitCode(exitFailure, errors.WithHint(errors.Newf("metrics: none of the %d instance(s) could be read (above)", len(targets)),
+			"the admin servers ask for credentials: pass --config with the configuration whose admin: block names them, "+
+				"and export its token_env (or basic_auth.password_env) variable"))
 	}
 	if ok == 0 {
 		return withExitCode(exitFailure, noInstanceError(len(targets), len(skipped), len(opts.URLs) > 0))

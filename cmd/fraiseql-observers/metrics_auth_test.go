@@ -42,6 +42,7 @@ observers:
 	require.Equal(t, exitFailure, code)
 	require.Empty(t, out)
 	require.Contains(t, errOut, "401 Unauthorized")
+	require.Contains(t, errOut, "hint: the admin servers ask for credentials: pass --config")
 
 	code, out, errOut = runMetricsCLI(t, "--url", ob.HTTPAddr(), "--config", tokenCfg, "--metric", "observer_listener_is_leader")
 	require.Equal(t, exitOK, code, errOut)
