@@ -23,10 +23,19 @@ demo: build
 # each fuzz target for 3 seconds (scripts/fuzz.sh).
 test: lint
     scripts/ensure-services.sh
+    {{just_executable()}} check-monitoring
     go test -race -count=1 -timeout 15m ./...
     scripts/fuzz.sh 3s
     go run ./integration/bench -quick
     CHAOS_DURATION=60s go test -tags chaos -run TestChaos -count=1 -timeout 10m -v ./integration/
+
+# Check the shipped alert rules with Prometheus's own tool (Debian's
+# prometheus package; scripts/ensure-services.sh installs it): the rules
+# load, and each alert fires, or stays quiet, on its synthetic series.
+check-monitoring:
+    command -v promtool >/dev/null || scripts/ensure-services.sh
+    promtool check rules deploy/prometheus/alerts.yml
+    promtool test rules deploy/prometheus/alerts_test.yml
 
 # Chaos suite, 10 minutes: SIGKILLs, leader kill, Postgres restart, Redis cut.
 # It restarts the Postgres cluster ($CHAOS_PG_CLUSTER, default "<ver> main"),

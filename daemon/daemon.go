@@ -76,6 +76,9 @@ type Options struct {
 	// RetentionInterval is how often retention runs; default
 	// river.RetentionIntervalDefault (tests shorten it).
 	RetentionInterval time.Duration
+	// GaugeInterval is how often the listener leader refreshes the
+	// database-wide gauges; default GaugeIntervalDefault (tests shorten it).
+	GaugeInterval time.Duration
 }
 
 // Daemon is one `fraiseql-observers run` process: the pool, the River
@@ -95,6 +98,7 @@ type Daemon struct {
 	listener  *listener.Listener
 	retention *retention.Runner
 	reloader  *reloader
+	gauges    *gaugeRefresher
 	reg       *prometheus.Registry
 
 	ready    atomic.Bool
@@ -114,6 +118,8 @@ type Daemon struct {
 // database) are marked ErrUnreachable.
 func New(ctx context.Context, o Options) (*Daemon, error) {
 	o.Logger = cmp.Or(o.Logger, slog.New(slog.DiscardHandler))
+	// Lines logged while a delivery runs name it (observers.WithLogAttrs).
+	o.Logger = slog.New(observers.LogHandler(o.Logger.Handler()))
 	if o.Getenv == nil {
 		o.Getenv = os.LookupEnv
 	}
@@ -174,7 +180,7 @@ func (d *Daemon) wire(ctx context.Context) error {
 	}
 	events := obsriver.NewEventLoader(d.pool) // the listener's reads serve the workers
 	d.queues = obsriver.NewQueueSet(cfg)
-	obsriver.RegisterQueueDepth(d.reg, d.pool, d.queues.Names, d.logger)
+	riverGauges := obsriver.NewGauges(d.reg, d.queues.Names)
 	d.client, err = obsriver.NewClient(obsriver.ClientParams{
 		WorkerParams: obsriver.WorkerParams{
 			Pool: d.pool, Configs: d.configs, Events: events, Env: d.env, Logger: d.logger,
@@ -198,6 +204,10 @@ func (d *Daemon) wire(ctx context.Context) error {
 		return err
 	}
 	d.reloader = newReloader(d)
+	d.gauges = &gaugeRefresher{
+		interval: cmp.Or(d.o.GaugeInterval, GaugeIntervalDefault), listener: d.listener,
+		river: riverGauges, pool: d.pool, logger: d.logger,
+	}
 	return d.wireAdmin()
 }
 
@@ -281,6 +291,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.reloader.Start(ctx); err != nil {
 		return err
 	}
+	if err := d.gauges.Start(workCtx); err != nil {
+		return err
+	}
 	d.logger.Info("run: started", slog.String("instance_id", d.listener.InstanceID()),
 		slog.String("listener_id", d.cfg.Listener.ID), slog.Int("observers", len(d.cfg.Observers)),
 		slog.Int64("config_version", d.version.ID), slog.String("http_addr", d.httpAddr), slog.String("version", d.o.Version))
@@ -342,6 +355,7 @@ func (d *Daemon) Stop() {
 		d.ready.Store(false)
 		d.logger.Info("run: shutting down; draining in-flight jobs", slog.Duration("drain_timeout", d.o.DrainTimeout))
 		d.reloader.Stop()
+		d.gauges.Stop()
 		d.listener.Stop()
 		drainCtx, cancel := context.WithTimeout(context.Background(), d.o.DrainTimeout)
 		defer cancel()

@@ -33,6 +33,9 @@ type Delivery struct {
 	// again; 0 for the listener's. A replayed request is sent even when the
 	// result cache holds an identical success: the operator asked for it.
 	Replay int64
+	// JobID is the River job that runs the delivery (the batch job's for a
+	// delivery of a batch); 0 outside River.
+	JobID int64
 }
 
 // Action returns the delivered action.

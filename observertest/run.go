@@ -37,6 +37,10 @@ type Options struct {
 	// RetentionInterval is how often retention runs (the retention:
 	// block); default that of `run`, a minute.
 	RetentionInterval time.Duration
+	// GaugeInterval is how often the leader refreshes the database-wide
+	// gauges (queue depth, DLQ size, lag, healthy listeners); default
+	// daemon.GaugeIntervalDefault.
+	GaugeInterval time.Duration
 }
 
 // Observer is fraiseql-observers running inside the test process: the same
@@ -71,6 +75,7 @@ func Run(t testing.TB, o Options) *Observer {
 			return v, ok
 		},
 		DrainTimeout: cmp.Or(o.DrainTimeout, 10*time.Second), Version: "observertest", RetentionInterval: o.RetentionInterval,
+		GaugeInterval: o.GaugeInterval,
 	})
 	if err != nil {
 		t.Fatalf("observertest: %+v\n%s", err, buf.String())

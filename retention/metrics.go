@@ -20,7 +20,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "observer_retention_deleted_total",
-			Help: "Rows deleted by retention, by table: change_log, completed_jobs, dead_letters (cancelled and discarded jobs), skipped_events.",
+			Help: "Rows deleted by retention (count), by table: change_log, completed_jobs, dead_letters (cancelled and discarded jobs), skipped_events.",
 		}, []string{"table"}),
 	}
 	for _, p := range (observers.RetentionConfig{}).Periods() {

@@ -142,6 +142,7 @@ func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 			break
 		}
 		out.started = true
+		d := w.delivery(v, out.o, out.idx, out.ev, attempt{n: 1, replay: a.Replay, job: job.ID})
 		wg.Go(func() {
 			defer release()
 			defer func() {
@@ -150,13 +151,12 @@ func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 				// River, count it as a failed attempt.
 				if p := recover(); p != nil {
 					out.err = errors.Newf("panic: %v", p)
-					w.logger.ErrorContext(ctx, "worker: action panicked", slog.String("observer", out.o.Name),
-						slog.Int64("event_seq", out.seq), slog.String("panic", fmt.Sprint(p)))
+					w.logger.LogAttrs(ctx, slog.LevelError, "worker: action panicked", append(d.LogAttrs(), slog.String("panic", fmt.Sprint(p)))...)
 				}
 			}()
 			actx, cancel := context.WithTimeout(ctx, actionTimeout(out.o.Actions[out.idx]))
 			defer cancel()
-			out.err = w.run(actx, v, out.o, out.idx, out.ev, attempt{n: 1, max: out.o.Retry.MaxAttempts, replay: a.Replay})
+			out.err = w.run(actx, d, out.o.Retry.MaxAttempts)
 		})
 	}
 	wg.Wait()

@@ -59,7 +59,7 @@ func NewClient(p ClientParams) (*river.Client[pgx.Tx], error) {
 	bw.handoff = cmp.Or(p.BatchHandoffAfter, BatchHandoffAfter)
 	river.AddWorker(workers, bw)
 	rc := &river.Config{
-		Logger:                      p.Logger.With(slog.String("component", "river")),
+		Logger:                      slog.New(&jobLogHandler{h: p.Logger.Handler(), jobs: aw.jobs}).With(slog.String("component", "river")),
 		Workers:                     workers,
 		CompletedJobRetentionPeriod: riverJobsKeptByRiver, // retention/ deletes them (retention.go)
 		CancelledJobRetentionPeriod: riverJobsKeptByRiver,

@@ -58,15 +58,35 @@ func RunningByQueue(ctx context.Context, q Querier) (map[string]int64, error) {
 	return countByQueue(ctx, q, []string{"running"})
 }
 
-// waitingStates are the states of a job waiting for a worker: available
-// now, retryable after a failure, scheduled (a retry's delay, or snoozed
-// by a breaker or a rate limit).
-var waitingStates = []string{"available", "retryable", "scheduled"}
+// DepthStates are the states observer_job_queue_depth reports: waiting
+// for a worker (available now, scheduled for a retry's delay or snoozed
+// by a breaker or a rate limit, retryable after a failure) and running.
+var DepthStates = []string{"available", "scheduled", "retryable", "running"}
 
-// WaitingByQueue counts the jobs waiting in each of the observer's River
-// queues (waitingStates): queue → jobs.
-func WaitingByQueue(ctx context.Context, q Querier) (map[string]int64, error) {
-	return countByQueue(ctx, q, waitingStates)
+// DepthByQueue counts the jobs of each of the observer's River queues in
+// each of DepthStates: queue → state → jobs (states with none absent).
+func DepthByQueue(ctx context.Context, q Querier) (map[string]map[string]int64, error) {
+	const what = "count river jobs by queue and state"
+	rows, err := q.Query(ctx, `SELECT queue, state::text, count(*) FROM river_job
+		WHERE state = ANY($1::text[]::river_job_state[]) AND (queue = $2 OR starts_with(queue, $2 || '_'))
+		GROUP BY queue, state`, DepthStates, QueueName)
+	if err != nil {
+		return nil, errors.Wrap(err, what)
+	}
+	defer rows.Close()
+	out := map[string]map[string]int64{}
+	for rows.Next() {
+		var queue, state string
+		var n int64
+		if err := rows.Scan(&queue, &state, &n); err != nil {
+			return nil, errors.Wrap(err, what)
+		}
+		if out[queue] == nil {
+			out[queue] = map[string]int64{}
+		}
+		out[queue][state] = n
+	}
+	return out, errors.Wrap(rows.Err(), what)
 }
 
 func countByQueue(ctx context.Context, q Querier, states []string) (map[string]int64, error) {

@@ -45,6 +45,7 @@ type ActionWorker struct {
 	logger  *slog.Logger
 	events  *EventLoader
 	limits  *typeLimits // max_parallelism per action type, shared with BatchWorker; nil: none
+	jobs    *jobLog     // failed jobs' delivery attributes, for River's lines about them
 
 	// retryAt carries a receiver's Retry-After from Work to NextRetry, which
 	// River calls right after Work returns, in the same process.
@@ -74,7 +75,7 @@ func NewActionWorker(p WorkerParams) *ActionWorker {
 	return &ActionWorker{
 		pool: p.Pool, configs: p.Configs, env: cmp.Or(p.Env, &observers.Env{}),
 		metrics: cmp.Or(p.Metrics, NewMetrics(nil)), logger: cmp.Or(p.Logger, slog.New(slog.DiscardHandler)),
-		events: cmp.Or(p.Events, NewEventLoader(p.Pool)), limits: newTypeLimits(p.Concurrency),
+		events: cmp.Or(p.Events, NewEventLoader(p.Pool)), limits: newTypeLimits(p.Concurrency), jobs: newJobLog(),
 	}
 }
 
@@ -135,6 +136,14 @@ func errDeleted(err error) error {
 // in the dead-letter queue without spending retries); transient ones return
 // the error so River retries per the observer's policy.
 func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) error {
+	err := w.work(ctx, job)
+	if err != nil {
+		w.jobs.put(job) // River logs the outcome next, with job_id alone
+	}
+	return err
+}
+
+func (w *ActionWorker) work(ctx context.Context, job *river.Job[ActionArgs]) error {
 	a := job.Args
 	v, err := w.configs.Get(ctx, a.ConfigVersion)
 	if err != nil {
@@ -163,7 +172,8 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 		}
 		return river.JobSnooze(slotSnooze)
 	}
-	err = w.run(ctx, v, o, a.Action, ev, attempt{n: job.Attempt, max: job.MaxAttempts, replay: a.Replay})
+	at := attempt{n: job.Attempt, max: job.MaxAttempts, replay: a.Replay, job: job.ID}
+	err = w.run(ctx, w.delivery(v, o, a.Action, ev, at), at.max)
 	release()
 	var snooze *rivertype.JobSnoozeError
 	if err == nil || errors.As(err, &snooze) {
@@ -180,44 +190,60 @@ func (w *ActionWorker) Work(ctx context.Context, job *river.Job[ActionArgs]) err
 }
 
 // attempt is which attempt of a delivery run makes: n of max, of a
-// delivery that replay enqueued again (0: the listener's).
+// delivery that replay enqueued again (0: the listener's), in River job job.
 type attempt struct {
 	n, max int
 	replay int64
+	job    int64
 }
 
-// run executes action idx of o for ev and counts and logs the outcome. It
-// returns nil on success (or when the result cache served it), a River
-// snooze error when the action was not attempted (an open circuit breaker),
-// and otherwise the failure, an *observers.DeliveryError when the action
-// classified it.
-func (w *ActionWorker) run(ctx context.Context, v *Version, o *observers.Observer, idx int, ev *observers.Event, at attempt) error {
-	action := o.Actions[idx]
-	typ := action.Type()
+// delivery is action idx of o for ev, at attempt at.
+func (w *ActionWorker) delivery(v *Version, o *observers.Observer, idx int, ev *observers.Event, at attempt) *observers.Delivery {
+	return &observers.Delivery{Event: ev, Observer: o, Index: idx, Config: v.Config, Attempt: at.n, Env: w.env, Replay: at.replay, JobID: at.job}
+}
+
+// run executes d and counts and logs the outcome. It returns nil on success
+// (or when the result cache served it), a River snooze error when the
+// action was not attempted (an open circuit breaker), and otherwise the
+// failure, an *observers.DeliveryError when the action classified it.
+//
+// ctx carries d's log attributes (observers.WithLogAttrs), so every line
+// logged while d runs (here, by the action, the breaker, the rate limit,
+// the result cache) names the event, observer, action type and attempt.
+func (w *ActionWorker) run(ctx context.Context, d *observers.Delivery, maxAttempts int) error {
+	ctx = observers.WithLogAttrs(ctx, d.LogAttrs()...)
+	typ := d.Action().Type()
 	start := time.Now()
-	err := action.Run(ctx, &observers.Delivery{Event: ev, Observer: o, Index: idx, Config: v.Config, Attempt: at.n, Env: w.env, Replay: at.replay})
+	err := d.Action().Run(ctx, d)
+	took := time.Since(start)
 	var snooze *observers.SnoozeError
 	switch {
 	case errors.As(err, &snooze):
+		w.logger.LogAttrs(ctx, slog.LevelDebug, "worker: delivery snoozed; no attempt spent", append(d.LogAttrs(),
+			slog.Time("until", snooze.Until), slog.String("reason", snooze.Error()))...)
 		return river.JobSnooze(snoozeFor(snooze.Until)) // nothing was attempted
 	case errors.Is(err, observers.ErrCached):
 		return nil // an identical request succeeded within the cache TTL: nothing was sent
 	}
-	w.metrics.ActionsExecuted.WithLabelValues(typ, o.Name).Inc()
-	w.metrics.ActionDuration.WithLabelValues(typ).Observe(time.Since(start).Seconds())
+	w.metrics.ActionsExecuted.WithLabelValues(typ, d.Observer.Name).Inc()
+	w.metrics.ActionDuration.WithLabelValues(typ).Observe(took.Seconds())
 	if err == nil {
+		if !d.Event.CreatedAt.IsZero() {
+			w.metrics.DeliveryLatency.WithLabelValues(typ).Observe(max(time.Since(d.Event.CreatedAt).Seconds(), 0))
+		}
+		if w.logger.Enabled(ctx, slog.LevelDebug) { // the hot path: no attributes built for nothing
+			w.logger.LogAttrs(ctx, slog.LevelDebug, "worker: action delivered", append(d.LogAttrs(), slog.Duration("took", took))...)
+		}
 		return nil
 	}
 	class := "transient"
 	if observers.IsPermanent(err) {
 		class = "permanent"
 	}
-	w.metrics.ActionsFailed.WithLabelValues(typ, o.Name, class).Inc()
-	w.logger.WarnContext(ctx, "worker: action failed",
-		slog.String("observer", o.Name), slog.String("action_type", typ),
-		slog.Int64("event_seq", ev.Seq), slog.Int("attempt", at.n),
-		slog.Int("max_attempts", at.max), slog.String("class", class),
-		slog.String("error", err.Error()))
+	w.metrics.ActionsFailed.WithLabelValues(typ, d.Observer.Name).Inc()
+	w.metrics.FailedByClass.WithLabelValues(typ, d.Observer.Name, class).Inc()
+	attrs := append(d.LogAttrs(), slog.Int("max_attempts", maxAttempts), slog.String("class", class), slog.String("error", err.Error()))
+	w.logger.LogAttrs(ctx, slog.LevelWarn, "worker: action failed", attrs...)
 	return err
 }
 

@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Starts the local Postgres and Redis the tests use, when they are not running,
-# and installs the tools the tests drive when they are missing: Chromium (the
-# River UI browser test, daemon/riverui_browser_test.go).
+# Starts the local Postgres and Redis the tests use, when they are not
+# running, and installs the tools the tests drive when they are missing:
+# Prometheus (promtool and the server the monitoring tests run) and Chromium
+# (the River UI browser test, daemon/riverui_browser_test.go).
 set -euo pipefail
+
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  echo "ensure-services: installing Prometheus (Debian's prometheus package)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends prometheus >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; } ||
+    { echo "ensure-services: could not install prometheus (apt-get install prometheus)" >&2; exit 1; }
+fi
 
 if ! command -v chromium >/dev/null; then
   echo "ensure-services: installing Chromium (Debian's chromium package)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq chromium >/dev/null
-  command -v chromium >/dev/null || { echo "ensure-services: Chromium did not install" >&2; exit 1; }
+  apt-get install -y -q chromium >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } ||
+    { echo "ensure-services: could not install chromium (apt-get install chromium)" >&2; exit 1; }
 fi
 
 pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }

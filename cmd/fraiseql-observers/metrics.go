@@ -84,8 +84,10 @@ is stale are skipped and named on stderr), or of the endpoints given with
 
 Across instances, counters are summed, and so are the buckets, sums and counts
 of histograms and summaries. Gauges (and summary quantiles) are not: each
-instance's comes with an instance="host:port" label. observer_job_queue_depth
-is read from the database by every instance, so it is printed once.
+instance's comes with an instance="host:port" label. The gauges read from the
+database (observer_job_queue_depth, observer_dlq_size,
+observer_listener_lag_seconds, observer_listeners_healthy) are exported by the
+listener leader only, and printed once without an instance label.
 
 --metric NAME prints only that metric's series, and for a single series only
 its value. An instance that cannot be read is reported on stderr and the others

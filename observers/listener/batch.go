@@ -152,7 +152,7 @@ func (l *Listener) jobs(ctx context.Context, tx pgx.Tx, a *activeConfig, events 
 		ms := a.cfg.Match(ev, func(o *observers.Observer, err error) {
 			l.p.Metrics.ConditionErrors.WithLabelValues(o.Name).Inc()
 			l.logger.Warn("listener: condition failed; treated as no match",
-				slog.String("observer", o.Name), slog.Int64("event_seq", ev.Seq),
+				slog.String("observer", o.Name), slog.String("event_id", ev.ID), slog.Int64("event_seq", ev.Seq),
 				slog.String("entity_type", ev.EntityType), slog.String("error", err.Error()))
 		})
 		if len(ms) > 0 {
@@ -168,7 +168,7 @@ func (l *Listener) jobs(ctx context.Context, tx pgx.Tx, a *activeConfig, events 
 	for i, ev := range matchedEvents {
 		if fresh != nil && !fresh[i] {
 			b.dedupSkips++
-			l.logger.Debug("listener: duplicate change skipped", slog.Int64("event_seq", ev.Seq),
+			l.logger.Debug("listener: duplicate change skipped", slog.String("event_id", ev.ID), slog.Int64("event_seq", ev.Seq),
 				slog.String("entity_type", ev.EntityType), slog.String("entity_id", ev.EntityID))
 			continue
 		}

@@ -166,11 +166,13 @@ func (l *Listener) setRole(ctx context.Context, r Role) {
 	l.mu.Unlock()
 	if r == RoleLeader {
 		l.p.Metrics.IsLeader.Set(1)
+		l.p.Metrics.Leader.Set(1)
 		if changed {
 			l.p.Metrics.LeaderChanges.Inc()
 		}
 	} else {
 		l.p.Metrics.IsLeader.Set(0)
+		l.p.Metrics.Leader.Set(0)
 	}
 	if changed {
 		l.heartbeat(ctx)

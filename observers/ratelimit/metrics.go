@@ -13,10 +13,10 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Limited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "observer_rate_limited_total", Help: "Deliveries snoozed without a request because their endpoint's rate limit was reached.",
+			Name: "observer_rate_limited_total", Help: "Deliveries snoozed without a request (count) because their endpoint's rate limit was reached, by endpoint.",
 		}, []string{"endpoint"}),
 		Errors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "observer_rate_limit_errors_total", Help: "Rate limit checks that failed because the store could not be reached (the delivery is snoozed).",
+			Name: "observer_rate_limit_errors_total", Help: "Rate limit checks that failed (count) because the store could not be reached (the delivery is snoozed). No labels.",
 		}),
 	}
 	if reg != nil {

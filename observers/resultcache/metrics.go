@@ -26,16 +26,16 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Hits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "observer_cache_hits_total", Help: "Cache reads that found a value.",
+			Name: "observer_cache_hits_total", Help: "Cache reads that found a value (count). No labels.",
 		}),
 		Misses: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "observer_cache_misses_total", Help: "Cache reads that found no value.",
+			Name: "observer_cache_misses_total", Help: "Cache reads that found no value (count). No labels.",
 		}),
 		HitRate: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "observer_cache_hit_rate", Help: "Cache hits over cache reads since the process started.",
+			Name: "observer_cache_hit_rate", Help: "Cache hits over cache reads since the process started (a ratio, 0 to 1). No labels.",
 		}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "observer_cache_errors_total", Help: "Failures of the cache backend.",
+			Name: "observer_cache_errors_total", Help: "Failures of the cache backend (count), by backend.",
 		}, []string{"backend"}),
 	}
 	if reg != nil {

@@ -12,13 +12,16 @@ import (
 // address scraped.
 const InstanceLabel = "instance"
 
-// DatabaseWide are the gauges every instance reads from the same database:
-// summing them would count the same jobs once per instance, and showing
-// them per instance repeats one value. Combine reports each series once,
-// with the highest reading (the instances' readings differ only by when
-// each last read the database).
+// DatabaseWide are the gauges read from the database, which only the
+// listener leader exports: summing them would count the database once per
+// instance that reports them (two for a moment around a change of
+// leader), and an instance label would only name the leader. Combine
+// reports each series once, with the highest reading.
 var DatabaseWide = map[string]bool{
-	"observer_job_queue_depth": true,
+	"observer_job_queue_depth":      true,
+	"observer_dlq_size":             true,
+	"observer_listener_lag_seconds": true,
+	"observer_listeners_healthy":    true,
 }
 
 // How a Series was combined across instances.

@@ -35,7 +35,7 @@ const (
 	LagEventsLimitDefault = 100_000
 	// HeartbeatFactor: an instance is healthy while its heartbeat is
 	// younger than this many heartbeat intervals.
-	HeartbeatFactor = 3
+	HeartbeatFactor = listener.HeartbeatFactor
 )
 
 // Health values of Status.Status.

@@ -117,8 +117,8 @@ func (c *Action) Run(ctx context.Context, d *observers.Delivery) error {
 	if err != nil {
 		return &observers.DeliveryError{Err: errors.Wrap(err, "cache action")}
 	}
-	d.Env.Log().DebugContext(ctx, "worker: cache keys invalidated", slog.String("observer", d.Observer.Name),
-		slog.Int64("event_seq", d.Event.Seq), slog.String("pattern", pattern), slog.Int64("deleted", n))
+	d.Env.Log().LogAttrs(ctx, slog.LevelDebug, "worker: cache keys invalidated",
+		append(d.LogAttrs(), slog.String("pattern", pattern), slog.Int64("deleted", n))...)
 	return nil
 }
 
