@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
+	"riverqueue.com/riverui"
 
 	"github.com/fraiseql/fraiseql-observers/buildinfo"
 	"github.com/fraiseql/fraiseql-observers/observers"
@@ -42,8 +43,9 @@ type Options struct {
 	// DatabaseURL is the Postgres the change log, the checkpoints and
 	// River's jobs live in; required.
 	DatabaseURL string
-	// HTTPAddr is the admin server's address (/healthz, /readyz, /metrics);
-	// "" runs none. Port 0 picks a free one (HTTPAddr reports it).
+	// HTTPAddr is the admin server's address (/healthz, /readyz, /metrics,
+	// River UI at /riverui/; everything but /healthz behind the admin:
+	// block's credentials when it sets any); "" runs none. Port 0 picks a free one (HTTPAddr reports it).
 	HTTPAddr string
 	// Pprof serves Go's /debug/pprof/ on the admin server.
 	Pprof bool
@@ -103,6 +105,10 @@ type Daemon struct {
 	adminLn  net.Listener
 	srv      *http.Server
 	httpAddr string
+	admin    observers.AdminCredentials // the admin: block's, resolved
+	riverUI  *riverui.Handler           // nil when admin.riverui is false or no admin server runs
+	uiServe  http.Handler               // riverUI, read-only unless admin.riverui_write
+	uiStop   context.CancelFunc
 
 	stopOnce sync.Once
 }
@@ -202,7 +208,22 @@ func (d *Daemon) wire(ctx context.Context) error {
 		interval: cmp.Or(d.o.GaugeInterval, GaugeIntervalDefault), listener: d.listener,
 		river: riverGauges, pool: d.pool, logger: d.logger,
 	}
-	return nil
+	return d.wireAdmin()
+}
+
+// wireAdmin reads the admin server's credentials and builds River UI.
+func (d *Daemon) wireAdmin() error {
+	if d.adminLn == nil {
+		return nil
+	}
+	var err error
+	if d.admin, err = d.cfg.Admin.ResolvedCredentials(d.o.Getenv); err != nil {
+		return err
+	}
+	if d.cfg.Admin.RiverUI {
+		d.riverUI, d.uiServe, err = newRiverUI(d.client, d.logger, d.cfg.Admin.RiverUIWrite)
+	}
+	return err
 }
 
 // wireEnv builds the services deliveries use.
@@ -298,7 +319,17 @@ func (d *Daemon) serveAdmin() {
 	if d.adminLn == nil {
 		return
 	}
-	d.srv = &http.Server{Handler: adminMux(d.reg, d.pool, &d.ready, d.listener.Health, d.o.Pprof), ReadHeaderTimeout: 5 * time.Second}
+	mux := adminMux(d.reg, d.pool, &d.ready, d.listener.Health, d.o.Pprof)
+	if d.riverUI != nil {
+		uiCtx, cancel := context.WithCancel(context.Background())
+		d.uiStop = cancel
+		if err := startRiverUI(uiCtx, d.riverUI); err != nil {
+			d.logger.Error("admin: River UI not served", slog.String("error", err.Error()))
+		} else {
+			mux.Handle(RiverUIPrefix+"/", d.uiServe)
+		}
+	}
+	d.srv = &http.Server{Handler: requireAuth(mux, d.admin), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := d.srv.Serve(d.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.logger.Error("admin: HTTP server stopped", slog.String("error", err.Error()))
@@ -338,6 +369,9 @@ func (d *Daemon) Stop() {
 			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = d.srv.Shutdown(sctx)
 			scancel()
+		}
+		if d.uiStop != nil {
+			d.uiStop()
 		}
 		d.env.HTTP.CloseIdleConnections()
 		d.close()

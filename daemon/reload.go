@@ -175,7 +175,7 @@ func (r *reloader) reload(ctx context.Context, why string) {
 		return
 	}
 	if restartOnly(r.current, cfg) {
-		log.Warn("config: worker, storage and SMTP settings take effect at the next restart; observers and listener settings took effect now")
+		log.Warn("config: worker, storage, SMTP and admin settings take effect at the next restart; observers and listener settings took effect now")
 	}
 	r.d.retention.SetConfig(cfg.Retention)
 	r.current = cfg
@@ -188,7 +188,8 @@ func restartOnly(a, b *observers.Config) bool {
 	return a.Workers != b.Workers || !reflect.DeepEqual(a.Concurrency, b.Concurrency) ||
 		a.AllowPrivateTargets != b.AllowPrivateTargets || a.CircuitBreakerBackend != b.CircuitBreakerBackend ||
 		a.RateLimitBackend != b.RateLimitBackend ||
-		a.Dedup != b.Dedup || a.Redis != b.Redis || a.Cache != b.Cache || !reflect.DeepEqual(a.SMTP, b.SMTP)
+		a.Dedup != b.Dedup || a.Redis != b.Redis || a.Cache != b.Cache || !reflect.DeepEqual(a.SMTP, b.SMTP) ||
+		!reflect.DeepEqual(a.Admin, b.Admin)
 }
 
 // listenTable starts, once and only when the running configuration has an

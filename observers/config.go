@@ -103,6 +103,9 @@ type Config struct {
 	// Retention is the retention: block with defaults applied: how long
 	// finished rows are kept (config_retention.go).
 	Retention RetentionConfig
+	// Admin is the admin: block: the admin server's credentials and River
+	// UI (config_admin.go).
+	Admin AdminConfig
 	// CircuitBreakerBackend is circuit_breaker.backend: where every
 	// instance shares the breakers' state, postgres (default) or redis
 	// (needs redis.url). `status` reads the breakers from Postgres either
@@ -347,6 +350,9 @@ func (c *Config) Observer(name string) *Observer {
 // value.
 func (c *Config) Resolve(getenv func(string) (string, bool)) error {
 	var problems []string
+	if _, err := c.Admin.ResolvedCredentials(getenv); err != nil {
+		problems = append(problems, err.Error())
+	}
 	if c.SMTP != nil {
 		if _, _, err := c.SMTP.ResolvedAuth(getenv); err != nil {
 			problems = append(problems, "smtp: "+err.Error())

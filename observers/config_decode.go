@@ -14,7 +14,7 @@ import (
 
 // Valid keys at each level of the file.
 var (
-	topKeys         = []string{"listener", "allow_private_targets", "workers", "concurrency", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers", "observers_table", "rate_limit", "http", "retention"}
+	topKeys         = []string{"listener", "allow_private_targets", "workers", "concurrency", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers", "observers_table", "rate_limit", "http", "retention", "admin"}
 	listenerKeys    = []string{"id", "table", "batch_size", "poll_interval", "batch_bytes", "max_event_bytes", "batch_timeout"}
 	workersKeys     = []string{"max_workers", "fetch_cooldown", "fetch_poll_interval"}
 	concurrencyKeys = []string{"max_parallelism", "queues", "deliveries_per_job", "max_in_flight"} // queues: action type → workers
@@ -34,7 +34,7 @@ func (l *loader) config(root ast.Node) *Config {
 	if !ok {
 		return cfg
 	}
-	warnEmpty := true
+	warnEmpty, haveAdmin := true, false
 	workersAt := root
 	var breaker *BreakerOverride
 	var stores storageSpec // config_storage.go
@@ -68,6 +68,9 @@ func (l *loader) config(root ast.Node) *Config {
 			cfg.HTTP = l.httpBlock(e)
 		case "retention": // config_retention.go
 			cfg.Retention = l.retentionBlock(e)
+		case "admin": // config_admin.go
+			cfg.Admin = l.adminBlock(e)
+			haveAdmin = true
 		case "observers":
 			cfg.Observers, warnEmpty = l.observers(e)
 		case "observers_table":
@@ -86,6 +89,9 @@ func (l *loader) config(root ast.Node) *Config {
 	if l.withRows { // tableobservers.go
 		l.tableObservers(cfg)
 		sort.Slice(cfg.Observers, func(i, j int) bool { return cfg.Observers[i].Name < cfg.Observers[j].Name })
+	}
+	if !haveAdmin {
+		cfg.Admin = AdminConfig{RiverUI: true}
 	}
 	cfg.Listener = cfg.Listener.WithDefaults()
 	cfg.Retention = cfg.Retention.WithDefaults()

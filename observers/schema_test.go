@@ -192,6 +192,7 @@ redis: {url: "redis://127.0.0.1:6379/0", key_prefix: "app:"}
 dedup: {enabled: true, backend: postgres, window: 5m, on_error: pause}
 cache: {backend: redis, ttl: 30s}
 retention: {change_log: 30d, completed_jobs: 1w12h, dead_letters: "off", skipped_events: 0}
+admin: {token_env: ADMIN_TOKEN, basic_auth: {username: ops, password_env: ADMIN_PASSWORD}, riverui: true, riverui_write: false}
 observers:
   all:
     entity: "*"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the local Postgres and Redis the tests use, when they are not
-# running, and installs Prometheus (promtool and the server the monitoring
-# tests run) when it is missing.
+# running, and installs the tools the tests drive when they are missing:
+# Prometheus (promtool and the server the monitoring tests run) and Chromium
+# (the River UI browser test, daemon/riverui_browser_test.go).
 set -euo pipefail
 
 if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
@@ -10,6 +11,14 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   apt-get install -y -q --no-install-recommends prometheus >/dev/null ||
     { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; } ||
     { echo "ensure-services: could not install prometheus (apt-get install prometheus)" >&2; exit 1; }
+fi
+
+if ! command -v chromium >/dev/null; then
+  echo "ensure-services: installing Chromium (Debian's chromium package)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } ||
+    { echo "ensure-services: could not install chromium (apt-get install chromium)" >&2; exit 1; }
 fi
 
 pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }

@@ -29,6 +29,9 @@ type metricsOpts struct {
 	// URLs are scraped instead of the instances in observer_listeners.
 	URLs    []string
 	Timeout time.Duration
+	// ConfigPath, when set, is the configuration whose admin: block names
+	// the admin server's credentials (token_env, basic_auth).
+	ConfigPath string
 }
 
 func (o *metricsOpts) Validate() error {
@@ -88,11 +91,14 @@ listener leader only, and printed once without an instance label.
 
 --metric NAME prints only that metric's series, and for a single series only
 its value. An instance that cannot be read is reported on stderr and the others
-are printed. Exit code 0 when at least one instance was read, 1 when none (or
+are printed. When the admin servers ask for credentials (the admin: block),
+pass the configuration with --config: its token_env (or basic_auth) variable
+is read from the environment. Exit code 0 when at least one instance was read, 1 when none (or
 the metric is not exposed), 2 on bad usage or an unreachable database.`,
 		Example: `  fraiseql-observers metrics
   fraiseql-observers metrics --metric observer_events_processed_total
   fraiseql-observers metrics --metric observer_job_queue_depth --format json
+  ADMIN_TOKEN=... fraiseql-observers metrics --config observers.yaml
   fraiseql-observers metrics --url http://10.0.0.5:8000/metrics --url http://10.0.0.6:8000/metrics`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -106,6 +112,7 @@ the metric is not exposed), 2 on bad usage or an unreachable database.`,
 	formatFlag(cmd, &opts.Format)
 	cmd.Flags().StringVar(&opts.Metric, "metric", "", "print only this metric's series (one series: only its value)")
 	cmd.Flags().StringArrayVar(&opts.URLs, "url", nil, "scrape this /metrics endpoint instead of the registered instances (repeatable)")
+	cmd.Flags().StringVarP(&opts.ConfigPath, "config", "c", "", "the configuration whose admin: block (token_env, basic_auth) gives the credentials of the admin servers")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", scrape.TimeoutDefault, "how long to wait for each instance")
 	return cmd
 }
@@ -134,18 +141,28 @@ func runMetrics(ctx context.Context, opts *metricsOpts, w, errw io.Writer) error
 	for _, s := range skipped {
 		fmt.Fprintf(errw, "skipped: instance %s (%s): %s\n", s.ID, s.HTTPAddr, s.Reason)
 	}
-	results := scrape.Scrape(ctx, nil, targets, opts.Timeout)
+	client, err := metricsClient(ctx, opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	results := scrape.Scrape(ctx, client, targets, opts.Timeout)
 	rep := metricsReport{Skipped: skipped, Instances: make([]metricsInstance, len(results))}
-	ok := 0
+	ok, unauthorized := 0, false
 	for i, r := range results {
 		rep.Instances[i] = metricsInstance{Target: r.Target, OK: r.Err == nil}
 		rep.Instances[i].URL = observers.RedactURL(r.URL)
 		if r.Err != nil {
 			rep.Instances[i].Error = r.Err.Error()
 			fmt.Fprintf(errw, "unreachable: %v\n", r.Err)
+			unauthorized = unauthorized || errors.Is(r.Err, scrape.ErrUnauthorized)
 			continue
 		}
 		ok++
+	}
+	if ok == 0 && unauthorized {
+		return withExitCode(exitFailure, errors.WithHint(errors.Newf("metrics: none of the %d instance(s) could be read (above)", len(targets)),
+			"the admin servers ask for credentials: pass --config with the configuration whose admin: block names them, "+
+				"and export its token_env (or basic_auth.password_env) variable"))
 	}
 	if ok == 0 {
 		return withExitCode(exitFailure, noInstanceError(len(targets), len(skipped), len(opts.URLs) > 0))

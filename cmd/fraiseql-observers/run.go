@@ -59,7 +59,7 @@ func newRunCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&opts.ConfigPath, "config", "c", "observers.yaml", "observer configuration file")
 	databaseURLFlag(cmd, &opts.DatabaseURL)
-	cmd.Flags().StringVar(&opts.HTTPAddr, "http-addr", "127.0.0.1:8000", "admin HTTP address (/healthz, /readyz, /metrics); empty disables it")
+	cmd.Flags().StringVar(&opts.HTTPAddr, "http-addr", "127.0.0.1:8000", "admin HTTP address (/healthz, /readyz, /metrics, River UI at /riverui/; credentials from the admin: block); empty disables it")
 	cmd.Flags().StringVar(&opts.LogLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&opts.LogFormat, "log-format", "text", "text or json")
 	cmd.Flags().BoolVar(&opts.WatchConfig, "watch-config", true, "reload the configuration when the file changes (SIGHUP always reloads)")

@@ -79,6 +79,7 @@ type validateReport struct {
 	AllowPrivateTargets bool             `json:"allow_private_targets"`
 	SMTP                *smtpView        `json:"smtp,omitempty"`
 	Retention           *retentionView   `json:"retention,omitempty"`
+	Admin               *adminView       `json:"admin,omitempty"`
 	Observers           []observerView   `json:"observers"`
 	Diagnostics         []diagnosticView `json:"diagnostics"`
 }
@@ -117,6 +118,33 @@ func viewRetention(c observers.RetentionConfig) *retentionView {
 	f := observers.FormatRetention
 	return &retentionView{ChangeLog: f(c.ChangeLog), CompletedJobs: f(c.CompletedJobs), DeadLetters: f(c.DeadLetters),
 		SkippedEvents: f(c.SkippedEvents)}
+}
+
+// adminView shows the admin: block; it holds variable names, never the
+// credentials themselves.
+type adminView struct {
+	Auth                 string `json:"auth"` // none, token, basic, token+basic
+	TokenEnv             string `json:"token_env,omitempty"`
+	BasicAuthUsername    string `json:"basic_auth_username,omitempty"`
+	BasicAuthPasswordEnv string `json:"basic_auth_password_env,omitempty"`
+	RiverUI              bool   `json:"riverui"`
+	RiverUIWrite         bool   `json:"riverui_write"`
+}
+
+func viewAdmin(c observers.AdminConfig) *adminView {
+	v := &adminView{Auth: "none", TokenEnv: c.TokenEnv, RiverUI: c.RiverUI, RiverUIWrite: c.RiverUIWrite}
+	var kinds []string
+	if c.TokenEnv != "" {
+		kinds = append(kinds, "token")
+	}
+	if c.BasicAuth != nil {
+		kinds = append(kinds, "basic")
+		v.BasicAuthUsername, v.BasicAuthPasswordEnv = c.BasicAuth.Username, c.BasicAuth.PasswordEnv
+	}
+	if len(kinds) > 0 {
+		v.Auth = strings.Join(kinds, "+")
+	}
+	return v
 }
 
 // smtpView shows the smtp: block; it holds variable names, never the
@@ -239,6 +267,7 @@ func runValidateConfig(ctx context.Context, opts *validateConfigOpts, w io.Write
 			report.AllowPrivateTargets = cfg.AllowPrivateTargets
 			report.SMTP = viewSMTP(cfg.SMTP)
 			report.Retention = viewRetention(cfg.Retention)
+			report.Admin = viewAdmin(cfg.Admin)
 			for _, o := range cfg.Observers {
 				report.Observers = append(report.Observers, viewObserver(o))
 			}
@@ -385,6 +414,15 @@ func writeDetailed(w io.Writer, cfg *observers.Config) {
 	rv := viewRetention(cfg.Retention)
 	fmt.Fprintf(w, "retention: change_log=%s completed_jobs=%s dead_letters=%s skipped_events=%s\n",
 		rv.ChangeLog, rv.CompletedJobs, rv.DeadLetters, rv.SkippedEvents)
+	av := viewAdmin(cfg.Admin)
+	fmt.Fprintf(w, "admin:    auth=%s", av.Auth)
+	if av.TokenEnv != "" {
+		fmt.Fprintf(w, " token_env=%s", av.TokenEnv)
+	}
+	if av.BasicAuthUsername != "" {
+		fmt.Fprintf(w, " basic_auth.username=%s basic_auth.password_env=%s", av.BasicAuthUsername, av.BasicAuthPasswordEnv)
+	}
+	fmt.Fprintf(w, " riverui=%t riverui_write=%t\n", av.RiverUI, av.RiverUIWrite)
 	if sv := viewSMTP(cfg.SMTP); sv != nil {
 		fmt.Fprintf(w, "smtp:     host=%s port=%d from=%s tls=%s timeout=%s", sv.Host, sv.Port, sv.From, sv.TLS, sv.Timeout)
 		if sv.UsernameEnv != "" {

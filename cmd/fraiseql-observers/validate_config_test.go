@@ -241,3 +241,27 @@ func TestValidateConfigRetention(t *testing.T) {
 	require.Contains(t, out, `bad.yaml:2:15: invalid period "forever" for retention.change_log`)
 	require.Contains(t, out, "hint: use a period such as 30d, 1w or 24h, or off to keep the rows forever")
 }
+
+// --detailed and JSON show the admin: block by variable names, never a
+// credential; an unset variable is a warning here (`run` refuses it).
+func TestValidateConfigAdmin(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "admin.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("admin: {token_env: ADMIN_TOKEN, basic_auth: {username: ops, password_env: ADMIN_PASSWORD}}\n"+
+		"observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: log}]\n"), 0o600))
+	env := map[string]string{"ADMIN_TOKEN": "tok-never-shown"}
+	code, out := runValidate(t, env, validateConfigOpts{File: path, Detailed: true})
+	require.Equal(t, exitOK, code, out)
+	require.Contains(t, out, "\nadmin:    auth=token+basic token_env=ADMIN_TOKEN basic_auth.username=ops "+
+		"basic_auth.password_env=ADMIN_PASSWORD riverui=true riverui_write=false\n")
+	require.Contains(t, out, "environment variable ADMIN_PASSWORD (admin.basic_auth.password_env) is not set")
+	require.NotContains(t, out, "tok-never-shown")
+
+	code, out = runValidate(t, env, validateConfigOpts{File: path, Format: "json"})
+	require.Equal(t, exitOK, code, out)
+	var report validateReport
+	require.NoError(t, json.Unmarshal([]byte(out), &report))
+	require.Equal(t, &adminView{Auth: "token+basic", TokenEnv: "ADMIN_TOKEN", BasicAuthUsername: "ops",
+		BasicAuthPasswordEnv: "ADMIN_PASSWORD", RiverUI: true}, report.Admin)
+	require.NotContains(t, out, "tok-never-shown")
+}

@@ -25,6 +25,10 @@ const (
 	parallel = 8
 )
 
+// ErrUnauthorized marks a page the instance refused for want of the admin
+// server's credentials (401: its configuration has an admin: block).
+var ErrUnauthorized = errors.New("the admin server asks for credentials")
+
 // Result is one target's page, or why it could not be read.
 type Result struct {
 	Target
@@ -73,6 +77,9 @@ func page(ctx context.Context, client *http.Client, rawURL string) (map[string]*
 		return nil, errors.Wrapf(redactErr(err), "scrape %s", where)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return nil, errors.Mark(errors.Newf("scrape %s: %s", where, resp.Status), ErrUnauthorized)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, errors.Newf("scrape %s: %s", where, resp.Status)
 	}
