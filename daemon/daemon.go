@@ -118,7 +118,7 @@ type Daemon struct {
 // database) are marked ErrUnreachable.
 func New(ctx context.Context, o Options) (*Daemon, error) {
 	o.Logger = cmp.Or(o.Logger, slog.New(slog.DiscardHandler))
-	// Lines logged while a delivery runs name it (observers.WithLogAttrs).
+	// Lines logged while a delivery runs name it (observers.WithDelivery).
 	o.Logger = slog.New(observers.LogHandler(o.Logger.Handler()))
 	if o.Getenv == nil {
 		o.Getenv = os.LookupEnv

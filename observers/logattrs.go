@@ -42,27 +42,29 @@ func (d *Delivery) LogAttrs() []slog.Attr {
 	return attrs
 }
 
-type logAttrsKey struct{}
+type deliveryKey struct{}
 
-// WithLogAttrs returns ctx carrying attrs, which a logger whose handler is a
-// LogHandler adds to every line logged with ctx (the *Context methods).
-// The worker puts a delivery's LogAttrs there, so the lines of the action,
-// the circuit breaker, the rate limit and the result cache name it too.
-func WithLogAttrs(ctx context.Context, attrs ...slog.Attr) context.Context {
-	if prev, ok := ctx.Value(logAttrsKey{}).([]slog.Attr); ok {
-		attrs = append(append(make([]slog.Attr, 0, len(prev)+len(attrs)), prev...), attrs...)
-	}
-	return context.WithValue(ctx, logAttrsKey{}, attrs)
+// WithDelivery returns ctx naming d, whose LogAttrs a logger whose handler
+// is a LogHandler adds to every line logged with ctx (the *Context
+// methods). The worker puts each delivery there, so the lines of the
+// action, the circuit breaker, the rate limit and the result cache name it
+// too. Only the pointer is stored: the attributes are built when a line is
+// logged, never for a delivery that logs nothing.
+func WithDelivery(ctx context.Context, d *Delivery) context.Context {
+	return context.WithValue(ctx, deliveryKey{}, d)
 }
 
-// LogAttrsFrom returns the attributes WithLogAttrs put in ctx.
+// LogAttrsFrom returns the log attributes of the delivery ctx names
+// (WithDelivery); nil when it names none.
 func LogAttrsFrom(ctx context.Context) []slog.Attr {
-	attrs, _ := ctx.Value(logAttrsKey{}).([]slog.Attr)
-	return attrs
+	if d, _ := ctx.Value(deliveryKey{}).(*Delivery); d != nil {
+		return d.LogAttrs()
+	}
+	return nil
 }
 
-// LogHandler wraps h so that every record also gets the attributes of its
-// context (WithLogAttrs), except those whose key the line already has.
+// LogHandler wraps h so that every record also gets the attributes of the
+// delivery its context names (WithDelivery), except those whose key the line already has.
 // Wrapping a LogHandler again returns it as it is.
 func LogHandler(h slog.Handler) slog.Handler {
 	if _, ok := h.(*logHandler); ok {

@@ -24,13 +24,15 @@ func TestLogHandlerAddsDeliveryAttrs(t *testing.T) {
 	var buf bytes.Buffer
 	logger := slog.New(observers.LogHandler(slog.NewJSONHandler(&buf, nil)))
 	require.Same(t, logger.Handler(), observers.LogHandler(logger.Handler()), "wrapping twice is wrapping once")
-	ctx := observers.WithLogAttrs(context.Background(), d.LogAttrs()...)
+	ctx := observers.WithDelivery(context.Background(), d)
 
 	logger.InfoContext(ctx, "plain")
 	logger.InfoContext(ctx, "own observer", slog.String("observer", "mine"))
 	logger.With(slog.Int("attempt", 9)).InfoContext(ctx, "with attempt")
 	logger.InfoContext(context.Background(), "no delivery")
-	logger.InfoContext(observers.WithLogAttrs(ctx, slog.String("extra", "x")), "nested")
+	inner := *d
+	inner.Event = &observers.Event{ID: "ev-2", Seq: 8}
+	logger.InfoContext(observers.WithDelivery(ctx, &inner), "nested: the inner delivery")
 
 	var lines []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
@@ -45,9 +47,9 @@ func TestLogHandlerAddsDeliveryAttrs(t *testing.T) {
 		"action_index": 1.0, "attempt": 3.0, "job_id": 42.0}
 	for k, v := range want {
 		require.Equal(t, v, lines[0][k], k)
-		require.Equal(t, v, lines[4][k], k)
 	}
-	require.Equal(t, "x", lines[4]["extra"])
+	require.Equal(t, "ev-2", lines[4]["event_id"])
+	require.Equal(t, 8.0, lines[4]["event_seq"])
 	require.Equal(t, "mine", lines[1]["observer"])
 	require.Equal(t, "ev-1", lines[1]["event_id"])
 	require.Equal(t, 9.0, lines[2]["attempt"])

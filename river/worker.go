@@ -207,11 +207,11 @@ func (w *ActionWorker) delivery(v *Version, o *observers.Observer, idx int, ev *
 // action was not attempted (an open circuit breaker), and otherwise the
 // failure, an *observers.DeliveryError when the action classified it.
 //
-// ctx carries d's log attributes (observers.WithLogAttrs), so every line
+// ctx names d (observers.WithDelivery), so every line
 // logged while d runs (here, by the action, the breaker, the rate limit,
 // the result cache) names the event, observer, action type and attempt.
 func (w *ActionWorker) run(ctx context.Context, d *observers.Delivery, maxAttempts int) error {
-	ctx = observers.WithLogAttrs(ctx, d.LogAttrs()...)
+	ctx = observers.WithDelivery(ctx, d)
 	typ := d.Action().Type()
 	start := time.Now()
 	err := d.Action().Run(ctx, d)
@@ -219,8 +219,10 @@ func (w *ActionWorker) run(ctx context.Context, d *observers.Delivery, maxAttemp
 	var snooze *observers.SnoozeError
 	switch {
 	case errors.As(err, &snooze):
-		w.logger.LogAttrs(ctx, slog.LevelDebug, "worker: delivery snoozed; no attempt spent", append(d.LogAttrs(),
-			slog.Time("until", snooze.Until), slog.String("reason", snooze.Error()))...)
+		if w.logger.Enabled(ctx, slog.LevelDebug) { // an open breaker snoozes many: no attributes built for nothing
+			w.logger.LogAttrs(ctx, slog.LevelDebug, "worker: delivery snoozed; no attempt spent", append(d.LogAttrs(),
+				slog.Time("until", snooze.Until), slog.String("reason", snooze.Error()))...)
+		}
 		return river.JobSnooze(snoozeFor(snooze.Until)) // nothing was attempted
 	case errors.Is(err, observers.ErrCached):
 		return nil // an identical request succeeded within the cache TTL: nothing was sent
