@@ -122,14 +122,14 @@ func compileCondition(src string) (c *Condition, msg string) {
 func conditionErrorMessage(err error) string {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		msg := shorten(strings.TrimSpace(fe.Message), conditionMessageMax)
+		msg := Shorten(strings.TrimSpace(fe.Message), conditionMessageMax)
 		if fe.Column > 0 || fe.Line > 1 {
 			return fmt.Sprintf("%s (column %d)", msg, fe.Column+1)
 		}
 		return msg
 	}
 	msg, _, _ := strings.Cut(err.Error(), "\n")
-	return shorten(msg, conditionMessageMax)
+	return Shorten(msg, conditionMessageMax)
 }
 
 const conditionMessageMax = 240

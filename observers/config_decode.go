@@ -165,7 +165,7 @@ func (l *loader) observers(e entry) (out []*Observer, ok bool) {
 
 func (l *loader) observer(e entry) *Observer {
 	o := &Observer{Name: e.key}
-	where := "observers." + shorten(e.key, quoteMax) + "."
+	where := "observers." + Shorten(e.key, quoteMax) + "."
 	if l.row { // a table row: the diagnostic's file names the observer
 		where = ""
 	}

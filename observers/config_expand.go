@@ -44,7 +44,7 @@ func (l *loader) anchorScope(root ast.Node) {
 			if v.Value == nil {
 				return
 			}
-			name := shorten(v.Value.GetToken().Value, quoteMax)
+			name := Shorten(v.Value.GetToken().Value, quoteMax)
 			target, ok := defined[v.Value.GetToken().Value]
 			switch {
 			case !ok:
@@ -103,7 +103,7 @@ func (l *loader) follow(a *ast.AliasNode) ast.Node {
 	}
 	if l.expanded += l.anchorNodes(target); l.expanded > ConfigMaxExpandedNodes {
 		l.errorf(a, fmt.Sprintf("the configuration expands to more than %d nodes (aliases or merge keys), past the limit at alias *%s",
-			ConfigMaxExpandedNodes, shorten(a.Value.GetToken().Value, quoteMax)),
+			ConfigMaxExpandedNodes, Shorten(a.Value.GetToken().Value, quoteMax)),
 			"each use of an alias copies its anchor, and nested aliases multiply; write the values out or nest fewer aliases")
 		panic(stopDecoding{})
 	}

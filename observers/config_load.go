@@ -273,7 +273,7 @@ func (l *loader) diag(sev Severity, line, col int, msg, hint string) {
 	if l.row {
 		line, col = 0, 0
 	}
-	d := Diagnostic{File: l.file, Line: line, Column: col, Severity: sev, Message: shorten(msg, diagMax), Hint: shorten(hint, diagMax)}
+	d := Diagnostic{File: l.file, Line: line, Column: col, Severity: sev, Message: Shorten(msg, diagMax), Hint: Shorten(hint, diagMax)}
 	if l.reported[d] { // a problem inside an anchor, once per use of its aliases
 		return
 	}

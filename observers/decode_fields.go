@@ -82,7 +82,7 @@ func (l *loader) byteSize(e entry, where string) int64 {
 	mult, okUnit := byteUnits[unit]
 	f, err := strconv.ParseFloat(num, 64)
 	if !okUnit || err != nil || num == "" {
-		l.errorf(e.value, fmt.Sprintf("invalid size %q for %s", truncate(s, 40), where), byteSizeHint)
+		l.errorf(e.value, fmt.Sprintf("invalid size %q for %s", Shorten(s, 40), where), byteSizeHint)
 		return 0
 	}
 	n := f * float64(mult)
@@ -91,13 +91,4 @@ func (l *loader) byteSize(e entry, where string) int64 {
 		return 0
 	}
 	return int64(n)
-}
-
-// truncate shortens s to at most n runes for a message.
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n]) + "…"
 }

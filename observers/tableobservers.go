@@ -131,7 +131,7 @@ func rowSourceName(table, name string) string {
 	if i := strings.LastIndex(t, "."); i >= 0 {
 		t = t[i+1:]
 	}
-	return fmt.Sprintf("%s[%s]", cmpStr(t, "tb_observer"), shorten(name, quoteMax))
+	return fmt.Sprintf("%s[%s]", cmpStr(t, "tb_observer"), Shorten(name, quoteMax))
 }
 
 func cmpStr(s, def string) string {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/errors"
+	"github.com/fraiseql/fraiseql-observers/observers"
 )
 
 // debugDataMax bounds the data shown in text; --format json shows it whole.
@@ -82,15 +83,7 @@ func shortJSON(raw json.RawMessage, limit int) string {
 	if len(s) <= limit {
 		return s
 	}
-	return fmt.Sprintf("%s… (%d bytes; --format json shows all)", truncateUTF8(s, limit), len(raw))
-}
-
-// truncateUTF8 cuts s to at most n bytes on a rune boundary.
-func truncateUTF8(s string, n int) string {
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
+	return fmt.Sprintf("%s (%d bytes; --format json shows all)", observers.Shorten(s, limit), len(raw))
 }
 
 func configText(c configRef) string {

@@ -159,16 +159,7 @@ func writeDeadTable(w io.Writer, ds []obsriver.DeadDelivery) error {
 	for _, d := range ds {
 		entity := strings.TrimSpace(d.EntityType + " " + d.EntityID)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s[%d]\t%s\t%d/%d\t%s\t%s\n", d.ID, d.State, orDash(d.Observer), orDash(d.ActionType),
-			d.Action, orDash(entity), d.Attempt, d.MaxAttempts, fmtTime(d.DiedAt), orDash(cut(d.LastError, lastErrorMaxChars)))
+			d.Action, orDash(entity), d.Attempt, d.MaxAttempts, fmtTime(d.DiedAt), orDash(observers.Shorten(d.LastError, lastErrorMaxChars)))
 	}
 	return errors.Wrap(tw.Flush(), "write output")
-}
-
-// cut shortens s to at most n runes, marking the cut.
-func cut(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }

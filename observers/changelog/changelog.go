@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5"
@@ -337,7 +336,7 @@ func decodeRow(r row, maxBytes int64) (ev *observers.Event, reason string, err e
 	}
 	k, ok := observers.ParseKind(ev.RawKind)
 	if !ok {
-		return ev, fmt.Sprintf("unknown modification_type %q (expected INSERT, UPDATE, DELETE or CUSTOM)", truncate(ev.RawKind, 64)), nil
+		return ev, fmt.Sprintf("unknown modification_type %q (expected INSERT, UPDATE, DELETE or CUSTOM)", observers.Shorten(ev.RawKind, 64)), nil
 	}
 	ev.Kind = k
 	if ev.Data, reason = decodeObject("object_data", r.data); reason != "" {
@@ -368,17 +367,6 @@ func decodeRow(r row, maxBytes int64) (ev *observers.Event, reason string, err e
 // ReasonTooLarge starts the skip reason of a row over
 // listener.max_event_bytes.
 const ReasonTooLarge = "too large"
-
-// truncate shortens s to at most n bytes (on a rune boundary) for a message.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
 
 func decodeObject(column string, s *string) (map[string]any, string) {
 	if s == nil || *s == "null" {

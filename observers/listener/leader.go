@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cockroachdb/errors"
+	"github.com/fraiseql/fraiseql-observers/observers"
 	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -204,7 +204,7 @@ func (l *Listener) heartbeat(ctx context.Context) {
 	host, _ := os.Hostname()
 	var batchErr *string
 	if h.lastErr != "" {
-		batchErr = ptr(truncate(h.lastErr, 1000))
+		batchErr = ptr(observers.Shorten(h.lastErr, 1000))
 	}
 	params := dbsqlc.ListenerHeartbeatParams{
 		BatchFailures: int32(h.failures), BatchError: batchErr, ProgressAt: ptr(h.progressAt),
@@ -302,15 +302,4 @@ func (l *Listener) Health() error {
 		return errors.Newf("the listener has consumed no change for %s while changes wait", since.Round(time.Second))
 	}
 	return nil
-}
-
-// truncate shortens s to at most n bytes (on a rune boundary).
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
