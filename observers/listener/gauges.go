@@ -2,7 +2,6 @@ package listener
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/cockroachdb/errors"
@@ -10,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fraiseql/fraiseql-observers/observers"
+	"github.com/fraiseql/fraiseql-observers/observers/changelog"
 	"github.com/fraiseql/fraiseql-observers/sql/dbsqlc"
 )
 
@@ -85,25 +85,18 @@ func (l *Listener) readGauges(ctx context.Context, listenerID, table string) (la
 			healthy++
 		}
 	}
-	var txid string
-	var seq int64
+	var pos changelog.Position
 	cp, err := q.CheckpointGet(ctx, listenerID)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		txid = "0"
 	case err != nil:
 		return 0, 0, errors.Wrap(err, "listener gauges: read checkpoint")
 	default:
-		txid, seq = fmt.Sprint(cp.Txid), cp.EventID
+		pos = changelog.Position{TxID: uint64(cp.Txid), Seq: cp.EventID}
 	}
-	// The order the listener reads in, as `status` measures it; bounded.
-	sql := `SELECT COALESCE(EXTRACT(epoch FROM now() - min(created_at)), 0)::float8 FROM (
-	SELECT created_at FROM ` + ident.Sanitize() + `
-	WHERE (COALESCE(txid, '0'::xid8), pk_entity_change_log) > ($1::text::xid8, $2::bigint)
-	ORDER BY COALESCE(txid, '0'::xid8), pk_entity_change_log
-	LIMIT $3) AS pending`
-	if err := l.p.Pool.QueryRow(ctx, sql, txid, seq, LagRowsLimit).Scan(&lag); err != nil {
-		return 0, 0, errors.Wrapf(err, "listener gauges: measure lag on %s", table)
+	_, lag, err = changelog.Lag(ctx, l.p.Pool, ident, pos, LagRowsLimit)
+	if err != nil {
+		return 0, 0, errors.Wrap(err, "listener gauges")
 	}
-	return max(lag, 0), healthy, nil
+	return lag, healthy, nil
 }

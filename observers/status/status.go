@@ -372,20 +372,12 @@ func gatherLag(ctx context.Context, tx pgx.Tx, ident pgx.Identifier, pos changel
 		st.Problems = append(st.Problems, fmt.Sprintf("change log %s does not exist", p.Table))
 		return nil
 	}
-	// The same order the listener reads in, bounded so that a large backlog
-	// costs at most LagEventsLimit index entries. Hand-written, not sqlc:
-	// the table's name comes from the configuration.
-	sql := `WITH pending AS (
-	SELECT created_at FROM ` + ident.Sanitize() + `
-	WHERE (COALESCE(txid, '0'::xid8), pk_entity_change_log) > ($1::text::xid8, $2::bigint)
-	ORDER BY COALESCE(txid, '0'::xid8), pk_entity_change_log
-	LIMIT $3)
-SELECT count(*), COALESCE(EXTRACT(epoch FROM now() - min(created_at)), 0)::float8 FROM pending`
-	var lag float64
-	if err := tx.QueryRow(ctx, sql, fmt.Sprint(pos.TxID), pos.Seq, p.LagEventsLimit).Scan(&st.LagEvents, &lag); err != nil {
-		return errors.Wrapf(err, "status: measure lag on %s", p.Table)
+	n, lag, err := changelog.Lag(ctx, tx, ident, pos, p.LagEventsLimit)
+	if err != nil {
+		return errors.Wrap(err, "status")
 	}
-	st.LagSeconds = roundMillis(max(lag, 0))
+	st.LagEvents = n
+	st.LagSeconds = roundMillis(lag)
 	st.LagEventsCapped = st.LagEvents >= int64(p.LagEventsLimit)
 	stalled := st.Checkpoint == nil || st.CheckedAt.Sub(st.Checkpoint.LastProcessedAt) > p.StallAfter
 	if st.LagEvents > 0 && st.LagSeconds > p.StallAfter.Seconds() && stalled && st.LagSeconds <= p.LagDegraded.Seconds() {
