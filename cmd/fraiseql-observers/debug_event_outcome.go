@@ -65,8 +65,7 @@ func (f *eventFacts) outcome(dd dedupView) outcomeView {
 	case dd.Outcome == "duplicate":
 		o.Status, o.Summary = "duplicate", fmt.Sprintf("%s; not delivered: a duplicate of change %d", matched, dd.DuplicateOfPK)
 	default:
-		o.Status, o.Summary = "unknown", matched+"; no delivery is held (completed jobs are deleted after retention.completed_jobs, "+
-			observers.ShortDuration(observers.RetentionCompletedJobsDefault)+" by default)"
+		o.Status, o.Summary = "unknown", matched+"; no delivery is held ("+completedJobsGone(f.choice.cfg)+")"
 	}
 	return o
 }
@@ -159,8 +158,7 @@ func (e *debugEnv) dedupTwin(ctx context.Context, f *eventFacts, v dedupView) (d
 	if len(twins) > 0 {
 		v.Note += fmt.Sprintf("changes %v have the same content within the window, but none holds deliveries; ", twins)
 	}
-	v.Note += "no delivery is held: completed jobs are deleted after retention.completed_jobs (" +
-		observers.ShortDuration(observers.RetentionCompletedJobsDefault) + " by default)"
+	v.Note += "no delivery is held: " + completedJobsGone(f.choice.cfg)
 	return v, nil
 }
 
@@ -255,4 +253,17 @@ func (f *eventFacts) actionTypes() []string {
 		add(d.ActionType)
 	}
 	return out
+}
+
+// completedJobsGone says when completed jobs are deleted under cfg's
+// retention: block (the default without a configuration).
+func completedJobsGone(cfg *observers.Config) string {
+	period := observers.RetentionCompletedJobsDefault
+	if cfg != nil && cfg.Retention.CompletedJobs != 0 {
+		period = cfg.Retention.CompletedJobs
+	}
+	if period == observers.RetentionOff {
+		return "completed jobs are kept (retention.completed_jobs: off), so none was enqueued for this change"
+	}
+	return "completed jobs are deleted after " + observers.ShortDuration(period) + " (retention.completed_jobs)"
 }
