@@ -114,19 +114,6 @@ type Cache interface {
 // gives up instead of retrying. Test it with errors.Is.
 var ErrRejected = errors.New("storage: rejected by the backend")
 
-// Search indexes documents by index and id, for the search action. Documents
-// are JSON objects.
-type Search interface {
-	// Index stores doc under (index, id), replacing any document there.
-	Index(ctx context.Context, index, id string, doc []byte) error
-	// Delete removes the document; an absent one is not an error.
-	Delete(ctx context.Context, index, id string) error
-	// Get returns the document, or ErrNotFound (possibly wrapped).
-	Get(ctx context.Context, index, id string) ([]byte, error)
-	// Backend names the implementation ("postgres", …) for metrics.
-	Backend() string
-}
-
 // Invalidator deletes an application's cache keys, for the cache action.
 // Patterns use Redis glob syntax: a pattern without an unescaped *, ? or [
 // names one key; any other deletes every key it matches.
