@@ -39,7 +39,9 @@ func (Type) Schema() []byte { return schema }
 
 // Action keeps a search index in step with an entity: INSERT, UPDATE and
 // CUSTOM events index the entity's document (Document) under its entity
-// id; DELETE events delete it.
+// type and id; DELETE events delete it. Each write carries the change's
+// version (txid, pk), so an older change delivered late (a retry) never
+// overwrites or revives a newer document.
 type Action struct {
 	// Index names the index; default the event's entity type, lower-cased.
 	Index string
@@ -107,15 +109,17 @@ func (s *Action) Run(ctx context.Context, d *observers.Delivery) error {
 	if index == "" || ev.EntityID == "" {
 		return observers.Permanent(errors.Newf("search action: event %d has no entity type or id to name the document", ev.Seq))
 	}
+	key := storage.DocKey{Index: index, EntityType: ev.EntityType, EntityID: ev.EntityID}
+	v := storage.Version{TxID: ev.TxID, Seq: ev.Seq}
 	var err error
 	if ev.Kind == observers.KindDelete {
-		err = d.Env.Search.Delete(ctx, index, ev.EntityID)
+		err = d.Env.Search.Delete(ctx, key, v)
 	} else {
 		var doc []byte
 		if doc, err = s.Document(ev); err != nil {
 			return observers.Permanent(err)
 		}
-		err = d.Env.Search.Index(ctx, index, ev.EntityID, doc)
+		err = d.Env.Search.Index(ctx, key, v, doc)
 	}
 	if err == nil {
 		return nil
