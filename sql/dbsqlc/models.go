@@ -78,6 +78,14 @@ type CoreTbEntityChangeLog struct {
 	Txid              pgtype.Uint64 `json:"txid"`
 }
 
+type ObserverAuditOutbox struct {
+	ID        int64     `json:"id"`
+	Record    []byte    `json:"record"`
+	Attempts  int32     `json:"attempts"`
+	NextAt    time.Time `json:"next_at"`
+	LastError *string   `json:"last_error"`
+}
+
 type ObserverCache struct {
 	Key       string    `json:"key"`
 	Value     []byte    `json:"value"`
