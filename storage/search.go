@@ -39,20 +39,21 @@ func (v Version) Less(w Version) bool {
 }
 
 // versionSeqBits is how many low bits of External hold the change's pk.
-const versionSeqBits = 20
+const versionSeqBits = 19
 
 // External packs v into one positive int64, for a backend whose versions
-// are one number (Elasticsearch's external versions): the txid shifted
-// left by 20 bits, plus the pk's low 20 bits. It orders as Less does for
-// txids below 2^43 (Postgres would need 2,048 wraparound epochs to reach
-// one), except for two changes of one entity in one transaction whose pks
-// straddle a multiple of 2^20; a version without a txid is the pk alone,
-// below any with one.
+// are one number (Elasticsearch's external versions). A version with a txid
+// is bit 62, the txid shifted left by 19 bits and the pk's low 19 bits; one
+// without (a row older than the txid column) is its pk alone, so below
+// every version with a txid. It orders as Less does for txids below 2^43
+// (Postgres would need 2,048 wraparound epochs to reach one), except for
+// two changes of one entity in one transaction whose pks straddle a
+// multiple of 2^19.
 func (v Version) External() int64 {
 	if v.TxID == 0 {
 		return v.Seq
 	}
-	return int64(v.TxID<<versionSeqBits) | v.Seq&(1<<versionSeqBits-1)
+	return 1<<62 | int64(v.TxID<<versionSeqBits) | v.Seq&(1<<versionSeqBits-1)
 }
 
 // Search keeps entities' documents, for the search action, and answers
