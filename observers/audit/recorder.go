@@ -100,6 +100,13 @@ func (p Params) validate() error {
 	return nil
 }
 
+// States of a Recorder.
+const (
+	stateNew int32 = iota
+	stateRunning
+	stateClosed
+)
+
 // Recorder is the audit trail's writer; see the package documentation. It
 // implements observers.AuditRecorder. Run runs it; Close flushes it.
 type Recorder struct {
@@ -115,8 +122,8 @@ type Recorder struct {
 	closeOnce sync.Once
 	closeCtx  context.Context // Close's: bounds the last flush; set before stop is closed
 	stop      chan struct{}   // closed by Close
-	started   atomic.Bool
-	done      chan struct{} // closed when Run returns
+	state     atomic.Int32    // stateNew, stateRunning (Run started first) or stateClosed (Close came first)
+	done      chan struct{}   // closed when Run returns
 
 	drops    atomic.Int64 // dropped since the last warning
 	dropLog  atomic.Int64 // unix nanos of the last warning
@@ -183,8 +190,10 @@ func (r *Recorder) drop(n int) {
 // Run writes records until Close (or until ctx ends, without a last
 // flush). It returns when the flusher and the drainer have stopped.
 func (r *Recorder) Run(ctx context.Context) error {
-	r.started.Store(true)
 	defer close(r.done)
+	if !r.state.CompareAndSwap(stateNew, stateRunning) {
+		return nil // closed before it ran: Close flushed the buffer itself
+	}
 	dctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { r.drainLoop(dctx) })
@@ -196,14 +205,21 @@ func (r *Recorder) Run(ctx context.Context) error {
 
 // Close stops taking records, writes those buffered (to the backend, else
 // the outbox) and waits for Run to return, bounded by ctx. Records it
-// cannot write in time are counted as dropped. Safe to call twice.
+// cannot write in time are counted as dropped. Safe to call twice; Run
+// returns at once after it.
 func (r *Recorder) Close(ctx context.Context) error {
+	first := false
 	r.closeOnce.Do(func() {
+		first = true
 		r.closed.Store(true)
 		r.closeCtx = ctx
 		close(r.stop)
 	})
-	if !r.started.Load() {
+	if first && r.state.CompareAndSwap(stateNew, stateClosed) {
+		r.flushRest(nil) // Run never started: flush here
+		return nil
+	}
+	if r.state.Load() != stateRunning {
 		return nil
 	}
 	select {
