@@ -394,4 +394,3 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, parts []string) 
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"took": s.took, "timed_out": false, "_shards": shards, "hits": out})
 }
-
