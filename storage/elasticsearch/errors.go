@@ -129,8 +129,10 @@ func cut(s string, n int) string {
 // message.
 type marked struct{ err, kind error }
 
-func (m *marked) Error() string   { return m.err.Error() }
-func (m *marked) Unwrap() []error { return []error{m.err, m.kind} }
+func (m *marked) Error() string              { return m.err.Error() }
+func (m *marked) Unwrap() error              { return m.err }
+func (m *marked) Is(target error) bool       { return target == m.kind }
+func (m *marked) Format(s fmt.State, r rune) { errors.FormatError(m, s, r) }
 
 // mark returns err marked as kind.
 func mark(err, kind error) error { return &marked{err: err, kind: kind} }

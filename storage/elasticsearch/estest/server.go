@@ -1,11 +1,14 @@
 package estest
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
+	"maps"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -75,10 +78,12 @@ func New(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	s.srv = httptest.NewUnstartedServer(s)
+	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // a client refusing the certificate is a test's point
 	if s.tls {
-		s.srv = httptest.NewTLSServer(s)
+		s.srv.StartTLS()
 	} else {
-		s.srv = httptest.NewServer(s)
+		s.srv.Start()
 	}
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
@@ -127,6 +132,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, r.Method+" "+r.URL.RequestURI())
 	mode, delay := s.mode, s.delay
 	s.mu.Unlock()
+	// Read the body first: the server notices a client that gave up (and
+	// ends r's context) only once the body is read.
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
 	if delay > 0 {
 		select {
 		case <-time.After(delay):
@@ -160,13 +172,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authorized checks the request's credentials against those configured.
 func (s *Server) authorized(r *http.Request) bool {
-	got := r.Header.Get("Authorization")
+	// The scheme is case-insensitive (the client sends "APIKey").
+	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	switch {
 	case s.apiKey != "":
-		return got == "ApiKey "+s.apiKey
+		return strings.EqualFold(scheme, "ApiKey") && cred == s.apiKey
 	case s.user != "":
-		want := "Basic " + base64.StdEncoding.EncodeToString([]byte(s.user+":"+s.password))
-		return got == want
+		return strings.EqualFold(scheme, "Basic") && cred == base64.StdEncoding.EncodeToString([]byte(s.user+":"+s.password))
 	}
 	return true
 }
@@ -329,4 +341,38 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request, _ []string) {
 		},
 		"tagline": "You Know, for Search",
 	})
+}
+
+// Indices returns the names of the indices, sorted.
+func (s *Server) Indices() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.indices))
+}
+
+// Source returns the _source of a live document.
+func (s *Server) Source(index, id string) (json.RawMessage, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ix, ok := s.indices[index]
+	if !ok {
+		return nil, false
+	}
+	d, ok := ix.docs[id]
+	if !ok || d.deleted {
+		return nil, false
+	}
+	return d.source, true
+}
+
+// Mapping returns an index's mapping (dynamic fields included) and its
+// settings, flattened ("index.number_of_shards").
+func (s *Server) Mapping(index string) (mapping, settings map[string]any, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ix, ok := s.indices[index]
+	if !ok {
+		return nil, nil, false
+	}
+	return ix.mapping.asJSON(), maps.Clone(ix.settings), true
 }
