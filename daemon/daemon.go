@@ -23,6 +23,7 @@ import (
 	"github.com/fraiseql/fraiseql-observers/observers"
 	_ "github.com/fraiseql/fraiseql-observers/observers/action/builtin" // every built-in action type
 	"github.com/fraiseql/fraiseql-observers/observers/action/webhook"
+	"github.com/fraiseql/fraiseql-observers/observers/audit"
 	"github.com/fraiseql/fraiseql-observers/observers/breaker"
 	"github.com/fraiseql/fraiseql-observers/observers/listener"
 	"github.com/fraiseql/fraiseql-observers/observers/ratelimit"
@@ -99,6 +100,8 @@ type Daemon struct {
 	retention *retention.Runner
 	reloader  *reloader
 	gauges    *gaugeRefresher
+	audit     *audit.Recorder // nil when the audit: block is off
+	auditRun  chan struct{}   // closed when the recorder's Run returns
 	reg       *prometheus.Registry
 
 	ready    atomic.Bool
@@ -165,7 +168,11 @@ func (d *Daemon) wire(ctx context.Context) error {
 	if d.version, err = d.configs.Register(ctx, cfg); err != nil {
 		return err
 	}
-	if d.stores, err = openStores(ctx, cfg, d.pool, d.logger); err != nil {
+	if d.stores, err = openStores(ctx, cfg, d.pool, d.o.Getenv, d.logger); err != nil {
+		return err
+	}
+	auditMetrics := audit.NewMetrics(d.reg)
+	if err := d.wireAudit(auditMetrics); err != nil {
 		return err
 	}
 	if err := d.wireEnv(); err != nil {
@@ -195,10 +202,12 @@ func (d *Daemon) wire(ctx context.Context) error {
 	}
 	d.listener, err = listener.New(listener.Params{
 		Pool: d.pool, Config: cfg, ConfigVersion: d.version.ID,
-		Enqueuer: obsriver.NewEnqueuer(obsriver.EnqueuerParams{Client: d.client, DeliveriesPerJob: cfg.Concurrency.DeliveriesPerJob, Events: events}),
-		Logger:   d.logger, Metrics: listener.NewMetrics(d.reg), HTTPAddr: d.httpAddr, Version: d.o.Version,
+		Enqueuer: obsriver.NewEnqueuer(obsriver.EnqueuerParams{
+			Client: d.client, DeliveriesPerJob: cfg.Concurrency.DeliveriesPerJob, Events: events, Audit: d.env.Audit,
+		}),
+		Logger: d.logger, Metrics: listener.NewMetrics(d.reg), HTTPAddr: d.httpAddr, Version: d.o.Version,
 		Queues: d.queues.Snapshot, StandbyRetry: d.o.StandbyRetry,
-		BeforeCommit: d.o.BeforeCommit, Dedup: d.stores.Dedup,
+		BeforeCommit: d.o.BeforeCommit, Dedup: d.stores.Dedup, Audit: d.env.Audit,
 	})
 	if err != nil {
 		return err
@@ -206,7 +215,7 @@ func (d *Daemon) wire(ctx context.Context) error {
 	d.reloader = newReloader(d)
 	d.gauges = &gaugeRefresher{
 		interval: cmp.Or(d.o.GaugeInterval, GaugeIntervalDefault), listener: d.listener,
-		river: riverGauges, pool: d.pool, logger: d.logger,
+		river: riverGauges, audit: auditMetrics, pool: d.pool, logger: d.logger,
 	}
 	return d.wireAdmin()
 }
@@ -251,6 +260,26 @@ func (d *Daemon) wireEnv() error {
 		Breakers: breakers, RateLimits: limits, Results: results, Search: d.stores.Search, Invalidator: d.stores.Invalidator,
 		Logger: d.logger, Getenv: d.o.Getenv,
 	}
+	if d.audit != nil { // never a nil *Recorder in the interface: nil means off
+		d.env.Audit = d.audit
+	}
+	return nil
+}
+
+// wireAudit builds the audit trail's recorder when the audit: block is on.
+func (d *Daemon) wireAudit(m *audit.Metrics) error {
+	if d.stores.Audit == nil {
+		return nil
+	}
+	c := d.cfg.Audit
+	rec, err := audit.New(audit.Params{
+		Store: d.stores.Audit, Pool: d.pool, Buffer: c.Buffer, BatchSize: c.BatchSize, FlushInterval: c.FlushInterval,
+		Metrics: m, Logger: d.logger,
+	})
+	if err != nil {
+		return err
+	}
+	d.audit = rec
 	return nil
 }
 
@@ -281,6 +310,13 @@ func (d *Daemon) Start(ctx context.Context) error {
 	// Work jobs with a context that outlives ctx, so a shutdown drains
 	// in-flight jobs instead of cancelling them.
 	workCtx := context.WithoutCancel(ctx)
+	if d.audit != nil { // before the listener and the workers record anything
+		d.auditRun = make(chan struct{})
+		go func() {
+			defer close(d.auditRun)
+			_ = d.audit.Run(workCtx)
+		}()
+	}
 	if err := d.client.Start(workCtx); err != nil {
 		return errors.Wrap(err, "start river client")
 	}
@@ -365,6 +401,7 @@ func (d *Daemon) Stop() {
 			_ = d.client.StopAndCancel(cctx)
 			ccancel()
 		}
+		d.closeAudit()
 		if d.srv != nil {
 			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = d.srv.Shutdown(sctx)
@@ -377,6 +414,26 @@ func (d *Daemon) Stop() {
 		d.close()
 		d.logger.Info("run: stopped")
 	})
+}
+
+// AuditCloseTimeout bounds how long Stop writes the audit records still
+// buffered (to the backend, else the outbox).
+const AuditCloseTimeout = 10 * time.Second
+
+// closeAudit flushes the audit recorder once nothing records any more (the
+// listener and the workers have stopped).
+func (d *Daemon) closeAudit() {
+	if d.audit == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), AuditCloseTimeout)
+	defer cancel()
+	if err := d.audit.Close(ctx); err != nil {
+		d.logger.Warn("run: audit records not all written at shutdown", slog.String("error", err.Error()))
+	}
+	if d.auditRun != nil {
+		<-d.auditRun
+	}
 }
 
 // close releases what New opened.

@@ -6,6 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fraiseql/fraiseql-observers/observers/audit"
 	"github.com/fraiseql/fraiseql-observers/observers/listener"
 	obsriver "github.com/fraiseql/fraiseql-observers/river"
 )
@@ -23,7 +26,8 @@ type gaugeRefresher struct {
 	interval time.Duration
 	listener *listener.Listener
 	river    *obsriver.Gauges
-	pool     obsriver.Querier
+	audit    *audit.Metrics // observer_audit_outbox_size
+	pool     *pgxpool.Pool
 	logger   *slog.Logger
 
 	cancel   context.CancelFunc
@@ -66,11 +70,15 @@ func (g *gaugeRefresher) tick(ctx context.Context) {
 	if g.listener.Role() != listener.RoleLeader {
 		g.river.Clear()
 		g.listener.ClearGauges()
+		g.audit.ClearOutbox()
 		return
 	}
 	err := g.river.Refresh(ctx, g.pool)
 	if err == nil {
 		err = g.listener.RefreshGauges(ctx)
+	}
+	if err == nil {
+		err = g.refreshOutbox(ctx)
 	}
 	switch {
 	case err != nil && ctx.Err() == nil && !g.failing:
@@ -79,4 +87,13 @@ func (g *gaugeRefresher) tick(ctx context.Context) {
 	case err == nil:
 		g.failing = false
 	}
+}
+
+// refreshOutbox reads observer_audit_outbox_size, with the others' 2s
+// bound. It is read whether audit: is on or not: rows left by a run with
+// it on wait there until one drains them.
+func (g *gaugeRefresher) refreshOutbox(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return g.audit.RefreshOutbox(ctx, g.pool)
 }

@@ -49,7 +49,8 @@ func TestDatabaseGaugesOnTheLeaderOnly(t *testing.T) {
 	require.Eventually(t, a.Leading, 30*time.Second, 10*time.Millisecond)
 	b, regB := start()
 
-	dbGauges := []string{"observer_job_queue_depth", "observer_dlq_size", "observer_listener_lag_seconds", "observer_listeners_healthy"}
+	dbGauges := []string{"observer_job_queue_depth", "observer_dlq_size", "observer_listener_lag_seconds", "observer_listeners_healthy",
+		"observer_audit_outbox_size"}
 	require.Eventually(t, func() bool {
 		v, ok := gauge(t, regA, "observer_listeners_healthy")
 		return ok && v == 2
@@ -65,6 +66,7 @@ func TestDatabaseGaugesOnTheLeaderOnly(t *testing.T) {
 	requireGauge(t, regB, "observer_is_leader", 0)
 	requireGauge(t, regA, "observer_listener_lag_seconds", 0)
 	requireGauge(t, regA, "observer_dlq_size", 0)
+	requireGauge(t, regA, "observer_audit_outbox_size", 0)
 
 	// A change the leader cannot enqueue, committed an hour ago.
 	block.Store(true)

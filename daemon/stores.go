@@ -3,6 +3,10 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/errors"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -11,6 +15,7 @@ import (
 	"github.com/fraiseql/fraiseql-observers/observers"
 	obsriver "github.com/fraiseql/fraiseql-observers/river"
 	"github.com/fraiseql/fraiseql-observers/storage"
+	"github.com/fraiseql/fraiseql-observers/storage/elasticsearch"
 	"github.com/fraiseql/fraiseql-observers/storage/postgres"
 	storeredis "github.com/fraiseql/fraiseql-observers/storage/redis"
 )
@@ -22,17 +27,23 @@ type stores struct {
 	Breaker     storage.BreakerStore   // circuit-breaker state (circuit_breaker.backend)
 	RateLimit   storage.RateLimitStore // rate-limit buckets (rate_limit.backend)
 	Invalidator storage.Invalidator    // the redis: block's keys (cache actions); nil without redis.url
-	Search      storage.Search         // documents of search actions
+	Search      storage.Search         // documents of search actions (search.backend)
+	Audit       storage.Audit          // the audit trail (audit.backend); nil when audit: is off
+	ES          *elasticsearch.Client  // the elasticsearch: block's cluster; nil when neither search: nor audit: uses it
+	esTemplates bool                   // EnsureTemplates succeeded at start
 	Cleanups    []obsriver.Cleanup     // expired dedup keys, cache rows, claim tokens, idle breakers, full rate-limit buckets
 	Close       func()
 }
 
 // openStores makes the Redis client (when redis.url is set; one client for
-// every Redis-backed layer) and the dedup, cache, breaker, rate-limit and
-// search stores.
+// every Redis-backed layer), the Elasticsearch client (when search: or
+// audit: names it) and the dedup, cache, breaker, rate-limit, search and
+// audit stores.
 // An unreachable Redis is logged, not fatal: dedup.on_error decides at each
-// batch.
-func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, logger *slog.Logger) (*stores, error) {
+// batch. So is an unreachable Elasticsearch: search deliveries fail and
+// are retried, audit records wait in the outbox.
+func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, getenv func(string) (string, bool),
+	logger *slog.Logger) (*stores, error) {
 	s := &stores{Close: func() {}}
 	var rdb *goredis.Client
 	if cfg.Redis.URL != "" {
@@ -76,6 +87,85 @@ func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, 
 		s.Cache = pc
 		s.Cleanups = append(s.Cleanups, pc.Cleanup)
 	}
+	return s, s.openSearch(ctx, cfg, pool, getenv, logger)
+}
+
+// openSearch makes the search and audit stores, and the Elasticsearch
+// client when either is kept there.
+func (s *stores) openSearch(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, getenv func(string) (string, bool),
+	logger *slog.Logger) error {
+	auditES := cfg.Audit.Enabled && cfg.Audit.Backend == observers.BackendElasticsearch
+	if cfg.Elasticsearch != nil && (cfg.Search.Backend == observers.BackendElasticsearch || auditES) {
+		c, templates, err := openElasticsearch(ctx, cfg.Elasticsearch, getenv, logger)
+		if err != nil {
+			return err
+		}
+		s.ES, s.esTemplates = c, templates
+	}
 	s.Search = postgres.NewSearch(pool)
-	return s, nil
+	if cfg.Search.Backend == observers.BackendElasticsearch && s.ES != nil {
+		s.Search = s.ES.Search()
+	}
+	switch {
+	case !cfg.Audit.Enabled:
+	case auditES && s.ES != nil:
+		s.Audit = &templatedAudit{Audit: s.ES.Audit(), ensure: s.ES.EnsureTemplates, done: s.esTemplates}
+	default:
+		s.Audit = postgres.NewAudit(pool)
+	}
+	return nil
+}
+
+// esStartTimeout bounds the start's ping and template check.
+const esStartTimeout = 10 * time.Second
+
+// openElasticsearch makes the client of the elasticsearch: block with the
+// credentials of its *_env variables, and at start installs the audit
+// trail's index template and ILM policy where absent. A cluster that does
+// not answer is logged, not fatal.
+func openElasticsearch(ctx context.Context, c *observers.ElasticsearchConfig, getenv func(string) (string, bool),
+	logger *slog.Logger) (client *elasticsearch.Client, templates bool, err error) {
+	creds, err := c.ResolvedCredentials(getenv)
+	if err != nil {
+		return nil, false, err
+	}
+	client, err = elasticsearch.New(elasticsearch.Config{
+		URL: c.URL, APIKey: creds.APIKey, Username: creds.Username, Password: creds.Password, CAFile: c.CAFile,
+	})
+	if err != nil {
+		return nil, false, errors.WithHint(errors.Wrap(err, "elasticsearch"), "check the elasticsearch: block (url, ca_file)")
+	}
+	pctx, cancel := context.WithTimeout(ctx, esStartTimeout)
+	defer cancel()
+	if err := client.EnsureTemplates(pctx); err != nil {
+		logger.Warn("run: Elasticsearch: the index template and ILM policy are not checked yet; audit records wait in the "+
+			"outbox until they are (tried again before each write)",
+			slog.String("url", observers.RedactURL(c.URL)), slog.String("error", err.Error()))
+		return client, false, nil
+	}
+	return client, true, nil
+}
+
+// templatedAudit writes to Elasticsearch only once the audit trail's index
+// template and ILM policy are installed (EnsureTemplates succeeded), so
+// that no daily index is created with dynamic mappings. Until then every
+// write fails whole and its records wait in the outbox.
+type templatedAudit struct {
+	storage.Audit
+	ensure func(context.Context) error
+	mu     sync.Mutex
+	done   bool
+}
+
+func (a *templatedAudit) Write(ctx context.Context, recs []storage.AuditRecord) error {
+	a.mu.Lock()
+	if !a.done {
+		if err := a.ensure(ctx); err != nil {
+			a.mu.Unlock()
+			return errors.Mark(errors.Wrap(err, "audit: install the index template and ILM policy first"), storage.ErrUnavailable)
+		}
+		a.done = true
+	}
+	a.mu.Unlock()
+	return a.Audit.Write(ctx, recs)
 }

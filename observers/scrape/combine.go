@@ -22,6 +22,7 @@ var DatabaseWide = map[string]bool{
 	"observer_dlq_size":             true,
 	"observer_listener_lag_seconds": true,
 	"observer_listeners_healthy":    true,
+	"observer_audit_outbox_size":    true,
 }
 
 // How a Series was combined across instances.
