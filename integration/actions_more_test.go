@@ -63,7 +63,7 @@ retry: {max_attempts: 3, initial_delay: 50ms, max_delay: 200ms}
 	// Search: the document holds the data and the event's metadata.
 	docOf := func() (string, bool) {
 		var doc string
-		err := pool.QueryRow(ctx, `SELECT doc::text FROM observer_search_documents WHERE "index" = 'orders' AND id = '42'`).Scan(&doc)
+		err := pool.QueryRow(ctx, `SELECT doc::text FROM observer_search_documents WHERE "index" = 'orders' AND entity_type = 'Order' AND entity_id = '42' AND doc IS NOT NULL`).Scan(&doc)
 		return doc, err == nil
 	}
 	require.Eventually(t, func() bool { _, ok := docOf(); return ok }, 60*time.Second, 20*time.Millisecond)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -88,39 +89,43 @@ func auditTime(t time.Time) time.Time { return t.Truncate(time.Millisecond).UTC(
 
 // Write stores recs in one statement. When Postgres rejects it for a
 // record's data (SQLSTATE class 22, 23 or 54: invalid JSON, a NUL byte, a
-// value too large), the batch is split in halves, written again, down to
-// the records at fault: those come back in a *storage.BulkError, each
-// marked storage.ErrRejected, and the others are stored (a batch of n with
-// one bad record costs about 2·log2(n) statements). A record without an id
-// is rejected without being sent.
+// value too large), the batch is written again in halves, recursively,
+// down to the records at fault: those come back in a *storage.BulkError,
+// each marked storage.ErrRejected, and the others are stored (a batch of n
+// with one bad record costs about 2·log2(n) statements). A record without
+// an id is rejected without being sent.
 func (a *Audit) Write(ctx context.Context, recs []storage.AuditRecord) error {
 	var bulk storage.BulkError
-	var cols auditColumns
 	idx := make([]int, 0, len(recs))
 	for i := range recs {
 		if recs[i].ID == "" {
-			bulk.Failed = append(bulk.Failed, storage.BulkItemError{Index: i, Err: errors.Mark(errors.WithHint(
-				errors.New("audit: write: a record without an id"), "storage.AuditID names a record"), storage.ErrRejected)})
+			bulk.Failed = append(bulk.Failed, storage.BulkItemError{Index: i, Err: markRejected(errors.WithHint(
+				errors.New("audit: write: a record without an id"), "storage.AuditID names a record"))})
 			continue
 		}
-		cols.add(&recs[i])
 		idx = append(idx, i)
 	}
 	if len(idx) > 0 {
-		if err := a.insert(ctx, &cols); err != nil {
+		if err := a.insert(ctx, recs, idx); err != nil {
 			if !retryHalves(err) {
 				return errors.Wrapf(err, "audit: write %d record(s)", len(idx))
 			}
-			a.split(ctx, recs, idx, &bulk)
+			a.isolate(ctx, recs, idx, err, &bulk)
 		}
 	}
 	if len(bulk.Failed) == 0 {
 		return nil
 	}
+	slices.SortFunc(bulk.Failed, func(x, y storage.BulkItemError) int { return x.Index - y.Index })
 	return &bulk
 }
 
-func (a *Audit) insert(ctx context.Context, cols *auditColumns) error {
+// insert writes recs[idx] in one statement.
+func (a *Audit) insert(ctx context.Context, recs []storage.AuditRecord, idx []int) error {
+	var cols auditColumns
+	for _, i := range idx {
+		cols.add(&recs[i])
+	}
 	ctx, cancel := context.WithTimeout(ctx, AuditOpTimeoutDefault)
 	defer cancel()
 	_, err := a.pool.Exec(ctx, auditInsert, cols.args()...)
@@ -134,41 +139,26 @@ func retryHalves(err error) bool {
 	return len(code) >= 2 && (code[:2] == "22" || code[:2] == "23" || code[:2] == "54")
 }
 
-// split writes recs[idx] in halves, recursively, after the whole was
-// rejected: a single record rejected is a failed item. An error that is not
-// a rejection (the connection, the context) ends the split: the records
-// not written yet are failed items with it, to be retried.
-func (a *Audit) split(ctx context.Context, recs []storage.AuditRecord, idx []int, bulk *storage.BulkError) {
-	var stop error
-	var walk func(idx []int)
-	walk = func(idx []int) {
-		if stop != nil {
-			for _, i := range idx {
-				bulk.Failed = append(bulk.Failed, storage.BulkItemError{Index: i, Err: stop})
-			}
-			return
-		}
-		var cols auditColumns
+// isolate handles recs[idx], whose statement failed with err: a rejection
+// of several records is written again in halves; a rejected record, or
+// records that failed otherwise (the connection, the context: they may be
+// written by a retry), are failed items.
+func (a *Audit) isolate(ctx context.Context, recs []storage.AuditRecord, idx []int, err error, bulk *storage.BulkError) {
+	switch {
+	case !retryHalves(err):
 		for _, i := range idx {
-			cols.add(&recs[i])
+			bulk.Failed = append(bulk.Failed, storage.BulkItemError{Index: i, Err: errors.Wrap(err, "audit: write")})
 		}
-		err := a.insert(ctx, &cols)
-		switch {
-		case err == nil:
-		case len(idx) == 1 && retryHalves(err):
-			bulk.Failed = append(bulk.Failed, storage.BulkItemError{Index: idx[0],
-				Err: errors.Wrapf(err, "audit: write record %s", excerpt(recs[idx[0]].ID))})
-		case retryHalves(err):
-			walk(idx[:len(idx)/2])
-			walk(idx[len(idx)/2:])
-		default:
-			stop = errors.Wrap(err, "audit: write")
-			walk(idx)
+	case len(idx) == 1:
+		bulk.Failed = append(bulk.Failed, storage.BulkItemError{Index: idx[0],
+			Err: errors.Wrapf(err, "audit: write record %s", excerpt(recs[idx[0]].ID))})
+	default:
+		for _, half := range [][]int{idx[:len(idx)/2], idx[len(idx)/2:]} {
+			if err := a.insert(ctx, recs, half); err != nil {
+				a.isolate(ctx, recs, half, err, bulk)
+			}
 		}
 	}
-	// The whole batch was rejected already: start with its halves.
-	walk(idx[:len(idx)/2])
-	walk(idx[len(idx)/2:])
 }
 
 // auditSelect reads records, filtered and paged by Search.

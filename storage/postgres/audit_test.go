@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,4 +89,58 @@ func TestAuditWriteRejectedRecords(t *testing.T) {
 	page, err := a.Search(ctx, storage.AuditQuery{Limit: 100})
 	require.NoError(t, err)
 	require.Len(t, page.Records, 16, "the others are stored")
+}
+
+func TestAuditWriteAloneOrCancelled(t *testing.T) {
+	t.Parallel()
+	pool, _ := sqltest.NewDB(t)
+	ctx := context.Background()
+	a := postgres.NewAudit(pool)
+	bad := auditRec(1, "", storage.AuditReceived, time.Now())
+	bad.Data = json.RawMessage(`[`)
+	err := a.Write(ctx, []storage.AuditRecord{bad})
+	var bulk *storage.BulkError
+	require.True(t, errors.As(err, &bulk), "got %v", err)
+	require.Len(t, bulk.Failed, 1)
+	require.Equal(t, 0, bulk.Failed[0].Index)
+	require.ErrorIs(t, bulk.Failed[0].Err, storage.ErrRejected)
+
+	// A cancelled context stores nothing and is no rejection: retry it all.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	err = a.Write(cctx, []storage.AuditRecord{auditRec(2, "", storage.AuditReceived, time.Now())})
+	require.Error(t, err)
+	require.False(t, errors.As(err, &bulk), "got %v", err)
+	require.False(t, errors.Is(err, storage.ErrRejected), "got %v", err)
+	page, err := a.Search(ctx, storage.AuditQuery{})
+	require.NoError(t, err)
+	require.Empty(t, page.Records)
+}
+
+// Postgres refuses a lexeme of 2 KB and a tsvector of 1 MB: such words
+// are left out of the index, and the record is stored.
+func TestAuditWriteHugeText(t *testing.T) {
+	t.Parallel()
+	pool, _ := sqltest.NewDB(t)
+	ctx := context.Background()
+	a := postgres.NewAudit(pool)
+	words := make([]string, 0, 150_000)
+	words = append(words, strings.Repeat("x", 3000))
+	for i := range 150_000 {
+		words = append(words, fmt.Sprintf("w%07d", i))
+	}
+	data, err := json.Marshal(map[string]any{"text": strings.Join(words, " ")})
+	require.NoError(t, err)
+	r := auditRec(1, "", storage.AuditReceived, time.Now())
+	r.Data = data
+	require.NoError(t, a.Write(ctx, []storage.AuditRecord{r}))
+	page, err := a.Search(ctx, storage.AuditQuery{Text: "w0000001"})
+	require.NoError(t, err)
+	require.Len(t, page.Records, 1, "the first words are indexed")
+	page, err = a.Search(ctx, storage.AuditQuery{Text: "w0149999"})
+	require.NoError(t, err)
+	require.Empty(t, page.Records, "words beyond the budget are not")
+	page, err = a.Search(ctx, storage.AuditQuery{Text: strings.Repeat("x", 3000)})
+	require.NoError(t, err)
+	require.Empty(t, page.Records)
 }
