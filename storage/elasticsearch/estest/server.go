@@ -293,7 +293,9 @@ func body(w http.ResponseWriter, r *http.Request, ndjson bool) ([]byte, bool) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // a _source comes back as it was stored
+	_ = enc.Encode(v)
 }
 
 // errorBody is Elasticsearch's error object.
