@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/errors"
@@ -30,7 +29,6 @@ type stores struct {
 	Search      storage.Search         // documents of search actions (search.backend)
 	Audit       storage.Audit          // the audit trail (audit.backend); nil when audit: is off
 	ES          *elasticsearch.Client  // the elasticsearch: block's cluster; nil when neither search: nor audit: uses it
-	esTemplates bool                   // EnsureTemplates succeeded at start
 	Cleanups    []obsriver.Cleanup     // expired dedup keys, cache rows, claim tokens, idle breakers, full rate-limit buckets
 	Close       func()
 }
@@ -96,11 +94,11 @@ func (s *stores) openSearch(ctx context.Context, cfg *observers.Config, pool *pg
 	logger *slog.Logger) error {
 	auditES := cfg.Audit.Enabled && cfg.Audit.Backend == observers.BackendElasticsearch
 	if cfg.Elasticsearch != nil && (cfg.Search.Backend == observers.BackendElasticsearch || auditES) {
-		c, templates, err := openElasticsearch(ctx, cfg.Elasticsearch, getenv, logger)
+		c, err := openElasticsearch(ctx, cfg.Elasticsearch, auditES, getenv, logger)
 		if err != nil {
 			return err
 		}
-		s.ES, s.esTemplates = c, templates
+		s.ES = c
 	}
 	s.Search = postgres.NewSearch(pool)
 	if cfg.Search.Backend == observers.BackendElasticsearch && s.ES != nil {
@@ -109,31 +107,34 @@ func (s *stores) openSearch(ctx context.Context, cfg *observers.Config, pool *pg
 	switch {
 	case !cfg.Audit.Enabled:
 	case auditES && s.ES != nil:
-		s.Audit = &templatedAudit{Audit: s.ES.Audit(), ensure: s.ES.EnsureTemplates, done: s.esTemplates}
+		s.Audit = s.ES.Audit() // its first write installs the templates if the start could not
 	default:
 		s.Audit = postgres.NewAudit(pool)
 	}
 	return nil
 }
 
-// esStartTimeout bounds the start's ping and template check.
+// esStartTimeout bounds the start's template check.
 const esStartTimeout = 10 * time.Second
 
 // openElasticsearch makes the client of the elasticsearch: block with the
-// credentials of its *_env variables, and at start installs the audit
-// trail's index template and ILM policy where absent. A cluster that does
-// not answer is logged, not fatal.
-func openElasticsearch(ctx context.Context, c *observers.ElasticsearchConfig, getenv func(string) (string, bool),
-	logger *slog.Logger) (client *elasticsearch.Client, templates bool, err error) {
+// credentials of its *_env variables and, when it keeps the audit trail,
+// installs the trail's index template and ILM policy where absent. A
+// cluster that does not answer is logged, not fatal.
+func openElasticsearch(ctx context.Context, c *observers.ElasticsearchConfig, audit bool, getenv func(string) (string, bool),
+	logger *slog.Logger) (*elasticsearch.Client, error) {
 	creds, err := c.ResolvedCredentials(getenv)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	client, err = elasticsearch.New(elasticsearch.Config{
+	client, err := elasticsearch.New(elasticsearch.Config{
 		URL: c.URL, APIKey: creds.APIKey, Username: creds.Username, Password: creds.Password, CAFile: c.CAFile,
 	})
 	if err != nil {
-		return nil, false, errors.WithHint(errors.Wrap(err, "elasticsearch"), "check the elasticsearch: block (url, ca_file)")
+		return nil, errors.WithHint(errors.Wrap(err, "elasticsearch"), "check the elasticsearch: block (url, ca_file)")
+	}
+	if !audit {
+		return client, nil
 	}
 	pctx, cancel := context.WithTimeout(ctx, esStartTimeout)
 	defer cancel()
@@ -141,31 +142,6 @@ func openElasticsearch(ctx context.Context, c *observers.ElasticsearchConfig, ge
 		logger.Warn("run: Elasticsearch: the index template and ILM policy are not checked yet; audit records wait in the "+
 			"outbox until they are (tried again before each write)",
 			slog.String("url", observers.RedactURL(c.URL)), slog.String("error", err.Error()))
-		return client, false, nil
 	}
-	return client, true, nil
-}
-
-// templatedAudit writes to Elasticsearch only once the audit trail's index
-// template and ILM policy are installed (EnsureTemplates succeeded), so
-// that no daily index is created with dynamic mappings. Until then every
-// write fails whole and its records wait in the outbox.
-type templatedAudit struct {
-	storage.Audit
-	ensure func(context.Context) error
-	mu     sync.Mutex
-	done   bool
-}
-
-func (a *templatedAudit) Write(ctx context.Context, recs []storage.AuditRecord) error {
-	a.mu.Lock()
-	if !a.done {
-		if err := a.ensure(ctx); err != nil {
-			a.mu.Unlock()
-			return errors.Mark(errors.Wrap(err, "audit: install the index template and ILM policy first"), storage.ErrUnavailable)
-		}
-		a.done = true
-	}
-	a.mu.Unlock()
-	return a.Audit.Write(ctx, recs)
+	return client, nil
 }

@@ -3,6 +3,8 @@ package elasticsearch
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/errors"
@@ -14,6 +16,9 @@ import (
 // implements storage.Audit and is safe for concurrent use.
 type Audit struct {
 	c *Client
+
+	mu        sync.Mutex
+	templated bool // EnsureTemplates succeeded (or may not be checked) in this process
 }
 
 var _ storage.Audit = (*Audit)(nil)
@@ -54,9 +59,20 @@ func (a *Audit) encode(r storage.AuditRecord) (index, id string, src []byte, err
 // Write stores recs through esutil.BulkIndexer (bulk.go): each into the
 // daily index of its timestamp, created only if its _id (the record id)
 // is not there yet.
+//
+// The first Write of a process (and each one after, until it succeeds)
+// runs EnsureTemplates first: a daily index Elasticsearch creates before
+// the template exists gets dynamic mappings (id as text, which does not
+// sort), and would break every audit search over the prefix. So records
+// wait (the caller retries them) while the cluster cannot say whether
+// the template is there. Credentials that may not read templates (401,
+// 403) leave them to the operator.
 func (a *Audit) Write(ctx context.Context, recs []storage.AuditRecord) error {
 	if len(recs) == 0 {
 		return nil
+	}
+	if err := a.ensureTemplates(ctx); err != nil {
+		return err
 	}
 	items := make([]bulkItem, len(recs))
 	for i, r := range recs {
@@ -64,6 +80,22 @@ func (a *Audit) Write(ctx context.Context, recs []storage.AuditRecord) error {
 		items[i] = bulkItem{index: index, id: id, src: src, err: err}
 	}
 	return a.c.bulkCreate(ctx, items)
+}
+
+// ensureTemplates runs EnsureTemplates until it succeeds once.
+func (a *Audit) ensureTemplates(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.templated {
+		return nil
+	}
+	err := a.c.EnsureTemplates(ctx)
+	var e *Error
+	if err != nil && !(errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden)) {
+		return errors.Wrap(err, "audit: write")
+	}
+	a.templated = true
+	return nil
 }
 
 // Search returns the records q selects, newest first (timestamp, then id,

@@ -154,10 +154,11 @@ func TestAuditWriteIsBoundedByTheTimeout(t *testing.T) {
 	require.ErrorIs(t, c.Audit().Write(ctx, []storage.AuditRecord{record("2:received", time.Now())}), context.Canceled)
 }
 
+// Not parallel: it changes the package's bulk size.
 func TestAuditLargeWriteIsSeveralRequests(t *testing.T) {
-	t.Parallel()
+	defer elasticsearch.SetMaxBulkBytes(64 << 10)()
 	c, srv := newClient(t)
-	big := fmt.Sprintf(`{"blob": %q}`, strings.Repeat("x", 1<<20))
+	big := fmt.Sprintf(`{"blob": %q}`, strings.Repeat("x", 20<<10))
 	var recs []storage.AuditRecord
 	for i := range 7 {
 		r := record(fmt.Sprintf("%d:received", i), time.Now())
@@ -165,7 +166,7 @@ func TestAuditLargeWriteIsSeveralRequests(t *testing.T) {
 		recs = append(recs, r)
 	}
 	require.NoError(t, c.Audit().Write(context.Background(), recs))
-	require.Greater(t, bulkRequests(srv), 1, "7 MB goes in requests of at most 5 MB")
+	require.Greater(t, bulkRequests(srv), 1, "140 kB goes in requests of at most 64 kB")
 	require.Len(t, searchIDs(t, c.Audit(), storage.AuditQuery{Limit: 10}), 7)
 }
 
@@ -183,4 +184,62 @@ func TestAuditCustomPrefix(t *testing.T) {
 	require.NoError(t, c.Audit().Write(ctx, []storage.AuditRecord{record("1:received", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}))
 	require.Equal(t, []string{"acme_audit-2026.01.02"}, srv.Indices())
 	require.Len(t, searchIDs(t, c.Audit(), storage.AuditQuery{}), 1)
+}
+
+func TestAuditWriteInstallsTheTemplatesFirst(t *testing.T) {
+	t.Parallel()
+	srv := estest.New(t)
+	c, err := elasticsearch.New(elasticsearch.Config{URL: srv.URL})
+	require.NoError(t, err)
+	ctx := context.Background()
+	day := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+
+	// Down at the first write: nothing is written without the template.
+	srv.SetMode(estest.Unavailable)
+	err = c.Audit().Write(ctx, []storage.AuditRecord{record("1:received", day)})
+	require.ErrorIs(t, err, storage.ErrUnavailable)
+	srv.SetMode(estest.Up)
+	require.Empty(t, srv.Indices())
+
+	require.NoError(t, c.Audit().Write(ctx, []storage.AuditRecord{record("1:received", day)}))
+	_, ok := srv.Template("fraiseql_events")
+	require.True(t, ok)
+	mapping, _, ok := srv.Mapping("fraiseql_events-2026.05.06")
+	require.True(t, ok)
+	require.Equal(t, map[string]any{"type": "keyword"}, mapping["properties"].(map[string]any)["id"])
+	templateReads := len(requestsWith(srv, "GET /_index_template/"))
+	require.NoError(t, c.Audit().Write(ctx, []storage.AuditRecord{record("2:received", day)}))
+	require.Len(t, requestsWith(srv, "GET /_index_template/"), templateReads, "checked once per process")
+
+	// An index of the prefix whose id is not a keyword fails its part of
+	// a search: an error, not a page silently short of its records.
+	require.Equal(t, http.StatusOK, put(t, srv, "/fraiseql_events-2020.01.01", `{"mappings": {"properties": {"id": {"type": "text"}}}}`))
+	_, err = c.Audit().Search(ctx, storage.AuditQuery{})
+	require.ErrorContains(t, err, "1 of 2 shards failed")
+	require.ErrorContains(t, err, "sorting")
+	require.Contains(t, strings.Join(errors.GetAllHints(err), " "), "index template")
+}
+
+func TestAuditWriteWithoutTemplatePrivileges(t *testing.T) {
+	t.Parallel()
+	// The operator installs the template; these credentials may not read it.
+	srv := estest.New(t, estest.WithForbidden("/_ilm"), estest.WithForbidden("/_index_template"))
+	c, err := elasticsearch.New(elasticsearch.Config{URL: srv.URL})
+	require.NoError(t, err)
+	ctx := context.Background()
+	err = c.EnsureTemplates(ctx)
+	require.ErrorContains(t, err, "403")
+	require.Contains(t, strings.Join(errors.GetAllHints(err), " "), "manage_ilm")
+	day := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	require.NoError(t, c.Audit().Write(ctx, []storage.AuditRecord{record("1:received", day)}))
+	_, ok := srv.Source("fraiseql_events-2026.05.06", "1:received")
+	require.True(t, ok, "written")
+
+	// Here no operator did: the index took dynamic mappings (id is text),
+	// which no search can sort. That is what Write's EnsureTemplates
+	// prevents where it may.
+	_, err = c.Audit().Search(ctx, storage.AuditQuery{})
+	require.ErrorContains(t, err, "all shards failed")
+	require.ErrorContains(t, err, "sorting", "the root cause says why")
+	require.Contains(t, strings.Join(errors.GetAllHints(err), " "), "index template")
 }

@@ -15,8 +15,8 @@ import (
 )
 
 // maxBulkBytes bounds one _bulk request; a larger Write is sent as
-// several, one after the other.
-const maxBulkBytes = 5 << 20
+// several, one after the other. (A variable for a test.)
+var maxBulkBytes = 5 << 20
 
 // bulkItem is a document to create: where, its _id and its source, or
 // the error that kept it from being sent.

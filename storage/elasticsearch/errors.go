@@ -38,17 +38,23 @@ func (e *Error) Error() string {
 
 // errorCause is the error object of an answer, or of a bulk item.
 type errorCause struct {
-	Type     string      `json:"type"`
-	Reason   string      `json:"reason"`
-	CausedBy *errorCause `json:"caused_by"`
+	Type      string       `json:"type"`
+	Reason    string       `json:"reason"`
+	CausedBy  *errorCause  `json:"caused_by"`
+	RootCause []errorCause `json:"root_cause"`
 }
 
-// asError is c as an *Error of status: the reason of its cause is added
-// when it says more (a mapping error's cause names the field).
+// asError is c as an *Error of status: the reason of its cause, or of its
+// first root cause, is added when it says more (a mapping error's cause
+// names the field; "all shards failed" says why in its root cause).
 func (c errorCause) asError(status int) *Error {
 	e := &Error{Status: status, Type: c.Type, Reason: c.Reason}
-	if c.CausedBy != nil && c.CausedBy.Reason != "" && c.CausedBy.Reason != c.Reason {
-		e.Reason += " (caused by " + c.CausedBy.Type + ": " + c.CausedBy.Reason + ")"
+	cause := c.CausedBy
+	if cause == nil && len(c.RootCause) > 0 {
+		cause = &c.RootCause[0]
+	}
+	if cause != nil && cause.Reason != "" && cause.Reason != c.Reason {
+		e.Reason += " (caused by " + cause.Type + ": " + cause.Reason + ")"
 	}
 	return e
 }

@@ -103,6 +103,9 @@ type hit struct {
 	Sort   json.RawMessage `json:"sort"`
 }
 
+// mappingHint explains a search that failed on some indices.
+const mappingHint = "an index without the expected mapping (created before the index template was installed?) cannot be sorted or searched: fix or delete it"
+
 // runSearch runs body over indices (names or patterns). A missing index
 // named without a wildcard is no hit. Shards that failed make it an
 // error, not a partial page.
@@ -115,7 +118,11 @@ func (c *Client) runSearch(ctx context.Context, what string, indices []string, b
 		return nil, nil
 	}
 	if res.status != http.StatusOK {
-		return nil, res.err(what)
+		err := res.err(what)
+		if parseError(res.status, res.body).Type == "search_phase_execution_exception" {
+			err = errors.WithHint(err, mappingHint)
+		}
+		return nil, err
 	}
 	var out struct {
 		Shards struct {
@@ -139,7 +146,7 @@ func (c *Client) runSearch(ctx context.Context, what string, indices []string, b
 			f := out.Shards.Failures[0]
 			err = errors.Wrapf(f.Reason.asError(http.StatusInternalServerError), "%s: index %s", err, f.Index)
 		}
-		return nil, errors.WithHint(err, "an index without the expected mapping (created before the index template was installed?) cannot be sorted or searched")
+		return nil, errors.WithHint(err, mappingHint)
 	}
 	return out.Hits.Hits, nil
 }

@@ -297,6 +297,12 @@ func (s *Server) putDoc(w http.ResponseWriter, r *http.Request, parts []string) 
 		badRequest("illegal_argument_exception", "opType must be 'create' or 'index', found: [%s]", t).write(w)
 		return
 	}
+	s.runDoc(w, q, op)
+}
+
+// runDoc reads a _doc request's version parameters into op, applies it
+// and answers.
+func (s *Server) runDoc(w http.ResponseWriter, q map[string][]string, op writeOp) {
 	if err := docOp(q, &op); err != nil {
 		err.write(w)
 		return
@@ -346,13 +352,5 @@ func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request, parts []strin
 	if !ok {
 		return
 	}
-	op := writeOp{action: "delete", index: parts[0], id: parts[2]}
-	if err := docOp(q, &op); err != nil {
-		err.write(w)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	status, res := s.apply(op)
-	writeItem(w, status, res)
+	s.runDoc(w, q, writeOp{action: "delete", index: parts[0], id: parts[2]})
 }

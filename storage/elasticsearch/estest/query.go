@@ -270,35 +270,23 @@ func shardError(format string, args ...any) *apiError {
 
 // equal reports whether field value got equals the query's value want,
 // in the field's type f.
-func equal(f *field, ix *index, got, want any) (bool, *apiError) {
+func equal(f *field, name string, ix *index, got, want any) (bool, *apiError) {
 	switch f.typ {
 	case "keyword":
 		return scalarString(got) == scalarString(want), nil
 	case "text":
 		return slices.Contains(ix.analyze(f, scalarString(got)), scalarString(want)), nil
-	case "long", "integer", "float", "double":
-		w, ok := number(want)
-		if !ok {
-			return false, shardError("failed to create query: For input string: \"%v\"", want)
-		}
-		g, _ := number(got)
-		return g == w, nil
-	case "date":
-		w, ok := dateMillis(want)
-		if !ok {
-			return false, shardError("failed to parse date field [%v]", want)
-		}
-		g, _ := dateMillis(got)
-		return g == w, nil
-	case "boolean":
-		w, ok := boolean(want)
-		if !ok {
-			return false, shardError("Can't parse boolean value [%v], expected [true] or [false]", want)
-		}
-		g, _ := boolean(got)
-		return g == w, nil
 	}
-	return false, nil
+	kind := sortKind(f)
+	if kind == 0 {
+		return false, nil // an object: no value of its own
+	}
+	w, ok := toSortVal(kind, want)
+	if !ok {
+		return false, shardError("failed to create query: [%v] is not a value of the %s field [%s]", want, f.typ, name)
+	}
+	g, ok := toSortVal(kind, got)
+	return ok && g.compare(w) == 0, nil
 }
 
 // analyze is value's tokens in text field f.
@@ -316,7 +304,7 @@ func (q termsQuery) match(ix *index, d *doc) (bool, *apiError) {
 	}
 	for _, got := range values(d.parsed, q.field) {
 		for _, want := range q.values {
-			if ok, err := equal(f, ix, got, want); err != nil || ok {
+			if ok, err := equal(f, q.field, ix, got, want); err != nil || ok {
 				return ok, err
 			}
 		}

@@ -45,6 +45,12 @@ func WithBasicAuth(user, password string) Option {
 // X-Elastic-Product: as a server that is not Elasticsearch.
 func WithoutProductHeader() Option { return func(s *Server) { s.noProduct = true } }
 
+// WithForbidden answers 403 (security_exception) to every request whose
+// path starts with prefix (e.g. "/_ilm"): credentials lacking a privilege.
+func WithForbidden(prefix string) Option {
+	return func(s *Server) { s.forbidden = append(s.forbidden, prefix) }
+}
+
 // WithTLS serves HTTPS with httptest's certificate (CertPEM).
 func WithTLS() Option { return func(s *Server) { s.tls = true } }
 
@@ -56,6 +62,7 @@ type Server struct {
 	apiKey, user          string
 	password              string
 	noProduct, tls        bool
+	forbidden             []string
 	mu                    sync.Mutex
 	templates             map[string]*template
 	policies              map[string]*policy
@@ -166,6 +173,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="security", charset="UTF-8", ApiKey`)
 		writeError(w, http.StatusUnauthorized, "security_exception", "unable to authenticate with provided credentials for REST request ["+r.URL.Path+"]")
 		return
+	}
+	for _, p := range s.forbidden {
+		if strings.HasPrefix(r.URL.Path, p) {
+			writeError(w, http.StatusForbidden, "security_exception", "action ["+r.Method+" "+r.URL.Path+"] is unauthorized for user [estest]")
+			return
+		}
 	}
 	s.route(w, r)
 }
@@ -293,7 +306,9 @@ func body(w http.ResponseWriter, r *http.Request, ndjson bool) ([]byte, bool) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // a _source comes back as it was stored
+	_ = enc.Encode(v)
 }
 
 // errorBody is Elasticsearch's error object.
