@@ -43,6 +43,7 @@ type options struct {
 	retentionDuration time.Duration // retention: how long to offer the latency load
 	quick             bool
 	profileDir        string
+	audit             bool // audit: {backend: postgres} in the pipeline scenarios' configuration
 }
 
 // figure is one measured number.
@@ -113,6 +114,7 @@ func main() {
 	flag.IntVar(&o.dlqN, "dlq-n", 100_000, "dlq: dead deliveries that dlq retry-all puts back")
 	flag.IntVar(&o.retentionRows, "retention-rows", 1_000_000, "retention: old change-log rows retention deletes under the latency load")
 	flag.DurationVar(&o.retentionDuration, "retention-duration", 90*time.Second, "retention: how long to offer the latency load (the deletion must end within it)")
+	flag.BoolVar(&o.audit, "audit", false, "turn the audit trail on (audit: {backend: postgres}) in the scenarios built by configYAML")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes: every scenario in well under a minute")
 	flag.Parse()
 	if o.quick {

@@ -41,6 +41,9 @@ func configYAML(o options, url string, nObs, nAct int, maxWorkers int, bodyTempl
 	if o.perJob > 0 {
 		fmt.Fprintf(&b, "concurrency:\n  deliveries_per_job: %d\n", o.perJob)
 	}
+	if o.audit {
+		b.WriteString("audit: {backend: postgres}\n")
+	}
 	b.WriteString("observers:\n")
 	for i := range nObs {
 		fmt.Fprintf(&b, "  obs_%d:\n    entity: Order\n    events: [INSERT]\n    actions:\n", i)
@@ -229,6 +232,9 @@ func pipelineScenario(ctx context.Context, o options, name string, nObs, nAct in
 	r.add("river_rows_per_event", float64(jobs)/float64(o.n), "rows")
 	r.add("enqueue_batches", batches, "tx")
 	r.add("wal_bytes_per_event", float64(wal)/float64(o.n), "bytes")
+	if o.audit {
+		auditFigures(ctx, &r, db, p.HTTPAddr(), int64(o.n)+want, start.Add(el))
+	}
 	return r
 }
 

@@ -21,7 +21,7 @@ const eventually = 30 * time.Second
 // taken is written. Nothing is lost uncounted.
 func TestRecordNeverBlocksOnAHungStore(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, audit.Params{Buffer: 10, BatchSize: 5, WriteTimeout: time.Minute})
+	e := newEnv(t, audit.Params{Buffer: 10, BatchSize: 5, Writers: 4, WriteTimeout: time.Minute})
 	hang, blocked := make(chan struct{}), make(chan struct{})
 	e.store.set(func(f *faultyAudit) { f.hang, f.blocked = hang, blocked })
 
@@ -51,7 +51,7 @@ func TestRecordNeverBlocksOnAHungStore(t *testing.T) {
 	taken := testutil.ToFloat64(e.metrics.Records.WithLabelValues("succeeded"))
 	require.Positive(t, dropped, "a buffer of 10 cannot hold 1000 records")
 	require.Equal(t, float64(len(recs)), dropped+taken, "every record is either taken or dropped and counted")
-	require.LessOrEqual(t, taken, float64(10+5), "at most the buffer and the batch in the flusher's hands")
+	require.LessOrEqual(t, taken, float64(10+4*5), "at most the buffer and the batches in the four flushers' hands")
 
 	close(hang)
 	require.Eventually(t, func() bool { return float64(len(e.stored(t))) == taken }, eventually, 10*time.Millisecond)
