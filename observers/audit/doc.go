@@ -7,8 +7,8 @@
 //     records, BufferBytes of data and errors); when the buffer is full the
 //     record is dropped and counted (observer_audit_dropped_total), and a
 //     warning is logged at most once per DropLogInterval.
-//   - A flusher writes the buffer in batches of up to BatchSize records, or
-//     what FlushInterval gathered.
+//   - Writers (4 by default) take batches of up to BatchSize records from
+//     the buffer, or what FlushInterval gathered, and write them.
 //   - A batch the backend did not take (it is down: a whole-batch error),
 //     or the items of a *storage.BulkError that may pass when retried, go
 //     to the Postgres outbox (observer_audit_outbox) in one INSERT. Items
@@ -16,7 +16,7 @@
 //     (observer_search_index_failures_total{reason="rejected"}) and logged,
 //     not kept.
 //   - When the outbox cannot take them either (Postgres is down, which is
-//     also the postgres backend being down), the flusher keeps the batch in
+//     also the postgres backend being down), the writer keeps the batch in
 //     memory and tries the backend and then the outbox again, with a
 //     backoff; meanwhile the buffer fills and new records are dropped, so
 //     memory stays bounded.
