@@ -41,6 +41,9 @@ func configYAML(o options, url string, nObs, nAct int, maxWorkers int, bodyTempl
 	if o.perJob > 0 {
 		fmt.Fprintf(&b, "concurrency:\n  deliveries_per_job: %d\n", o.perJob)
 	}
+	if o.audit {
+		b.WriteString("audit:\n  enabled: true\n  backend: postgres\n")
+	}
 	b.WriteString("observers:\n")
 	for i := range nObs {
 		fmt.Fprintf(&b, "  obs_%d:\n    entity: Order\n    events: [INSERT]\n    actions:\n", i)
@@ -218,6 +221,23 @@ func pipelineScenario(ctx context.Context, o options, name string, nObs, nAct in
 	var jobs int64
 	_ = db.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind LIKE 'fraiseql_observer_%'`).Scan(&jobs)
 	batches := scrapeMetric(p.HTTPAddr(), "observer_batches_total")
+	if o.audit {
+		// Every record stored: the event's and its deliveries' (nothing
+		// dropped, nothing left in the outbox).
+		wantRecs := int64(o.n) * int64(1+dpe)
+		var recs int64
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM observer_audit`).Scan(&recs); err != nil || recs >= wantRecs {
+				break
+			}
+		}
+		r.add("audit_records", float64(recs), "records")
+		r.add("audit_stored_after_s", time.Since(start).Seconds(), "s")
+		r.add("audit_dropped", scrapeMetric(p.HTTPAddr(), "observer_audit_dropped_total"), "records")
+		if recs < wantRecs {
+			r.Err = fmt.Errorf("only %d of %d audit records stored", recs, wantRecs)
+		}
+	}
 
 	r.add("events_per_s", float64(o.n)/el.Seconds(), "events/s")
 	r.add("deliveries_per_s", float64(want)/el.Seconds(), "deliveries/s")
