@@ -78,6 +78,25 @@ type CoreTbEntityChangeLog struct {
 	Txid              pgtype.Uint64 `json:"txid"`
 }
 
+type ObserverAudit struct {
+	ID          string      `json:"id"`
+	EventID     string      `json:"event_id"`
+	EventSeq    int64       `json:"event_seq"`
+	EntityType  string      `json:"entity_type"`
+	EntityID    string      `json:"entity_id"`
+	EventKind   string      `json:"event_kind"`
+	Ts          time.Time   `json:"ts"`
+	ObserverID  string      `json:"observer_id"`
+	ActionType  string      `json:"action_type"`
+	ActionIndex int32       `json:"action_index"`
+	Status      string      `json:"status"`
+	Error       string      `json:"error"`
+	Attempt     int32       `json:"attempt"`
+	DurationMs  int64       `json:"duration_ms"`
+	Data        []byte      `json:"data"`
+	Tsv         interface{} `json:"tsv"`
+}
+
 type ObserverCache struct {
 	Key       string    `json:"key"`
 	Value     []byte    `json:"value"`
@@ -193,10 +212,14 @@ type ObserverReplay struct {
 }
 
 type ObserverSearchDocument struct {
-	Index     string    `json:"index"`
-	ID        string    `json:"id"`
-	Doc       []byte    `json:"doc"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Index       string      `json:"index"`
+	EntityType  string      `json:"entity_type"`
+	EntityID    string      `json:"entity_id"`
+	Doc         []byte      `json:"doc"`
+	VersionTxid int64       `json:"version_txid"`
+	VersionSeq  int64       `json:"version_seq"`
+	Tsv         interface{} `json:"tsv"`
+	UpdatedAt   time.Time   `json:"updated_at"`
 }
 
 type ObserverSkippedEvent struct {

@@ -9,53 +9,59 @@ import (
 	"context"
 )
 
-const searchDelete = `-- name: SearchDelete :exec
-DELETE FROM observer_search_documents WHERE "index" = $1 AND id = $2
-`
-
-type SearchDeleteParams struct {
-	Index string `json:"index"`
-	ID    string `json:"id"`
-}
-
-// An absent document is not an error.
-func (q *Queries) SearchDelete(ctx context.Context, arg SearchDeleteParams) error {
-	_, err := q.db.Exec(ctx, searchDelete, arg.Index, arg.ID)
-	return err
-}
-
 const searchGet = `-- name: SearchGet :one
-SELECT doc FROM observer_search_documents WHERE "index" = $1 AND id = $2
+SELECT doc FROM observer_search_documents
+WHERE "index" = $1 AND entity_type = $2 AND entity_id = $3 AND doc IS NOT NULL
 `
 
 type SearchGetParams struct {
-	Index string `json:"index"`
-	ID    string `json:"id"`
+	Index      string `json:"index"`
+	EntityType string `json:"entity_type"`
+	EntityID   string `json:"entity_id"`
 }
 
 func (q *Queries) SearchGet(ctx context.Context, arg SearchGetParams) ([]byte, error) {
-	row := q.db.QueryRow(ctx, searchGet, arg.Index, arg.ID)
+	row := q.db.QueryRow(ctx, searchGet, arg.Index, arg.EntityType, arg.EntityID)
 	var doc []byte
 	err := row.Scan(&doc)
 	return doc, err
 }
 
 const searchIndex = `-- name: SearchIndex :exec
-INSERT INTO observer_search_documents ("index", id, doc, updated_at)
-VALUES ($1, $2, $3, now())
-ON CONFLICT ("index", id) DO UPDATE
-SET doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at
+INSERT INTO observer_search_documents ("index", entity_type, entity_id, doc, version_txid, version_seq, tsv, updated_at)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6,
+        $7::text::tsvector, now())
+ON CONFLICT ("index", entity_type, entity_id) DO UPDATE
+SET doc = EXCLUDED.doc, version_txid = EXCLUDED.version_txid, version_seq = EXCLUDED.version_seq,
+    tsv = EXCLUDED.tsv, updated_at = EXCLUDED.updated_at
+WHERE (observer_search_documents.version_txid, observer_search_documents.version_seq)
+    < (EXCLUDED.version_txid, EXCLUDED.version_seq)
 `
 
 type SearchIndexParams struct {
-	Index string `json:"index"`
-	ID    string `json:"id"`
-	Doc   []byte `json:"doc"`
+	Index       string  `json:"index"`
+	EntityType  string  `json:"entity_type"`
+	EntityID    string  `json:"entity_id"`
+	Doc         []byte  `json:"doc"`
+	VersionTxid int64   `json:"version_txid"`
+	VersionSeq  int64   `json:"version_seq"`
+	Tsv         *string `json:"tsv"`
 }
 
-// Stores the document under (index, id), replacing any document there. An
+// Stores doc as the document of ("index", entity_type, entity_id) at
+// version (version_txid, version_seq), unless the stored document or
+// tombstone has a version at or above it. A NULL doc writes a tombstone (a
+// DELETE). tsv is the text form of the document's words (NULL: none). An
 // invalid JSON document fails with SQL state 22P02.
 func (q *Queries) SearchIndex(ctx context.Context, arg SearchIndexParams) error {
-	_, err := q.db.Exec(ctx, searchIndex, arg.Index, arg.ID, arg.Doc)
+	_, err := q.db.Exec(ctx, searchIndex,
+		arg.Index,
+		arg.EntityType,
+		arg.EntityID,
+		arg.Doc,
+		arg.VersionTxid,
+		arg.VersionSeq,
+		arg.Tsv,
+	)
 	return err
 }

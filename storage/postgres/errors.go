@@ -59,3 +59,13 @@ func interpretError(err error) error {
 	}
 	return err
 }
+
+// sqlState returns the SQLSTATE of the *pgconn.PgError in err's chain, or
+// "" when there is none.
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}

@@ -26,10 +26,10 @@ func TestErrorNotFound(t *testing.T) {
 	require.False(t, errors.Is(err, storage.ErrRejected), "got %v", err)
 	require.ErrorContains(t, err, `cache key "absent"`)
 
-	_, err = postgres.NewSearch(pool).Get(ctx, "order", "absent")
+	_, err = postgres.NewSearch(pool).Get(ctx, storage.DocKey{Index: "order", EntityType: "Order", EntityID: "absent"})
 	require.ErrorIs(t, err, storage.ErrNotFound)
 	require.False(t, errors.Is(err, storage.ErrRejected), "got %v", err)
-	require.ErrorContains(t, err, "search: get order/absent")
+	require.ErrorContains(t, err, "search: get order/Order/absent")
 
 	// The breaker store reads no row as no state, and a held lease as
 	// ErrLocked: neither leaks ErrNotFound.
@@ -48,12 +48,13 @@ func TestErrorNotFound(t *testing.T) {
 func TestErrorRejectedKeepsCause(t *testing.T) {
 	t.Parallel()
 	pool, _ := sqltest.NewDB(t)
-	err := postgres.NewSearch(pool).Index(context.Background(), "order", "1", []byte(`{not json`))
+	err := postgres.NewSearch(pool).Index(context.Background(),
+		storage.DocKey{Index: "order", EntityType: "Order", EntityID: "1"}, storage.Version{TxID: 1, Seq: 1}, []byte(`{not json`))
 	// errors.Is of cockroachdb/errors: the standard library's does not see
 	// marks.
 	require.True(t, errors.Is(err, storage.ErrRejected), "got %v", err)
 	require.False(t, errors.Is(err, storage.ErrNotFound), "got %v", err)
-	require.ErrorContains(t, err, "search: index order/1")
+	require.ErrorContains(t, err, "search: index order/Order/1")
 
 	var pgErr *pgconn.PgError
 	require.True(t, errors.As(err, &pgErr), "the cause is lost: %v", err)
