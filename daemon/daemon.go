@@ -195,7 +195,7 @@ func (d *Daemon) wire(ctx context.Context) error {
 	}
 	d.listener, err = listener.New(listener.Params{
 		Pool: d.pool, Config: cfg, ConfigVersion: d.version.ID,
-		Enqueuer: obsriver.NewEnqueuer(d.client, cfg.Concurrency.DeliveriesPerJob, events),
+		Enqueuer: obsriver.NewEnqueuer(obsriver.EnqueuerParams{Client: d.client, DeliveriesPerJob: cfg.Concurrency.DeliveriesPerJob, Events: events}),
 		Logger:   d.logger, Metrics: listener.NewMetrics(d.reg), HTTPAddr: d.httpAddr, Version: d.o.Version,
 		Queues: d.queues.Snapshot, StandbyRetry: d.o.StandbyRetry,
 		BeforeCommit: d.o.BeforeCommit, Dedup: d.stores.Dedup,

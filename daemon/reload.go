@@ -175,7 +175,7 @@ func (r *reloader) reload(ctx context.Context, why string) {
 		return
 	}
 	if restartOnly(r.current, cfg) {
-		log.Warn("config: worker, storage, SMTP and admin settings take effect at the next restart; observers and listener settings took effect now")
+		log.Warn("config: worker, storage, SMTP, admin, search and audit settings take effect at the next restart; observers and listener settings took effect now")
 	}
 	r.d.retention.SetConfig(cfg.Retention)
 	r.current = cfg
@@ -189,7 +189,8 @@ func restartOnly(a, b *observers.Config) bool {
 		a.AllowPrivateTargets != b.AllowPrivateTargets || a.CircuitBreakerBackend != b.CircuitBreakerBackend ||
 		a.RateLimitBackend != b.RateLimitBackend ||
 		a.Dedup != b.Dedup || a.Redis != b.Redis || a.Cache != b.Cache || !reflect.DeepEqual(a.SMTP, b.SMTP) ||
-		!reflect.DeepEqual(a.Admin, b.Admin)
+		!reflect.DeepEqual(a.Admin, b.Admin) || !reflect.DeepEqual(a.Elasticsearch, b.Elasticsearch) ||
+		a.Search != b.Search || a.Audit != b.Audit
 }
 
 // listenTable starts, once and only when the running configuration has an

@@ -131,6 +131,14 @@ type Config struct {
 	Redis RedisConfig
 	Dedup DedupConfig
 	Cache CacheConfig
+
+	// Elasticsearch is the elasticsearch: block; nil when the file has
+	// none (it is required when search: or audit: names it). Search and
+	// Audit are the search: and audit: blocks, defaults applied
+	// (config_search.go).
+	Elasticsearch *ElasticsearchConfig
+	Search        SearchConfig
+	Audit         AuditConfig
 }
 
 // ListenerConfig configures the change-log listener.
@@ -343,7 +351,7 @@ func (c *Config) Observer(name string) *Observer {
 }
 
 // Resolve checks that every environment variable the configuration names
-// (the smtp: block's, and those of every action that is a Resolver:
+// (the smtp: and elasticsearch: blocks', and those of every action that is a Resolver:
 // url_env, signing_secret_env, webhook_url_env, …) is set. Parse only
 // warns about them; `run` and a reload call Resolve and refuse an unset
 // one. The error names the observer, the action and the variable, never a
@@ -356,6 +364,11 @@ func (c *Config) Resolve(getenv func(string) (string, bool)) error {
 	if c.SMTP != nil {
 		if _, _, err := c.SMTP.ResolvedAuth(getenv); err != nil {
 			problems = append(problems, "smtp: "+err.Error())
+		}
+	}
+	if c.Elasticsearch != nil {
+		if _, err := c.Elasticsearch.ResolvedCredentials(getenv); err != nil {
+			problems = append(problems, err.Error())
 		}
 	}
 	for _, o := range c.Observers {

@@ -56,23 +56,15 @@ type AdminCredentials struct {
 // environment at call time. The error names the variable, never its value.
 func (c AdminConfig) ResolvedCredentials(getenv func(string) (string, bool)) (AdminCredentials, error) {
 	var out AdminCredentials
-	read := func(name, key string) (string, error) {
-		v, ok := getenv(name)
-		if !ok || v == "" {
-			return "", errors.WithHint(errors.Newf("environment variable %s (admin.%s) is not set", name, key),
-				fmt.Sprintf("export %s before starting the observer", name))
-		}
-		return v, nil
-	}
 	var err error
 	if c.TokenEnv != "" {
-		if out.Token, err = read(c.TokenEnv, "token_env"); err != nil {
+		if out.Token, err = lookupSet(getenv, c.TokenEnv, "admin.token_env"); err != nil {
 			return AdminCredentials{}, err
 		}
 	}
 	if c.BasicAuth != nil {
 		out.Username = c.BasicAuth.Username
-		if out.Password, err = read(c.BasicAuth.PasswordEnv, "basic_auth.password_env"); err != nil {
+		if out.Password, err = lookupSet(getenv, c.BasicAuth.PasswordEnv, "admin.basic_auth.password_env"); err != nil {
 			return AdminCredentials{}, err
 		}
 	}
@@ -128,4 +120,15 @@ func (l *loader) basicAuth(e entry) *AdminBasicAuth {
 		l.warnUnsetEnv(*passE, b.PasswordEnv, "admin.basic_auth.password_env")
 	}
 	return b
+}
+
+// lookupSet reads the variable name (named by the key where) and refuses
+// it unset or empty. The error names the variable, never a value.
+func lookupSet(getenv func(string) (string, bool), name, where string) (string, error) {
+	v, ok := getenv(name)
+	if !ok || v == "" {
+		return "", errors.WithHint(errors.Newf("environment variable %s (%s) is not set", name, where),
+			fmt.Sprintf("export %s before starting the observer", name))
+	}
+	return v, nil
 }

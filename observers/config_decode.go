@@ -14,7 +14,7 @@ import (
 
 // Valid keys at each level of the file.
 var (
-	topKeys         = []string{"listener", "allow_private_targets", "workers", "concurrency", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers", "observers_table", "rate_limit", "http", "retention", "admin"}
+	topKeys         = []string{"listener", "allow_private_targets", "workers", "concurrency", "circuit_breaker", "smtp", "redis", "dedup", "cache", "observers", "observers_table", "rate_limit", "http", "retention", "admin", "elasticsearch", "search", "audit"}
 	listenerKeys    = []string{"id", "table", "batch_size", "poll_interval", "batch_bytes", "max_event_bytes", "batch_timeout"}
 	workersKeys     = []string{"max_workers", "fetch_cooldown", "fetch_poll_interval"}
 	concurrencyKeys = []string{"max_parallelism", "queues", "deliveries_per_job", "max_in_flight"} // queues: action type → workers
@@ -39,6 +39,7 @@ func (l *loader) config(root ast.Node) *Config {
 	var breaker *BreakerOverride
 	var stores storageSpec // config_storage.go
 	var limits limitsSpec  // config_limits.go
+	var search searchSpec  // config_search.go
 	conc := concurrencySpec{queueAt: map[string]ast.Node{}}
 	for _, e := range entries {
 		l.blocks[e.key] = e.keyN
@@ -71,6 +72,12 @@ func (l *loader) config(root ast.Node) *Config {
 		case "admin": // config_admin.go
 			cfg.Admin = l.adminBlock(e)
 			haveAdmin = true
+		case "elasticsearch": // config_search.go
+			cfg.Elasticsearch = l.elasticsearchBlock(e)
+		case "search":
+			cfg.Search = l.searchBlock(e, &search)
+		case "audit":
+			cfg.Audit = l.auditBlock(e, &search)
 		case "observers":
 			cfg.Observers, warnEmpty = l.observers(e)
 		case "observers_table":
@@ -104,6 +111,7 @@ func (l *loader) config(root ast.Node) *Config {
 	l.mergeBreakers(cfg, breaker)
 	l.checkStorage(cfg, &stores)
 	l.checkLimits(cfg, &limits)
+	l.checkSearch(cfg, &search)
 	l.checkActions(cfg)
 	if warnEmpty && len(cfg.Observers) == 0 && cfg.ObserversTable == "" {
 		l.warnf(root, "no observers are defined", "add an observers: map; without it no event triggers anything")

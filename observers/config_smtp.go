@@ -6,8 +6,6 @@ import (
 	"net/mail"
 	"strings"
 	"time"
-
-	"github.com/cockroachdb/errors"
 )
 
 // SMTP defaults and TLS modes.
@@ -47,10 +45,9 @@ func (c *SMTPConfig) ResolvedAuth(getenv func(string) (string, bool)) (user, pas
 	}
 	vals := [2]string{}
 	for i, v := range []struct{ name, key string }{{c.UsernameEnv, "username_env"}, {c.PasswordEnv, "password_env"}} {
-		val, ok := getenv(v.name)
-		if !ok || val == "" {
-			return "", "", errors.WithHint(errors.Newf("environment variable %s (smtp.%s) is not set", v.name, v.key),
-				fmt.Sprintf("export %s before starting the observer", v.name))
+		val, err := lookupSet(getenv, v.name, "smtp."+v.key) // config_admin.go
+		if err != nil {
+			return "", "", err
 		}
 		vals[i] = val
 	}

@@ -76,6 +76,10 @@ type Env struct {
 	Logger *slog.Logger
 	// Getenv reads *_env variables at send time; default: none set.
 	Getenv func(string) (string, bool)
+	// Audit records the outcome of every delivery attempt (the worker
+	// calls it); nil when the audit: block is off, and then nothing is
+	// built.
+	Audit AuditRecorder
 }
 
 // Log returns e's logger, or one that discards.

@@ -21,6 +21,9 @@ var KeyTables = map[string][]string{
 	"/properties/retention":                   retentionKeys,
 	"/properties/admin":                       adminKeys,
 	"/properties/admin/properties/basic_auth": basicAuthKeys,
+	"/properties/elasticsearch":               elasticsearchKeys,
+	"/properties/search":                      searchKeys,
+	"/properties/audit":                       auditKeys,
 	"/$defs/observer":                         observerKeys,
 	"/$defs/retry":                            retryKeys,
 }

@@ -193,6 +193,9 @@ dedup: {enabled: true, backend: postgres, window: 5m, on_error: pause}
 cache: {backend: redis, ttl: 30s}
 retention: {change_log: 30d, completed_jobs: 1w12h, dead_letters: "off", skipped_events: 0}
 admin: {token_env: ADMIN_TOKEN, basic_auth: {username: ops, password_env: ADMIN_PASSWORD}, riverui: true, riverui_write: false}
+elasticsearch: {url: "https://es.example.com:9200", api_key_env: ES_API_KEY, ca_file: /etc/ssl/es-ca.pem}
+search: {backend: elasticsearch}
+audit: {enabled: true, backend: postgres, buffer: 20000, batch_size: 1000, flush_interval: 2s}
 observers:
   all:
     entity: "*"

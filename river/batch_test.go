@@ -97,7 +97,7 @@ observers:
 // listener does, with deliveries_per_job perJob.
 func (e *batchEnv) enqueue(t *testing.T, perJob int, ids ...string) map[string]int64 {
 	t.Helper()
-	return e.enqueueWith(t, NewEnqueuer(e.client, perJob, nil), 0, ids...)
+	return e.enqueueWith(t, NewEnqueuer(EnqueuerParams{Client: e.client, DeliveriesPerJob: perJob}), 0, ids...)
 }
 
 // enqueueWith logs a change per id and enqueues their deliveries with enq,

@@ -100,7 +100,7 @@ observers:
 	require.NoError(t, err)
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, NewEnqueuer(client, 1, nil).EnqueueTx(ctx, tx, []listener.Job{
+	require.NoError(t, NewEnqueuer(EnqueuerParams{Client: client, DeliveriesPerJob: 1}).EnqueueTx(ctx, tx, []listener.Job{
 		{Event: ev, Observer: cfg.Observer("audit"), ActionIndex: 0, ConfigVersion: v.ID},
 	}))
 	require.NoError(t, tx.Commit(ctx))

@@ -6,7 +6,9 @@ import (
 	"slices"
 
 	"github.com/cockroachdb/errors"
+	"github.com/fraiseql/fraiseql-observers/observers"
 	"github.com/fraiseql/fraiseql-observers/observers/listener"
+	"github.com/fraiseql/fraiseql-observers/storage"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -22,8 +24,25 @@ const insertTopic = "river_insert"
 type Enqueuer struct {
 	client   *river.Client[pgx.Tx]
 	perJob   int
-	events   *EventLoader // nil: none kept
-	priority int          // River's job priority; 0: River's default (1)
+	events   *EventLoader            // nil: none kept
+	priority int                     // River's job priority; 0: River's default (1)
+	audit    observers.AuditRecorder // nil: no audit trail
+}
+
+// EnqueuerParams configures an Enqueuer.
+type EnqueuerParams struct {
+	Client *river.Client[pgx.Tx] // required
+	// DeliveriesPerJob is concurrency.deliveries_per_job (1 or less: one
+	// job per delivery). Like the rest of the concurrency: block, it
+	// changes at a restart.
+	DeliveriesPerJob int
+	// Events, when not nil, keeps the events of the jobs enqueued for the
+	// client's workers (WorkerParams.Events), which then need not read them
+	// again.
+	Events *EventLoader
+	// Audit, when not nil, records every event whose deliveries are
+	// enqueued as received (the audit: block).
+	Audit observers.AuditRecorder
 }
 
 // ReplayPriority is the River priority of replayed jobs: River fetches
@@ -31,13 +50,9 @@ type Enqueuer struct {
 // large replay does not hold up live deliveries.
 const ReplayPriority = 2
 
-// NewEnqueuer wraps client; deliveriesPerJob is concurrency.deliveries_per_job
-// (1 or less: one job per delivery). Like the rest of the concurrency:
-// block, it changes at a restart. events, when not nil, keeps the events of
-// the jobs enqueued for the client's workers (WorkerParams.Events), which
-// then need not read them again.
-func NewEnqueuer(client *river.Client[pgx.Tx], deliveriesPerJob int, events *EventLoader) *Enqueuer {
-	return &Enqueuer{client: client, perJob: deliveriesPerJob, events: events}
+// NewEnqueuer builds an Enqueuer.
+func NewEnqueuer(p EnqueuerParams) *Enqueuer {
+	return &Enqueuer{client: p.Client, perJob: p.DeliveriesPerJob, events: p.Events, audit: p.Audit}
 }
 
 // NewInserter returns an Enqueuer for a process that inserts jobs but
@@ -49,7 +64,7 @@ func NewInserter(pool *pgxpool.Pool, deliveriesPerJob, priority int) (*Enqueuer,
 	if err != nil {
 		return nil, err
 	}
-	e := NewEnqueuer(client, deliveriesPerJob, nil)
+	e := NewEnqueuer(EnqueuerParams{Client: client, DeliveriesPerJob: deliveriesPerJob})
 	e.priority = priority
 	return e, nil
 }
@@ -99,7 +114,25 @@ func (e *Enqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs []listener.Job
 	// Kept even if tx rolls back: change-log rows are immutable, so a kept
 	// event is right whenever a job names it.
 	e.events.Keep(jobs)
+	e.received(jobs)
 	return nil
+}
+
+// received records each event of jobs as received. Recorded before the
+// transaction commits: if it rolls back, the batch is read again and the
+// same records (same ids, same content) are recorded again, which the
+// audit trail keeps once.
+func (e *Enqueuer) received(jobs []listener.Job) {
+	if e.audit == nil {
+		return
+	}
+	var last *observers.Event
+	for _, j := range jobs {
+		if j.Event != last { // an event's jobs are consecutive
+			last = j.Event
+			e.audit.Record(observers.EventRecord(j.Event, storage.AuditReceived, ""))
+		}
+	}
 }
 
 func actionParams(j listener.Job) river.InsertManyParams {

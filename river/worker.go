@@ -225,10 +225,12 @@ func (w *ActionWorker) run(ctx context.Context, d *observers.Delivery, maxAttemp
 		}
 		return river.JobSnooze(snoozeFor(snooze.Until)) // nothing was attempted
 	case errors.Is(err, observers.ErrCached):
+		w.audit(d, storage.AuditCached, nil, took, maxAttempts)
 		return nil // an identical request succeeded within the cache TTL: nothing was sent
 	}
 	w.metrics.ActionsExecuted.WithLabelValues(typ, d.Observer.Name).Inc()
 	w.metrics.ActionDuration.WithLabelValues(typ).Observe(took.Seconds())
+	w.audit(d, storage.AuditSucceeded, err, took, maxAttempts)
 	if err == nil {
 		if !d.Event.CreatedAt.IsZero() {
 			w.metrics.DeliveryLatency.WithLabelValues(typ).Observe(max(time.Since(d.Event.CreatedAt).Seconds(), 0))
@@ -247,6 +249,23 @@ func (w *ActionWorker) run(ctx context.Context, d *observers.Delivery, maxAttemp
 	attrs := append(d.LogAttrs(), slog.Int("max_attempts", maxAttempts), slog.String("class", class), slog.String("error", err.Error()))
 	w.logger.LogAttrs(ctx, slog.LevelWarn, "worker: action failed", attrs...)
 	return err
+}
+
+// audit records d's outcome when the audit trail is on: status for a
+// success (or a cached result); for a failure, failed while River will try
+// again, dead when it will not (a permanent failure, or the last attempt).
+func (w *ActionWorker) audit(d *observers.Delivery, status storage.AuditStatus, err error, took time.Duration, maxAttempts int) {
+	a := d.Env.Audit
+	if a == nil {
+		return
+	}
+	if err != nil {
+		status = storage.AuditFailed
+		if observers.IsPermanent(err) || d.Attempt >= maxAttempts {
+			status = storage.AuditDead
+		}
+	}
+	a.Record(d.DeliveryRecord(status, err, took))
 }
 
 // breakerSnoozeJitterMax bounds the jitter added to a snooze, so the jobs

@@ -44,7 +44,7 @@ func newValidateConfigCmd() *cobra.Command {
 		Long: `Parse and validate an observers configuration file without connecting to
 the database. Every problem is reported as file:line:col with a hint.
 Unset *_env variables (url_env, signing_secret_env, webhook_url_env,
-smtp.username_env, smtp.password_env) are warnings here (run refuses
+smtp.username_env, smtp.password_env, elasticsearch.api_key_env, ...) are warnings here (run refuses
 to start without them). Exit status 0 when the file is valid, 1 when not.
 When the file sets observers_table, its rows are checked too if
 --database-url (or DATABASE_URL) is given; otherwise they are not.
@@ -80,6 +80,9 @@ type validateReport struct {
 	SMTP                *smtpView        `json:"smtp,omitempty"`
 	Retention           *retentionView   `json:"retention,omitempty"`
 	Admin               *adminView       `json:"admin,omitempty"`
+	Elasticsearch       *esView          `json:"elasticsearch,omitempty"`
+	Search              *searchView      `json:"search,omitempty"`
+	Audit               *auditView       `json:"audit,omitempty"`
 	Observers           []observerView   `json:"observers"`
 	Diagnostics         []diagnosticView `json:"diagnostics"`
 }
@@ -268,6 +271,7 @@ func runValidateConfig(ctx context.Context, opts *validateConfigOpts, w io.Write
 			report.SMTP = viewSMTP(cfg.SMTP)
 			report.Retention = viewRetention(cfg.Retention)
 			report.Admin = viewAdmin(cfg.Admin)
+			report.Elasticsearch, report.Search, report.Audit = viewES(cfg.Elasticsearch), &searchView{Backend: cfg.Search.Backend}, viewAudit(cfg.Audit)
 			for _, o := range cfg.Observers {
 				report.Observers = append(report.Observers, viewObserver(o))
 			}
@@ -430,6 +434,7 @@ func writeDetailed(w io.Writer, cfg *observers.Config) {
 		}
 		fmt.Fprintln(w)
 	}
+	writeSearchDetailed(w, cfg) // validate_config_search.go
 	fmt.Fprintf(w, "version:  %s\n", cfg.Hash)
 	for _, o := range cfg.Observers {
 		v := viewObserver(o)

@@ -26,6 +26,9 @@ type Position struct {
 type Skipped struct {
 	Seq    int64
 	Reason string
+	// Event is the row as far as it was read: its id, entity, kind and
+	// created_at (for the audit trail); no data when the row was too large.
+	Event *observers.Event
 }
 
 // ChangeLog reads one change-log table. The table name comes from
@@ -200,7 +203,7 @@ func (c *ChangeLog) readBatch(ctx context.Context, q observers.Querier, query st
 		b.Last = Position{TxID: ev.TxID, Seq: ev.Seq}
 		b.Rows++
 		if reason != "" {
-			b.Skipped = append(b.Skipped, Skipped{Seq: ev.Seq, Reason: reason})
+			b.Skipped = append(b.Skipped, Skipped{Seq: ev.Seq, Reason: reason, Event: ev})
 			continue
 		}
 		b.Events = append(b.Events, ev)

@@ -50,6 +50,7 @@ func (l *Listener) processBatch(ctx context.Context) (more bool, err error) {
 	}
 	if b.rows > 0 {
 		l.observe(b, time.Since(start))
+		l.audit(b)
 	}
 	l.recordBatch(b.rows, b.more)
 	return b.more, nil
@@ -72,6 +73,7 @@ type batch struct {
 	more       bool                // cut by its limits: more rows wait
 	matched    int                 // events that matched an observer
 	dedupSkips int                 // matched events not enqueued as duplicates
+	dups       []Job               // the deliveries of those events (kept for the audit trail only)
 	jobs       []Job               // deliveries enqueued
 	skipped    []changelog.Skipped // rows recorded in observer_skipped_events
 	last       changelog.Position  // the new checkpoint (the old one when rows is 0)
@@ -170,6 +172,11 @@ func (l *Listener) jobs(ctx context.Context, tx pgx.Tx, a *activeConfig, events 
 			b.dedupSkips++
 			l.logger.Debug("listener: duplicate change skipped", slog.String("event_id", ev.ID), slog.Int64("event_seq", ev.Seq),
 				slog.String("entity_type", ev.EntityType), slog.String("entity_id", ev.EntityID))
+			if l.p.Audit != nil {
+				for _, m := range matches[i] {
+					b.dups = append(b.dups, Job{Event: ev, Observer: m.Observer, ActionIndex: m.ActionIndex})
+				}
+			}
 			continue
 		}
 		for _, m := range matches[i] {
@@ -217,6 +224,23 @@ func (l *Listener) observe(b *batch, took time.Duration) {
 	m.CheckpointTxID.Set(float64(b.last.TxID))
 	l.logger.Debug("listener: batch committed", slog.Int("rows", b.rows), slog.Int("jobs", len(b.jobs)),
 		slog.Int64("checkpoint_seq", b.last.Seq), slog.Duration("took", took))
+}
+
+// audit records a committed batch's skipped changes and deduplicated
+// deliveries, when the audit trail is on.
+func (l *Listener) audit(b *batch) {
+	a := l.p.Audit
+	if a == nil {
+		return
+	}
+	for _, s := range b.skipped {
+		if s.Event != nil {
+			a.Record(observers.EventRecord(s.Event, storage.AuditSkipped, s.Reason))
+		}
+	}
+	for _, j := range b.dups {
+		a.Record(observers.OutcomeRecord(j.Event, j.Observer, j.ActionIndex, 0, 0, storage.AuditDeduplicated, "", 0))
+	}
 }
 
 // dedup claims the content keys of the matched events in tx and reports

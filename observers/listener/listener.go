@@ -74,6 +74,12 @@ type Params struct {
 	// skips the events already claimed by a committed batch within the
 	// window. Config.Dedup.OnError says what a backend failure does.
 	Dedup storage.Dedup
+
+	// Audit, when set, records the audit trail's records the listener
+	// alone knows of, once their batch commits: each skipped change
+	// (skipped) and each delivery dedup kept from being enqueued
+	// (deduplicated). The Enqueuer records the events it enqueues.
+	Audit observers.AuditRecorder
 }
 
 // Listener is the reading half of the pipeline. Every instance runs one; the

@@ -97,6 +97,14 @@ type ObserverAudit struct {
 	Tsv         interface{} `json:"tsv"`
 }
 
+type ObserverAuditOutbox struct {
+	ID        int64     `json:"id"`
+	Record    []byte    `json:"record"`
+	Attempts  int32     `json:"attempts"`
+	NextAt    time.Time `json:"next_at"`
+	LastError *string   `json:"last_error"`
+}
+
 type ObserverCache struct {
 	Key       string    `json:"key"`
 	Value     []byte    `json:"value"`
