@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 
 	"github.com/cockroachdb/errors"
 	"github.com/jackc/pgx/v5/pgxpool"

@@ -17,6 +17,7 @@ import (
 	"github.com/fraiseql/fraiseql-observers/observertest"
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 	"github.com/fraiseql/fraiseql-observers/storage"
+	"github.com/fraiseql/fraiseql-observers/storage/elasticsearch/estest"
 )
 
 // searchReceiver answers /ok with 200, /bad with 400 (a permanent failure:
@@ -202,4 +203,130 @@ func TestAuditTrailAndSearchCommandPostgres(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "Audit trail")
 	require.Regexp(t, `received\s+listener`, out)
+}
+
+// esConfig is the elasticsearch:, search: and audit: blocks on srv, with the
+// API key from $ES_API_KEY.
+func esConfig(srv *estest.Server, searchBackend string) string {
+	return fmt.Sprintf("elasticsearch:\n  url: %s\n  api_key_env: ES_API_KEY\nsearch:\n  backend: %s\n"+
+		"audit:\n  enabled: true\n  backend: elasticsearch\n  flush_interval: 100ms\n", srv.URL, searchBackend)
+}
+
+const esAPIKey = "ZXNfYXBpX2tleV9pbl90ZXN0cw=="
+
+// The same changes through the same observers give the same audit trail and
+// documents on Elasticsearch as on Postgres: every query of `search`
+// answers with the same records (their times and durations aside).
+func TestSearchGivesTheSameAnswersOnBothBackends(t *testing.T) {
+	t.Parallel()
+	_, pgURL := sqltest.NewDB(t)
+	_, esURL := sqltest.NewDB(t)
+	srv := estest.New(t, estest.WithAPIKey(esAPIKey))
+	var onPG, onES map[string]searchJSON
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		onPG = auditRun(t, pgURL, "audit:\n  enabled: true\n  flush_interval: 100ms\n", nil)
+	}()
+	go func() {
+		defer wg.Done()
+		onES = auditRun(t, esURL, esConfig(srv, "elasticsearch"), []string{"ES_API_KEY=" + esAPIKey})
+	}()
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	require.Equal(t, "elasticsearch", onES["all"].Backend)
+	require.Equal(t, "postgres", onPG["all"].Backend)
+	same := func(r storage.AuditRecord) storage.AuditRecord {
+		r.Timestamp, r.DurationMS = time.Time{}, 0
+		if r.Error != "" { // the receivers' ports differ
+			r.Error = fmt.Sprint(len(storage.Words(r.Error)), " words")
+		}
+		return r
+	}
+	for name, pg := range onPG {
+		es := onES[name]
+		if strings.HasPrefix(name, "documents") {
+			require.Equal(t, docSummary(pg.Docs), docSummary(es.Docs), name)
+			continue
+		}
+		var a, b []storage.AuditRecord
+		for _, r := range pg.Records {
+			a = append(a, same(r))
+		}
+		for _, r := range es.Records {
+			b = append(b, same(r))
+		}
+		sortRecords(a)
+		sortRecords(b)
+		require.NotEmpty(t, a, name)
+		require.Equal(t, len(a), len(b), name)
+		for i := range a {
+			if len(a[i].Data) > 0 {
+				require.JSONEq(t, string(a[i].Data), string(b[i].Data), name)
+			}
+			a[i].Data, b[i].Data = nil, nil
+		}
+		require.Equal(t, a, b, name)
+	}
+	// The ES backend wrote through the index template it installed.
+	_, ok := srv.Template("fraiseql_events")
+	require.True(t, ok, "run installs the index template")
+	_, ok = srv.Policy("fraiseql_events_policy")
+	require.True(t, ok, "run installs the ILM policy")
+}
+
+func sortRecords(rs []storage.AuditRecord) {
+	slices.SortFunc(rs, func(a, b storage.AuditRecord) int { return strings.Compare(a.ID, b.ID) })
+}
+
+func docSummary(hits []storage.DocHit) []string {
+	var out []string
+	for _, h := range hits {
+		out = append(out, fmt.Sprintf("%s %s %s", h.Key.Index, h.Key.EntityType, h.Key.EntityID))
+	}
+	return out
+}
+
+// Elasticsearch down for a while: deliveries go on unaffected, the records
+// wait in the Postgres outbox, and once it answers again every record is
+// indexed and the outbox drains.
+func TestAuditTrailSurvivesElasticsearchDown(t *testing.T) {
+	t.Parallel()
+	pool, url := sqltest.NewDB(t)
+	srv := estest.New(t, estest.WithAPIKey(esAPIKey))
+	srv.SetMode(estest.Refuse)
+	recv := observertest.NewReceiver(t, observertest.ReceiverOptions{})
+	env := []string{"ES_API_KEY=" + esAPIKey}
+	p := observertest.StartProcess(t, runOptions(url, webhookConfig(esConfig(srv, "postgres"), orderObserver(recv.URL())), env...))
+	const n = 40
+	for i := range n {
+		observertest.InsertChange(t, pool, observertest.Change{Entity: "Order", ID: fmt.Sprint("o", i), Kind: "INSERT", Data: `{"total": 5}`})
+	}
+	recv.WaitN(t, n, 60*time.Second) // delivered while Elasticsearch refuses every connection
+	require.Eventually(t, func() bool {
+		var waiting int
+		require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM observer_audit_outbox`).Scan(&waiting))
+		return waiting == 2*n
+	}, 30*time.Second, 100*time.Millisecond, "every record waits in the outbox")
+	require.Positive(t, observertest.Metric(t, p.HTTPAddr(), `observer_search_index_failures_total{backend="elasticsearch",reason="unavailable"}`))
+
+	srv.SetMode(estest.Up)
+	cliEnv := append(slices.Clone(env), "DATABASE_URL="+url)
+	require.Eventually(t, func() bool {
+		code, out := searchCLI(t, cliEnv, "search", "--config", p.ConfigPath(), "--format", "json", "--limit", "500")
+		var r searchJSON
+		return code == 0 && json.Unmarshal([]byte(out), &r) == nil && len(r.Records) == 2*n
+	}, 60*time.Second, 250*time.Millisecond, "every record is indexed once Elasticsearch is back")
+	require.Eventually(t, func() bool {
+		var waiting int
+		require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM observer_audit_outbox`).Scan(&waiting))
+		return waiting == 0
+	}, 30*time.Second, 100*time.Millisecond, "the outbox drains")
+	code, out := searchCLI(t, cliEnv, "search", "--config", p.ConfigPath(), "--status", "succeeded")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, fmt.Sprintf("%d record(s), newest first (backend elasticsearch)", n))
+	require.NotContains(t, out+p.Log(), esAPIKey, "the API key is never printed")
 }

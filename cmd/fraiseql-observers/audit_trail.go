@@ -22,9 +22,9 @@ import (
 // change.
 const auditTrailMax = 200
 
-// auditView is what debug-event --history and dlq show say of the audit
+// auditTrailView is what debug-event --history and dlq show say of the audit
 // trail: its records for a change, oldest first, or why there are none.
-type auditView struct {
+type auditTrailView struct {
 	Backend string                `json:"backend,omitempty"`
 	Records []storage.AuditRecord `json:"records"`
 	// Off says the audit trail is off (audit.enabled) in the configuration
@@ -57,11 +57,11 @@ func auditTrail(ctx context.Context, pool *pgxpool.Pool, cfg *observers.Config) 
 // observer's action when observer is not "", oldest first. A failure is
 // reported in the view, not returned: the audit trail adds to what the
 // command shows from the database.
-func auditOf(ctx context.Context, a storage.Audit, seq int64, observer string, action int) auditView {
+func auditOf(ctx context.Context, a storage.Audit, seq int64, observer string, action int) auditTrailView {
 	if a == nil {
-		return auditView{Off: true, Records: []storage.AuditRecord{}}
+		return auditTrailView{Off: true, Records: []storage.AuditRecord{}}
 	}
-	v := auditView{Backend: a.Backend(), Records: []storage.AuditRecord{}}
+	v := auditTrailView{Backend: a.Backend(), Records: []storage.AuditRecord{}}
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	page, err := a.Search(qctx, storage.AuditQuery{EventSeq: seq, ObserverID: observer, Limit: auditTrailMax})
@@ -79,7 +79,7 @@ func auditOf(ctx context.Context, a storage.Audit, seq int64, observer string, a
 }
 
 // writeAuditLines writes v's records as indented lines under a heading.
-func writeAuditLines(w io.Writer, heading string, v auditView) {
+func writeAuditLines(w io.Writer, heading string, v auditTrailView) {
 	switch {
 	case v.Off:
 		fmt.Fprintf(w, "%-13s off (audit.enabled in the configuration run loaded last)\n", heading+":")

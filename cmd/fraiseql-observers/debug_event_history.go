@@ -35,7 +35,7 @@ type historyLine struct {
 	Config     configRef   `json:"config"`
 	Outcome    outcomeView `json:"outcome"`
 	// AuditTrail is the change's records in the audit trail, when it is on.
-	AuditTrail auditView `json:"audit_trail"`
+	AuditTrail auditTrailView `json:"audit_trail"`
 }
 
 func runDebugHistory(ctx context.Context, e *debugEnv, opts *debugEventOpts, w io.Writer) error {
@@ -91,7 +91,7 @@ func runDebugHistory(ctx context.Context, e *debugEnv, opts *debugEventOpts, w i
 		l := historyLine{PK: ev.Seq, ID: ev.ID, CreatedAt: ev.CreatedAt, EntityType: ev.EntityType,
 			EntityID: ev.EntityID, Kind: ev.RawKind, Config: f.choice.ref, Outcome: f.outcome(dd), AuditTrail: auditOf(ctx, trail, ev.Seq, "", 0)}
 		if trailErr != nil {
-			l.AuditTrail = auditView{Error: trailErr.Error(), Records: []storage.AuditRecord{}}
+			l.AuditTrail = auditTrailView{Error: trailErr.Error(), Records: []storage.AuditRecord{}}
 		}
 		rep.Events = append(rep.Events, l)
 	}

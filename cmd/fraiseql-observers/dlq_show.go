@@ -58,7 +58,7 @@ type dlqShowView struct {
 	Retries      []obsriver.DLQRetry `json:"dlq_retries"`
 	// AuditTrail is the delivery's records in the audit trail, when it is
 	// on.
-	AuditTrail auditView `json:"audit_trail"`
+	AuditTrail auditTrailView `json:"audit_trail"`
 }
 
 type dlqEventView struct {
@@ -126,7 +126,7 @@ func runDLQShow(ctx context.Context, opts *dlqOpts, id obsriver.DeliveryID, w io
 		a, err := auditTrail(ctx, q.Pool(), nil)
 		trail := auditOf(ctx, a, d.Seq, d.Observer, d.Action)
 		if err != nil {
-			trail = auditView{Error: err.Error(), Records: []storage.AuditRecord{}}
+			trail = auditTrailView{Error: err.Error(), Records: []storage.AuditRecord{}}
 		}
 		if opts.Format == "json" {
 			v := viewDead(d)
@@ -140,7 +140,7 @@ func runDLQShow(ctx context.Context, opts *dlqOpts, id obsriver.DeliveryID, w io
 // dlqShowDataMaxBytes cuts the change's data in `dlq show`'s text.
 const dlqShowDataMaxBytes = 4096
 
-func writeDLQShow(w io.Writer, d *obsriver.DeadDetail, trail auditView) error {
+func writeDLQShow(w io.Writer, d *obsriver.DeadDetail, trail auditTrailView) error {
 	var b strings.Builder
 	line := func(label, format string, args ...any) {
 		fmt.Fprintf(&b, "%-13s %s\n", label+":", fmt.Sprintf(format, args...))
