@@ -31,6 +31,9 @@ const (
 	// RetentionSkippedEventsDefault keeps observer_skipped_events for 30
 	// days.
 	RetentionSkippedEventsDefault = 30 * 24 * time.Hour
+	// RetentionAuditDefault keeps the audit trail in Postgres for 30 days,
+	// as the Elasticsearch backend's ILM policy does.
+	RetentionAuditDefault = 30 * 24 * time.Hour
 )
 
 // The keys of the retention: block, which are also the table label of
@@ -40,9 +43,15 @@ const (
 	RetentionCompletedJobs = "completed_jobs"
 	RetentionDeadLetters   = "dead_letters"
 	RetentionSkippedEvents = "skipped_events"
+	RetentionAudit         = "audit"
 )
 
-var retentionKeys = []string{RetentionChangeLog, RetentionCompletedJobs, RetentionDeadLetters, RetentionSkippedEvents}
+// RetentionSearchTombstones is the table label of the search documents'
+// tombstones (a DELETE's version, kept so that an older change cannot
+// bring the document back), pruned after retention.audit; not a key.
+const RetentionSearchTombstones = "search_tombstones"
+
+var retentionKeys = []string{RetentionChangeLog, RetentionCompletedJobs, RetentionDeadLetters, RetentionSkippedEvents, RetentionAudit}
 
 // RetentionConfig is the retention: block: how long finished rows are kept
 // before a River periodic job deletes them. Each period is positive, or
@@ -62,6 +71,11 @@ type RetentionConfig struct {
 	// SkippedEvents is the age after which observer_skipped_events rows
 	// are deleted. Default 30d.
 	SkippedEvents time.Duration
+	// Audit is the age (of the record's timestamp) after which rows of the
+	// Postgres audit trail (observer_audit) are deleted, and (of their
+	// last write) after which the search documents' tombstones are.
+	// Default 30d.
+	Audit time.Duration
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -70,24 +84,28 @@ func (c RetentionConfig) WithDefaults() RetentionConfig {
 	c.CompletedJobs = cmp.Or(c.CompletedJobs, RetentionCompletedJobsDefault)
 	c.DeadLetters = cmp.Or(c.DeadLetters, RetentionDeadLettersDefault)
 	c.SkippedEvents = cmp.Or(c.SkippedEvents, RetentionSkippedEventsDefault)
+	c.Audit = cmp.Or(c.Audit, RetentionAuditDefault)
 	return c
 }
 
 // RetentionPeriod is one table's period.
 type RetentionPeriod struct {
-	Table  string        // RetentionChangeLog, ...
+	Table  string        // RetentionChangeLog, ..., RetentionSearchTombstones
 	Period time.Duration // positive, or RetentionOff
 }
 
 // Periods lists every table's period, in the order retention works them:
-// the jobs first (deleting a dead letter lets its change-log row go), the
-// change log last.
+// the jobs first (deleting a dead letter lets its change-log row go), then
+// the change log, then the audit trail and the search documents'
+// tombstones, which depend on nothing else.
 func (c RetentionConfig) Periods() []RetentionPeriod {
 	return []RetentionPeriod{
 		{RetentionCompletedJobs, c.CompletedJobs},
 		{RetentionDeadLetters, c.DeadLetters},
 		{RetentionSkippedEvents, c.SkippedEvents},
 		{RetentionChangeLog, c.ChangeLog},
+		{RetentionAudit, c.Audit},
+		{RetentionSearchTombstones, c.Audit},
 	}
 }
 
@@ -119,6 +137,8 @@ func (l *loader) retentionBlock(e entry) RetentionConfig {
 			c.DeadLetters = p
 		case RetentionSkippedEvents:
 			c.SkippedEvents = p
+		case RetentionAudit:
+			c.Audit = p
 		}
 	}
 	return c

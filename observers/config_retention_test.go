@@ -19,17 +19,20 @@ func TestConfigRetention(t *testing.T) {
 	day := 24 * time.Hour
 	s := compileSchema(t)
 	for src, want := range map[string]observers.RetentionConfig{
-		"": {ChangeLog: observers.RetentionOff, CompletedJobs: day, DeadLetters: 30 * day, SkippedEvents: 30 * day},
+		"": {ChangeLog: observers.RetentionOff, CompletedJobs: day, DeadLetters: 30 * day, SkippedEvents: 30 * day, Audit: 30 * day},
 		"retention: {change_log: 30d, completed_jobs: 7d, dead_letters: 30d, skipped_events: 30d}\n": {
-			ChangeLog: 30 * day, CompletedJobs: 7 * day, DeadLetters: 30 * day, SkippedEvents: 30 * day},
+			ChangeLog: 30 * day, CompletedJobs: 7 * day, DeadLetters: 30 * day, SkippedEvents: 30 * day, Audit: 30 * day},
 		"retention: {change_log: 2w, completed_jobs: 36h}\n": {
-			ChangeLog: 14 * day, CompletedJobs: 36 * time.Hour, DeadLetters: 30 * day, SkippedEvents: 30 * day},
+			ChangeLog: 14 * day, CompletedJobs: 36 * time.Hour, DeadLetters: 30 * day, SkippedEvents: 30 * day, Audit: 30 * day},
 		"retention: {completed_jobs: off, dead_letters: 0, skipped_events: 'OFF'}\n": {
 			ChangeLog: observers.RetentionOff, CompletedJobs: observers.RetentionOff, DeadLetters: observers.RetentionOff,
-			SkippedEvents: observers.RetentionOff},
+			SkippedEvents: observers.RetentionOff, Audit: 30 * day},
 		"retention: {dead_letters: false, change_log: 1d12h}\n": {
-			ChangeLog: 36 * time.Hour, CompletedJobs: day, DeadLetters: observers.RetentionOff, SkippedEvents: 30 * day},
-		"retention: {}\n": {ChangeLog: observers.RetentionOff, CompletedJobs: day, DeadLetters: 30 * day, SkippedEvents: 30 * day},
+			ChangeLog: 36 * time.Hour, CompletedJobs: day, DeadLetters: observers.RetentionOff, SkippedEvents: 30 * day, Audit: 30 * day},
+		"retention: {audit: 1w}\n": {ChangeLog: observers.RetentionOff, CompletedJobs: day, DeadLetters: 30 * day, SkippedEvents: 30 * day, Audit: 7 * day},
+		"retention: {audit: off}\n": {ChangeLog: observers.RetentionOff, CompletedJobs: day, DeadLetters: 30 * day, SkippedEvents: 30 * day,
+			Audit: observers.RetentionOff},
+		"retention: {}\n": {ChangeLog: observers.RetentionOff, CompletedJobs: day, DeadLetters: 30 * day, SkippedEvents: 30 * day, Audit: 30 * day},
 	} {
 		cfg, diags, err := observers.Parse("r.yaml", []byte(src+retentionObs))
 		require.NoError(t, err, "%s: %v", src, diags)

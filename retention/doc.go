@@ -1,7 +1,8 @@
 // Package retention deletes what the observer no longer needs, per the
 // retention: block: completed River jobs, dead letters (cancelled and
-// discarded jobs), observer_skipped_events rows and, when enabled, the
-// change log. It deletes in bounded batches (at most BatchRowsDefault rows
+// discarded jobs), observer_skipped_events rows, the Postgres audit trail
+// (observer_audit) and the search documents' tombstones (both after
+// retention.audit) and, when enabled, the change log. It deletes in bounded batches (at most BatchRowsDefault rows
 // a statement, each its own transaction of about BatchTimeDefault: a
 // writing transaction holds back the horizon the listener reads below)
 // with a pause after each, so the live pipeline keeps its latency, and

@@ -10,7 +10,8 @@ import (
 // (observer_*) and never change.
 type Metrics struct {
 	// Deleted counts the rows deleted, by table: change_log,
-	// completed_jobs, dead_letters, skipped_events.
+	// completed_jobs, dead_letters, skipped_events, audit,
+	// search_tombstones.
 	Deleted *prometheus.CounterVec
 }
 
@@ -20,7 +21,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "observer_retention_deleted_total",
-			Help: "Rows deleted by retention (count), by table: change_log, completed_jobs, dead_letters (cancelled and discarded jobs), skipped_events.",
+			Help: "Rows deleted by retention (count), by table: change_log, completed_jobs, dead_letters (cancelled and discarded jobs), skipped_events, audit (observer_audit), search_tombstones (deleted search documents).",
 		}, []string{"table"}),
 	}
 	for _, p := range (observers.RetentionConfig{}).Periods() {

@@ -141,7 +141,7 @@ type Report struct {
 
 // TableReport is one table's part of a Report.
 type TableReport struct {
-	Table  string `json:"table"`  // change_log, completed_jobs, dead_letters, skipped_events
+	Table  string `json:"table"`  // change_log, completed_jobs, dead_letters, skipped_events, audit, search_tombstones
 	Period string `json:"period"` // 30d, or off
 	// Before is the cutoff: rows older than it go. Nil when off.
 	Before *time.Time `json:"before,omitempty"`
@@ -184,7 +184,7 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 // Apply deletes (or counts) each table's rows older than its period, the
-// jobs first, the change log last.
+// jobs first, then the change log, the audit trail and the tombstones.
 func (r *Runner) Apply(ctx context.Context, o Options) (Report, error) {
 	rep := Report{DryRun: o.DryRun}
 	start := time.Now()
@@ -224,7 +224,11 @@ func (w *work) table(ctx context.Context, t *TableReport) error {
 	case observers.RetentionDeadLetters:
 		return w.jobs(ctx, t, obsriver.DeadLetterJobs)
 	case observers.RetentionSkippedEvents:
-		return w.skippedEvents(ctx, t)
+		return w.rows(ctx, t, skippedEvents)
+	case observers.RetentionAudit:
+		return w.rows(ctx, t, auditRecords)
+	case observers.RetentionSearchTombstones:
+		return w.rows(ctx, t, searchTombstones)
 	case observers.RetentionChangeLog:
 		return w.changeLog(ctx, t) // changelog.go
 	}
@@ -329,19 +333,46 @@ func (w *work) jobs(ctx context.Context, t *TableReport, c obsriver.FinishedJobs
 	}))
 }
 
-func (w *work) skippedEvents(ctx context.Context, t *TableReport) error {
+// rowsOf is a table whose old rows count and delete by age alone. Its
+// functions take the queries first, as sqlc's method expressions do.
+type rowsOf struct {
+	what  string // for errors: "skipped events"
+	count func(q *dbsqlc.Queries, ctx context.Context, before time.Time) (int64, error)
+	del   func(q *dbsqlc.Queries, ctx context.Context, before time.Time, limit int32) (int64, error)
+}
+
+var (
+	skippedEvents = rowsOf{"skipped events",
+		func(q *dbsqlc.Queries, ctx context.Context, before time.Time) (int64, error) {
+			return q.RetentionCountSkippedEvents(ctx, &before)
+		},
+		func(q *dbsqlc.Queries, ctx context.Context, before time.Time, limit int32) (int64, error) {
+			return q.RetentionDeleteSkippedEvents(ctx, dbsqlc.RetentionDeleteSkippedEventsParams{Before: &before, MaxRows: limit})
+		}}
+	auditRecords = rowsOf{"audit records", (*dbsqlc.Queries).RetentionCountAudit,
+		func(q *dbsqlc.Queries, ctx context.Context, before time.Time, limit int32) (int64, error) {
+			return q.RetentionDeleteAudit(ctx, dbsqlc.RetentionDeleteAuditParams{Before: before, MaxRows: limit})
+		}}
+	searchTombstones = rowsOf{"search document tombstones", (*dbsqlc.Queries).RetentionCountSearchTombstones,
+		func(q *dbsqlc.Queries, ctx context.Context, before time.Time, limit int32) (int64, error) {
+			return q.RetentionDeleteSearchTombstones(ctx, dbsqlc.RetentionDeleteSearchTombstonesParams{Before: before, MaxRows: limit})
+		}}
+)
+
+// rows deletes (or, in a dry run, counts) t's rows older than t.Before.
+func (w *work) rows(ctx context.Context, t *TableReport, r rowsOf) error {
 	q := dbsqlc.New(w.r.p.DB)
 	if w.o.DryRun {
 		qctx, cancel := context.WithTimeout(ctx, statementTimeout)
 		defer cancel()
-		n, err := q.RetentionCountSkippedEvents(qctx, t.Before)
+		n, err := r.count(q, qctx, *t.Before)
 		if err == nil {
 			err = w.done(ctx, t, n, 0, true)
 		}
-		return errors.Wrap(err, "count skipped events")
+		return errors.Wrapf(err, "count %s", r.what)
 	}
 	return w.batches(ctx, t, upTo(func(ctx context.Context, limit int) (int64, error) {
-		n, err := q.RetentionDeleteSkippedEvents(ctx, dbsqlc.RetentionDeleteSkippedEventsParams{Before: t.Before, MaxRows: int32(limit)})
-		return n, errors.Wrap(err, "delete skipped events")
+		n, err := r.del(q, ctx, *t.Before, int32(limit))
+		return n, errors.Wrapf(err, "delete %s", r.what)
 	}))
 }

@@ -292,7 +292,7 @@ func TestJobsAndSkippedEvents(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, families, 1)
 	require.Equal(t, "observer_retention_deleted_total", families[0].GetName())
-	require.Len(t, families[0].GetMetric(), 4, "a series per table from the start")
+	require.Len(t, families[0].GetMetric(), 6, "a series per table from the start")
 	for table, want := range map[string]float64{"completed_jobs": 10, "dead_letters": 10, "skipped_events": 7, "change_log": 0} {
 		require.InDelta(t, want, deleted(t, r, table), 0, table)
 	}

@@ -15,7 +15,7 @@ import (
 
 // Migration 00020 re-keys the search documents by (index, entity type,
 // entity id): rows of the old layout keep their document, take their entity
-// type from it ('' without one), version (0, 0) and their words; down keeps
+// type from it (empty without one), version (0, 0) and their words; down keeps
 // the newest live document of each (index, id).
 func TestMigrationSearchDocumentsRekeyed(t *testing.T) {
 	t.Parallel()

@@ -99,7 +99,7 @@ func TestRetentionCommand(t *testing.T) {
 			require.Nil(t, tr.Before)
 		}
 	}
-	require.Equal(t, map[string]int64{"change_log": 10, "completed_jobs": 4, "dead_letters": 0, "skipped_events": 0}, rows)
+	require.Equal(t, map[string]int64{"change_log": 10, "completed_jobs": 4, "dead_letters": 0, "skipped_events": 0, "audit": 0, "search_tombstones": 0}, rows)
 
 	code, out, errOut = runCLI(t, "retention", "--database-url", url, "--config", cfg, "--dry-run")
 	require.Equal(t, exitOK, code, errOut)

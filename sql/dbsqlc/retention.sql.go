@@ -10,6 +10,28 @@ import (
 	"time"
 )
 
+const retentionCountAudit = `-- name: RetentionCountAudit :one
+SELECT count(*) FROM observer_audit WHERE ts < $1
+`
+
+func (q *Queries) RetentionCountAudit(ctx context.Context, before time.Time) (int64, error) {
+	row := q.db.QueryRow(ctx, retentionCountAudit, before)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
+const retentionCountSearchTombstones = `-- name: RetentionCountSearchTombstones :one
+SELECT count(*) FROM observer_search_documents WHERE doc IS NULL AND updated_at < $1
+`
+
+func (q *Queries) RetentionCountSearchTombstones(ctx context.Context, before time.Time) (int64, error) {
+	row := q.db.QueryRow(ctx, retentionCountSearchTombstones, before)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const retentionCountSkippedEvents = `-- name: RetentionCountSkippedEvents :one
 SELECT count(*) FROM observer_skipped_events WHERE created_at < $1
 `
@@ -19,6 +41,60 @@ func (q *Queries) RetentionCountSkippedEvents(ctx context.Context, before *time.
 	var count int64
 	err := row.Scan(&count)
 	return count, err
+}
+
+const retentionDeleteAudit = `-- name: RetentionDeleteAudit :execrows
+DELETE FROM observer_audit
+WHERE id IN (
+    SELECT a.id FROM observer_audit a
+    WHERE a.ts < $1
+    ORDER BY a.ts
+    LIMIT $2
+)
+`
+
+type RetentionDeleteAuditParams struct {
+	Before  time.Time `json:"before"`
+	MaxRows int32     `json:"max_rows"`
+}
+
+// At most @max_rows audit records older than @before, the oldest first (on
+// the (ts, id) index).
+func (q *Queries) RetentionDeleteAudit(ctx context.Context, arg RetentionDeleteAuditParams) (int64, error) {
+	result, err := q.db.Exec(ctx, retentionDeleteAudit, arg.Before, arg.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const retentionDeleteSearchTombstones = `-- name: RetentionDeleteSearchTombstones :execrows
+DELETE FROM observer_search_documents d
+USING (
+    SELECT o."index", o.entity_type, o.entity_id FROM observer_search_documents o
+    WHERE o.doc IS NULL AND o.updated_at < $1
+    ORDER BY o.updated_at
+    LIMIT $2
+) old
+WHERE d."index" = old."index" AND d.entity_type = old.entity_type AND d.entity_id = old.entity_id
+  AND d.doc IS NULL AND d.updated_at < $1
+`
+
+type RetentionDeleteSearchTombstonesParams struct {
+	Before  time.Time `json:"before"`
+	MaxRows int32     `json:"max_rows"`
+}
+
+// At most @max_rows tombstones (documents deleted, kept with the version of
+// their DELETE) last written before @before, on their partial index. A
+// document written again meanwhile is no longer a tombstone and stays: the
+// conditions are checked again on the locked row.
+func (q *Queries) RetentionDeleteSearchTombstones(ctx context.Context, arg RetentionDeleteSearchTombstonesParams) (int64, error) {
+	result, err := q.db.Exec(ctx, retentionDeleteSearchTombstones, arg.Before, arg.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const retentionDeleteSkippedEvents = `-- name: RetentionDeleteSkippedEvents :execrows

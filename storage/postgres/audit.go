@@ -99,8 +99,8 @@ func (a *Audit) Write(ctx context.Context, recs []storage.AuditRecord) error {
 	idx := make([]int, 0, len(recs))
 	for i := range recs {
 		if recs[i].ID == "" {
-			bulk.Failed = append(bulk.Failed, storage.BulkItemError{Index: i, Err: errors.Mark(errors.WithHint(
-				errors.New("audit: write: a record without an id"), "storage.AuditID names a record"), storage.ErrRejected)})
+			bulk.Failed = append(bulk.Failed, storage.BulkItemError{Index: i, Err: markRejected(errors.WithHint(
+				errors.New("audit: write: a record without an id"), "storage.AuditID names a record"))})
 			continue
 		}
 		cols.add(&recs[i])

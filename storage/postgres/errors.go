@@ -45,8 +45,8 @@ func Rejected(err error) bool {
 
 // interpretError translates an error of pgx once, for every store of this
 // package: pgx.ErrNoRows becomes storage.ErrNotFound; an error Rejected
-// reports is marked storage.ErrRejected, keeping its cause (errors.As still
-// finds the *pgconn.PgError); anything else is returned unchanged, for the
+// reports is marked storage.ErrRejected (markRejected), keeping its cause
+// (errors.As still finds the *pgconn.PgError); anything else is returned unchanged, for the
 // caller to retry. Callers add their context with errors.Wrap.
 func interpretError(err error) error {
 	switch {
@@ -55,10 +55,21 @@ func interpretError(err error) error {
 	case errors.Is(err, pgx.ErrNoRows):
 		return storage.ErrNotFound
 	case Rejected(err):
-		return errors.Mark(err, storage.ErrRejected)
+		return markRejected(err)
 	}
 	return err
 }
+
+// markRejected marks err as storage.ErrRejected, keeping it as the cause.
+// Both errors.Is see the mark: cockroachdb's and the standard library's
+// (which testify's ErrorIs uses, and which does not see errors.Mark).
+func markRejected(err error) error { return &rejectedError{cause: err} }
+
+type rejectedError struct{ cause error }
+
+func (e *rejectedError) Error() string        { return e.cause.Error() }
+func (e *rejectedError) Unwrap() error        { return e.cause }
+func (e *rejectedError) Is(target error) bool { return target == storage.ErrRejected }
 
 // sqlState returns the SQLSTATE of the *pgconn.PgError in err's chain, or
 // "" when there is none.

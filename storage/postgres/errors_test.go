@@ -50,9 +50,9 @@ func TestErrorRejectedKeepsCause(t *testing.T) {
 	pool, _ := sqltest.NewDB(t)
 	err := postgres.NewSearch(pool).Index(context.Background(),
 		storage.DocKey{Index: "order", EntityType: "Order", EntityID: "1"}, storage.Version{TxID: 1, Seq: 1}, []byte(`{not json`))
-	// errors.Is of cockroachdb/errors: the standard library's does not see
-	// marks.
+	// Both errors.Is see it: cockroachdb's and the standard library's.
 	require.True(t, errors.Is(err, storage.ErrRejected), "got %v", err)
+	require.ErrorIs(t, err, storage.ErrRejected)
 	require.False(t, errors.Is(err, storage.ErrNotFound), "got %v", err)
 	require.ErrorContains(t, err, "search: index order/Order/1")
 

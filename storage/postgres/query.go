@@ -102,8 +102,8 @@ func decodeCursor(where, cursor string) (string, error) {
 }
 
 func badCursor(where, cursor string) error {
-	return errors.Mark(errors.WithHint(errors.Newf("%s: invalid page cursor %q", where, excerpt(cursor)),
-		"pass the Next of the previous page as it was returned"), storage.ErrRejected)
+	return markRejected(errors.WithHint(errors.Newf("%s: invalid page cursor %q", where, excerpt(cursor)),
+		"pass the Next of the previous page as it was returned"))
 }
 
 // filter builds the WHERE clause of a hand-written query: each condition

@@ -76,8 +76,8 @@ func (s *Search) Delete(ctx context.Context, key storage.DocKey, v storage.Versi
 
 func (s *Search) write(ctx context.Context, key storage.DocKey, v storage.Version, doc []byte) error {
 	if v.TxID > math.MaxInt64 {
-		return errors.Mark(errors.WithHint(errors.Newf("version txid %d does not fit a bigint", v.TxID),
-			"a txid is a Postgres xid8; this one is not"), storage.ErrRejected)
+		return markRejected(errors.WithHint(errors.Newf("version txid %d does not fit a bigint", v.TxID),
+			"a txid is a Postgres xid8; this one is not"))
 	}
 	var tsv *string
 	if doc != nil {
@@ -106,8 +106,7 @@ func (s *Search) Get(ctx context.Context, key storage.DocKey) ([]byte, error) {
 // id (byte order), at most q.Limit (≤ storage.MaxLimit) of them.
 func (s *Search) Query(ctx context.Context, q storage.DocQuery) (storage.DocPage, error) {
 	if q.Index == "" {
-		return storage.DocPage{}, errors.WithHint(errors.Mark(errors.New("search: query: no index"), storage.ErrRejected),
-			"name the index to search")
+		return storage.DocPage{}, markRejected(errors.WithHint(errors.New("search: query: no index"), "name the index to search"))
 	}
 	var f filter
 	f.add(`"index" = $%d AND doc IS NOT NULL`, q.Index)
