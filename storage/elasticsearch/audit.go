@@ -41,12 +41,12 @@ func (a *Audit) dailyIndex(t time.Time) string {
 // indexed is storage.ErrRejected.
 func (a *Audit) encode(r storage.AuditRecord) (index, id string, src []byte, err error) {
 	if r.ID == "" {
-		return "", "", nil, errors.Mark(errors.New("elasticsearch: audit record without an id"), storage.ErrRejected)
+		return "", "", nil, mark(errors.New("elasticsearch: audit record without an id"), storage.ErrRejected)
 	}
 	r.Timestamp = r.Timestamp.UTC().Truncate(time.Millisecond)
 	src, err = marshalPlain(auditSource{AuditRecord: r, SearchText: wordsText(storage.AuditText(&r))})
 	if err != nil {
-		return "", "", nil, errors.Mark(errors.Wrapf(err, "elasticsearch: encode audit record %s", cut(r.ID, 64)), storage.ErrRejected)
+		return "", "", nil, mark(errors.Wrapf(err, "elasticsearch: encode audit record %s", cut(r.ID, 64)), storage.ErrRejected)
 	}
 	return a.dailyIndex(r.Timestamp), docIDOf(r.ID), src, nil
 }

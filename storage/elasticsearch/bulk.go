@@ -105,7 +105,7 @@ func bulkOutcome(results []error, answered []bool, ctxErr error) error {
 	)
 	for i, err := range results {
 		if !answered[i] {
-			err = errors.Mark(errors.New("elasticsearch: audit: no result for the item (the request ended first)"), storage.ErrUnavailable)
+			err = mark(errors.New("elasticsearch: audit: no result for the item (the request ended first)"), storage.ErrUnavailable)
 			if ctxErr != nil {
 				err = errors.Wrap(ctxErr, "elasticsearch: audit: bulk write")
 			}

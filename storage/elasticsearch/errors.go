@@ -84,13 +84,13 @@ func statusError(what string, status int, body []byte) error {
 func classify(err error, status int) error {
 	switch {
 	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
-		return errors.Mark(err, storage.ErrRejected)
+		return mark(err, storage.ErrRejected)
 	case status == http.StatusUnauthorized:
 		return errors.WithHint(err, "check the credentials: elasticsearch.api_key_env, or username_env and password_env")
 	case status == http.StatusForbidden:
 		return errors.WithHint(err, "the credentials lack a privilege (the audit trail needs create_doc on the audit indices, manage_index_templates and manage_ilm for the templates)")
 	case status == http.StatusTooManyRequests || status >= 500:
-		return errors.Mark(err, storage.ErrUnavailable)
+		return mark(err, storage.ErrUnavailable)
 	}
 	return err
 }
@@ -108,7 +108,7 @@ func transportError(what string, err error) error {
 	case errors.Is(err, context.Canceled):
 		return errors.Wrapf(err, "elasticsearch: %s", what)
 	}
-	return errors.Mark(errors.WithHint(errors.Wrapf(err, "elasticsearch: %s", what),
+	return mark(errors.WithHint(errors.Wrapf(err, "elasticsearch: %s", what),
 		"is Elasticsearch up and elasticsearch.url right? (with https, elasticsearch.ca_file may be needed)"), storage.ErrUnavailable)
 }
 
@@ -122,3 +122,17 @@ func cut(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// marked is err that also is kind (storage.ErrRejected,
+// storage.ErrUnavailable) for errors.Is, the standard library's included
+// (errors.Mark's marks are seen by cockroachdb/errors alone), with err's
+// message.
+type marked struct{ err, kind error }
+
+func (m *marked) Error() string              { return m.err.Error() }
+func (m *marked) Unwrap() error              { return m.err }
+func (m *marked) Is(target error) bool       { return target == m.kind }
+func (m *marked) Format(s fmt.State, r rune) { errors.FormatError(m, s, r) }
+
+// mark returns err marked as kind.
+func mark(err, kind error) error { return &marked{err: err, kind: kind} }

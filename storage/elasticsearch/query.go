@@ -56,8 +56,19 @@ func (q *boolQuery) text(text string, fields ...string) {
 // searchBody is a search request's body: q, sorted by sort, at most size
 // hits after the sort values after (nil: from the start).
 func (q *boolQuery) searchBody(sort []any, size int, after json.RawMessage) []byte {
+	query := map[string]any{"match_all": map[string]any{}}
+	if len(q.filter)+len(q.must) > 0 {
+		clauses := map[string]any{}
+		if len(q.filter) > 0 {
+			clauses["filter"] = q.filter
+		}
+		if len(q.must) > 0 {
+			clauses["must"] = q.must
+		}
+		query = map[string]any{"bool": clauses}
+	}
 	b := map[string]any{
-		"query":            map[string]any{"bool": map[string]any{"filter": q.filter, "must": q.must}},
+		"query":            query,
 		"sort":             sort,
 		"size":             size,
 		"track_total_hits": false,

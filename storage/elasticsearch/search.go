@@ -72,10 +72,10 @@ func (s *Search) indexName(name string) (string, error) {
 	n := strings.ToLower(name)
 	switch {
 	case !indexNameRE.MatchString(n):
-		return "", errors.Mark(errors.WithHint(errors.Newf("elasticsearch: search index %q is not an index name", cut(name, 64)),
+		return "", mark(errors.WithHint(errors.Newf("elasticsearch: search index %q is not an index name", cut(name, 64)),
 			"use letters, digits, _, - and ., starting with a letter or digit"), storage.ErrRejected)
 	case strings.HasPrefix(n, s.c.cfg.AuditIndexPrefix+"-"):
-		return "", errors.Mark(errors.WithHint(errors.Newf("elasticsearch: search index %q is named like the audit trail's indices", n),
+		return "", mark(errors.WithHint(errors.Newf("elasticsearch: search index %q is named like the audit trail's indices", n),
 			"choose another index name"), storage.ErrRejected)
 	}
 	return n, nil
@@ -124,7 +124,7 @@ func wordsText(s string) string { return strings.Join(storage.Words(s), " ") }
 func (s *Search) Index(ctx context.Context, key storage.DocKey, v storage.Version, doc []byte) error {
 	trimmed := bytes.TrimSpace(doc)
 	if !json.Valid(trimmed) || trimmed[0] != '{' {
-		return errors.Mark(errors.Newf("elasticsearch: search: the document of %s is not a JSON object", keyExcerpt(key)), storage.ErrRejected)
+		return mark(errors.Newf("elasticsearch: search: the document of %s is not a JSON object", keyExcerpt(key)), storage.ErrRejected)
 	}
 	return s.put(ctx, key, v, docSource{Doc: trimmed, SearchText: wordsText(storage.DocText(trimmed))})
 }
@@ -148,7 +148,7 @@ func (s *Search) put(ctx context.Context, key storage.DocKey, v storage.Version,
 	src.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	body, err := marshalPlain(src)
 	if err != nil {
-		return errors.Mark(errors.Wrapf(err, "elasticsearch: %s", what), storage.ErrRejected)
+		return mark(errors.Wrapf(err, "elasticsearch: %s", what), storage.ErrRejected)
 	}
 	version := int(v.External())
 	res, err := s.c.do(ctx, what, esapi.IndexRequest{
