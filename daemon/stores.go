@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/cockroachdb/errors"
-
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -89,59 +87,28 @@ func openStores(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, 
 }
 
 // openSearch makes the search and audit stores, and the Elasticsearch
-// client when either is kept there.
+// client when either is kept there; when the audit trail is, it installs
+// the trail's index template and ILM policy where absent. A cluster that
+// does not answer is logged, not fatal.
 func (s *stores) openSearch(ctx context.Context, cfg *observers.Config, pool *pgxpool.Pool, getenv func(string) (string, bool),
 	logger *slog.Logger) error {
-	auditES := cfg.Audit.Enabled && cfg.Audit.Backend == observers.BackendElasticsearch
-	if cfg.Elasticsearch != nil && (cfg.Search.Backend == observers.BackendElasticsearch || auditES) {
-		c, err := openElasticsearch(ctx, cfg.Elasticsearch, auditES, getenv, logger)
-		if err != nil {
-			return err
-		}
-		s.ES = c
+	b, err := OpenSearchBackends(cfg, pool, getenv)
+	if err != nil {
+		return err
 	}
-	s.Search = postgres.NewSearch(pool)
-	if cfg.Search.Backend == observers.BackendElasticsearch && s.ES != nil {
-		s.Search = s.ES.Search()
+	s.Search, s.Audit, s.ES = b.Search, b.Audit, b.ES
+	if s.ES == nil || !cfg.Audit.Enabled || cfg.Audit.Backend != observers.BackendElasticsearch {
+		return nil
 	}
-	switch {
-	case !cfg.Audit.Enabled:
-	case auditES && s.ES != nil:
-		s.Audit = s.ES.Audit() // its first write installs the templates if the start could not
-	default:
-		s.Audit = postgres.NewAudit(pool)
+	pctx, cancel := context.WithTimeout(ctx, esStartTimeout)
+	defer cancel()
+	if err := s.ES.EnsureTemplates(pctx); err != nil {
+		logger.Warn("run: Elasticsearch: the index template and ILM policy are not checked yet; audit records wait in the "+
+			"outbox until they are (tried again before each write)",
+			slog.String("url", observers.RedactURL(cfg.Elasticsearch.URL)), slog.String("error", err.Error()))
 	}
 	return nil
 }
 
 // esStartTimeout bounds the start's template check.
 const esStartTimeout = 10 * time.Second
-
-// openElasticsearch makes the client of the elasticsearch: block with the
-// credentials of its *_env variables and, when it keeps the audit trail,
-// installs the trail's index template and ILM policy where absent. A
-// cluster that does not answer is logged, not fatal.
-func openElasticsearch(ctx context.Context, c *observers.ElasticsearchConfig, audit bool, getenv func(string) (string, bool),
-	logger *slog.Logger) (*elasticsearch.Client, error) {
-	creds, err := c.ResolvedCredentials(getenv)
-	if err != nil {
-		return nil, err
-	}
-	client, err := elasticsearch.New(elasticsearch.Config{
-		URL: c.URL, APIKey: creds.APIKey, Username: creds.Username, Password: creds.Password, CAFile: c.CAFile,
-	})
-	if err != nil {
-		return nil, errors.WithHint(errors.Wrap(err, "elasticsearch"), "check the elasticsearch: block (url, ca_file)")
-	}
-	if !audit {
-		return client, nil
-	}
-	pctx, cancel := context.WithTimeout(ctx, esStartTimeout)
-	defer cancel()
-	if err := client.EnsureTemplates(pctx); err != nil {
-		logger.Warn("run: Elasticsearch: the index template and ILM policy are not checked yet; audit records wait in the "+
-			"outbox until they are (tried again before each write)",
-			slog.String("url", observers.RedactURL(c.URL)), slog.String("error", err.Error()))
-	}
-	return client, nil
-}

@@ -157,6 +157,9 @@ type DLQ struct {
 const DLQChunkSizeDefault = 1000
 
 // NewDLQ returns the dead-letter queue of the database behind pool.
+// Pool is the database the DLQ reads.
+func (q *DLQ) Pool() *pgxpool.Pool { return q.pool }
+
 func NewDLQ(pool *pgxpool.Pool) (*DLQ, error) {
 	driver := riverpgxv5.New(pool)
 	client, err := river.NewClient(driver, &river.Config{Logger: slog.New(slog.DiscardHandler)})

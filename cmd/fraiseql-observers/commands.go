@@ -15,5 +15,6 @@ func subcommands() []*cobra.Command {
 		newMetricsCmd(),
 		newVersionCmd(),
 		newRetentionCmd(),
+		newSearchCmd(),
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fraiseql/fraiseql-observers/observers"
 	obsriver "github.com/fraiseql/fraiseql-observers/river"
+	"github.com/fraiseql/fraiseql-observers/storage"
 )
 
 // historyReport is the --format json output of debug-event --history.
@@ -33,6 +34,8 @@ type historyLine struct {
 	Kind       string      `json:"kind"`
 	Config     configRef   `json:"config"`
 	Outcome    outcomeView `json:"outcome"`
+	// AuditTrail is the change's records in the audit trail, when it is on.
+	AuditTrail auditTrailView `json:"audit_trail"`
 }
 
 func runDebugHistory(ctx context.Context, e *debugEnv, opts *debugEventOpts, w io.Writer) error {
@@ -70,6 +73,11 @@ func runDebugHistory(ctx context.Context, e *debugEnv, opts *debugEventOpts, w i
 		positions[id] = p
 		return p, err
 	}
+	trailCfg := e.file
+	if trailCfg == nil && e.latest != nil {
+		trailCfg = e.latest.Config
+	}
+	trail, trailErr := auditTrail(ctx, e.pool, trailCfg)
 	for _, fd := range found {
 		ev := fd.Event
 		f, err := e.facts(ctx, fd, bySeq[ev.Seq], skips[ev.Seq], pos)
@@ -80,8 +88,12 @@ func runDebugHistory(ctx context.Context, e *debugEnv, opts *debugEventOpts, w i
 		if err != nil {
 			return err
 		}
-		rep.Events = append(rep.Events, historyLine{PK: ev.Seq, ID: ev.ID, CreatedAt: ev.CreatedAt, EntityType: ev.EntityType,
-			EntityID: ev.EntityID, Kind: ev.RawKind, Config: f.choice.ref, Outcome: f.outcome(dd)})
+		l := historyLine{PK: ev.Seq, ID: ev.ID, CreatedAt: ev.CreatedAt, EntityType: ev.EntityType,
+			EntityID: ev.EntityID, Kind: ev.RawKind, Config: f.choice.ref, Outcome: f.outcome(dd), AuditTrail: auditOf(ctx, trail, ev.Seq, "", 0)}
+		if trailErr != nil {
+			l.AuditTrail = auditTrailView{Error: trailErr.Error(), Records: []storage.AuditRecord{}}
+		}
+		rep.Events = append(rep.Events, l)
 	}
 	if opts.Format == "json" {
 		err = writeJSON(w, rep)
@@ -123,6 +135,12 @@ func writeHistoryText(w io.Writer, rep *historyReport) error {
 		}
 		if err := tw.Flush(); err != nil {
 			return errors.Wrap(err, "write output")
+		}
+		if !rep.Events[0].AuditTrail.Off {
+			for _, l := range rep.Events {
+				b.WriteString("\n")
+				writeAuditLines(&b, fmt.Sprintf("Change %d", l.PK), l.AuditTrail)
+			}
 		}
 	}
 	_, err := io.WriteString(w, b.String())

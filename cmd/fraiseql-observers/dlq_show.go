@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	obsriver "github.com/fraiseql/fraiseql-observers/river"
+	"github.com/fraiseql/fraiseql-observers/storage"
 )
 
 func newDLQShowCmd() *cobra.Command {
@@ -55,6 +56,9 @@ type dlqShowView struct {
 	ConfigError  string              `json:"config_error,omitempty"`
 	Attempts     []dlqAttemptView    `json:"attempts"`
 	Retries      []obsriver.DLQRetry `json:"dlq_retries"`
+	// AuditTrail is the delivery's records in the audit trail, when it is
+	// on.
+	AuditTrail auditTrailView `json:"audit_trail"`
 }
 
 type dlqEventView struct {
@@ -119,17 +123,24 @@ func runDLQShow(ctx context.Context, opts *dlqOpts, id obsriver.DeliveryID, w io
 		if err != nil {
 			return err
 		}
-		if opts.Format == "json" {
-			return writeJSON(w, viewDead(d))
+		a, err := auditTrail(ctx, q.Pool(), nil)
+		trail := auditOf(ctx, a, d.Seq, d.Observer, d.Action)
+		if err != nil {
+			trail = auditTrailView{Error: err.Error(), Records: []storage.AuditRecord{}}
 		}
-		return writeDLQShow(w, d)
+		if opts.Format == "json" {
+			v := viewDead(d)
+			v.AuditTrail = trail
+			return writeJSON(w, v)
+		}
+		return writeDLQShow(w, d, trail)
 	})
 }
 
 // dlqShowDataMaxBytes cuts the change's data in `dlq show`'s text.
 const dlqShowDataMaxBytes = 4096
 
-func writeDLQShow(w io.Writer, d *obsriver.DeadDetail) error {
+func writeDLQShow(w io.Writer, d *obsriver.DeadDetail, trail auditTrailView) error {
 	var b strings.Builder
 	line := func(label, format string, args ...any) {
 		fmt.Fprintf(&b, "%-13s %s\n", label+":", fmt.Sprintf(format, args...))
@@ -155,6 +166,7 @@ func writeDLQShow(w io.Writer, d *obsriver.DeadDetail) error {
 	writeShowEvent(&b, line, d)
 	writeShowAction(&b, line, d)
 	writeShowAttempts(&b, d)
+	writeAuditLines(&b, "Audit trail", trail)
 	_, err := io.WriteString(w, b.String())
 	return errors.Wrap(err, "write output")
 }

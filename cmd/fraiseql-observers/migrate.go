@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/cockroachdb/errors"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/fraiseql/fraiseql-observers/daemon"
@@ -21,6 +23,11 @@ type migrateOpts struct {
 	Format      string
 	// Status lists the migrations and whether each is applied, applying none.
 	Status bool
+	// Search also installs what the search: and audit: blocks' backend
+	// needs outside the database: Elasticsearch's index template and ILM
+	// policy, when absent.
+	Search     bool
+	ConfigPath string
 }
 
 func (o *migrateOpts) Validate() error {
@@ -49,6 +56,8 @@ are skipped and concurrent runs wait for each other.`,
 	databaseURLFlag(cmd, &opts.DatabaseURL)
 	formatFlag(cmd, &opts.Format)
 	cmd.Flags().BoolVar(&opts.Status, "status", false, "list migrations and whether each is applied; apply nothing")
+	cmd.Flags().BoolVar(&opts.Search, "search", false, "also install Elasticsearch's index template and 30-day ILM policy when absent (when search: or audit: uses it)")
+	cmd.Flags().StringVarP(&opts.ConfigPath, "config", "c", "", "with --search: the observers YAML whose elasticsearch: block applies (default: the configuration loaded last by run)")
 	return cmd
 }
 
@@ -59,6 +68,8 @@ type migrateReport struct {
 	// Migrations lists every migration with its state (--status only).
 	Migrations []obsql.MigrationInfo `json:"migrations,omitempty"`
 	UpToDate   bool                  `json:"up_to_date"`
+	// Search says what --search did.
+	Search string `json:"search,omitempty"`
 }
 
 func runMigrate(ctx context.Context, opts *migrateOpts, w io.Writer) error {
@@ -89,6 +100,11 @@ func runMigrate(ctx context.Context, opts *migrateOpts, w io.Writer) error {
 		}
 		report.Applied = res.Applied()
 		report.UpToDate = true
+		if opts.Search {
+			if report.Search, err = migrateSearch(ctx, pool, opts.ConfigPath); err != nil {
+				return err
+			}
+		}
 	}
 
 	if opts.Format == "json" {
@@ -123,6 +139,9 @@ func writeMigrateText(w io.Writer, opts *migrateOpts, report migrateReport) erro
 		return errors.Wrap(err, "write output")
 	}
 
+	if report.Search != "" {
+		defer fmt.Fprintln(w, report.Search)
+	}
 	if len(report.Applied) == 0 {
 		_, err := fmt.Fprintln(w, "applied 0 migrations; schema is up to date")
 		return errors.Wrap(err, "write output")
@@ -135,4 +154,28 @@ func writeMigrateText(w io.Writer, opts *migrateOpts, report migrateReport) erro
 	}
 	_, err := fmt.Fprintf(w, "applied %d migrations; schema is up to date\n", len(report.Applied))
 	return errors.Wrap(err, "write output")
+}
+
+// migrateSearch installs Elasticsearch's index template and ILM policy when
+// the configuration's search: or audit: block uses Elasticsearch, and says
+// what it did.
+func migrateSearch(ctx context.Context, pool *pgxpool.Pool, configPath string) (string, error) {
+	cfg, source, err := commandConfig(ctx, pool, configPath)
+	if err != nil {
+		return "", err
+	}
+	b, err := daemon.OpenSearchBackends(cfg, pool, os.LookupEnv)
+	if err != nil {
+		return "", withExitCode(exitUsage, err)
+	}
+	if b.ES == nil {
+		return fmt.Sprintf("search: the postgres backend's tables come with the migrations (%s uses no Elasticsearch)", source), nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := b.ES.EnsureTemplates(ictx); err != nil {
+		return "", withExitCode(exitFailure, errors.WithHint(errors.Wrap(err, "install the Elasticsearch index template and ILM policy"),
+			"check elasticsearch.url and its credentials; run again: what is present is left as it is"))
+	}
+	return "search: Elasticsearch's index template and ILM policy are in place (installed when absent; present ones left as they are)", nil
 }

@@ -87,7 +87,7 @@ func runRetention(ctx context.Context, opts *retentionOpts, stdout, stderr io.Wr
 		return err
 	}
 	defer pool.Close()
-	cfg, source, err := retentionConfig(ctx, pool, opts.ConfigPath)
+	cfg, source, err := commandConfig(ctx, pool, opts.ConfigPath)
 	if err != nil {
 		return err
 	}
@@ -117,9 +117,9 @@ func runRetention(ctx context.Context, opts *retentionOpts, stdout, stderr io.Wr
 	return err
 }
 
-// retentionConfig loads --config, or the configuration loaded last by run, or
+// commandConfig loads --config, or the configuration loaded last by run, or
 // the defaults; source names which.
-func retentionConfig(ctx context.Context, pool *pgxpool.Pool, path string) (*observers.Config, string, error) {
+func commandConfig(ctx context.Context, pool *pgxpool.Pool, path string) (*observers.Config, string, error) {
 	if path != "" {
 		cfg, diags, err := observers.LoadConfig(ctx, path, observers.LoadOptions{})
 		if err != nil {

@@ -89,7 +89,7 @@ func (r *result) get(name string) float64 {
 // fanout-single runs last: its 1.5 GB of WAL (at the default n) disturbs
 // the disk for a while after it ends, which shows in the tail of whatever
 // latency scenario follows.
-var allScenarios = []string{"ceiling", "throughput", "throughput-single", "fanout",
+var allScenarios = []string{"ceiling", "throughput", "throughput-audit", "throughput-single", "fanout",
 	"latency", "latency-single", "concurrency", "idle", "cache", "large", "replay", "dlq", "retention", "fanout-single"}
 
 func main() {
@@ -145,7 +145,7 @@ func main() {
 	ctx := context.Background()
 	fmt.Fprintf(os.Stderr, "bench: %d CPUs, %s, scenarios %s, n=%d\n", runtime.NumCPU(), runtime.Version(), strings.Join(o.scenarios, ","), o.n)
 	var results []result
-	var ceiling float64
+	var ceiling, throughput float64
 	failed := false
 	for _, s := range o.scenarios {
 		fmt.Fprintf(os.Stderr, "bench: %s ...\n", s)
@@ -155,6 +155,12 @@ func main() {
 		}
 		if strings.HasPrefix(s, "throughput") && ceiling > 0 {
 			r.add("ratio_to_ceiling", r.get("events_per_s")/ceiling, "x")
+		}
+		if s == "throughput" {
+			throughput = r.get("events_per_s")
+		}
+		if s == "throughput-audit" && throughput > 0 {
+			r.add("ratio_to_throughput", r.get("events_per_s")/throughput, "x")
 		}
 		if strings.HasPrefix(s, "fanout") && ceiling > 0 {
 			r.add("ratio_to_ceiling", r.get("deliveries_per_s")/ceiling, "x")
@@ -198,6 +204,11 @@ func run(ctx context.Context, o options, s string) result {
 		return ceilingScenario(ctx, o)
 	case "throughput":
 		return pipelineScenario(ctx, o, "throughput", 1, 1)
+	case "throughput-audit":
+		// throughput with the audit trail on (Postgres backend): one record
+		// per event and one per delivery, written asynchronously.
+		o.audit = true
+		return pipelineScenario(ctx, o, "throughput-audit", 1, 1)
 	case "fanout":
 		return pipelineScenario(ctx, o, "fanout", 3, 2)
 	case "latency":
