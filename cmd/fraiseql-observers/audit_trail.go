@@ -92,14 +92,22 @@ func writeAuditLines(w io.Writer, heading string, v auditTrailView) {
 		return
 	}
 	fmt.Fprintf(w, "%s (backend %s, oldest first):\n", heading, v.Backend)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
 	for _, r := range v.Records {
 		who := "listener"
 		if r.ObserverID != "" {
 			who = fmt.Sprintf("%s %s[%d] attempt %d, %s", r.ObserverID, r.ActionType, r.ActionIndex, r.Attempt,
 				time.Duration(r.DurationMS)*time.Millisecond)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z"), r.Status, who, strings.TrimPrefix(oneLine(r.Error, 160), "-"))
+		errText := ""
+		if r.Error != "" {
+			errText = oneLine(r.Error, 160)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z"), r.Status, who, errText)
 	}
 	_ = tw.Flush()
+	for _, line := range strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n") {
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
 }

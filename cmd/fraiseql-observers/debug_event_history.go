@@ -139,7 +139,7 @@ func writeHistoryText(w io.Writer, rep *historyReport) error {
 		if !rep.Events[0].AuditTrail.Off {
 			for _, l := range rep.Events {
 				b.WriteString("\n")
-				writeAuditLines(&b, fmt.Sprintf("Change %d", l.PK), l.AuditTrail)
+				writeAuditLines(&b, fmt.Sprintf("Audit trail of change %d", l.PK), l.AuditTrail)
 			}
 		}
 	}
