@@ -241,7 +241,7 @@ func TestSearchGivesTheSameAnswersOnBothBackends(t *testing.T) {
 	require.Equal(t, "postgres", onPG["all"].Backend)
 	same := func(r storage.AuditRecord) storage.AuditRecord {
 		r.Timestamp, r.DurationMS, r.EventID = time.Time{}, 0, "" // each run's changes have their own uuids
-		if r.Error != "" { // the receivers' ports differ
+		if r.Error != "" {                                        // the receivers' ports differ
 			r.Error = fmt.Sprint(len(storage.Words(r.Error)), " words")
 		}
 		return r
