@@ -33,7 +33,7 @@ func RunRateLimitStore(t *testing.T, h RateLimitHarness) {
 		return wait
 	}
 	t.Run("BurstThenWaitLine", func(t *testing.T) {
-		t.Parallel()
+		parallelUnlessClock(t, h.Advance)
 		s := h.New(t)()
 		for i := range 3 {
 			require.Zero(t, take(t, s, "k", time.Hour, 3), "token %d of a full bucket", i+1)
@@ -48,7 +48,7 @@ func RunRateLimitStore(t *testing.T, h RateLimitHarness) {
 		require.NotZero(t, take(t, s, "k", time.Hour, 3), "still empty")
 	})
 	t.Run("Refill", func(t *testing.T) {
-		t.Parallel()
+		parallelUnlessClock(t, h.Advance)
 		s := h.New(t)()
 		interval := 300 * time.Millisecond
 		require.Zero(t, take(t, s, "k", interval, 1))
@@ -60,7 +60,7 @@ func RunRateLimitStore(t *testing.T, h RateLimitHarness) {
 	t.Run("WaitLineDrains", func(t *testing.T) {
 		// A line left by requests that never came back does not hold later
 		// ones once its places have passed.
-		t.Parallel()
+		parallelUnlessClock(t, h.Advance)
 		s := h.New(t)()
 		interval := 200 * time.Millisecond
 		require.Zero(t, take(t, s, "k", interval, 1))
@@ -73,7 +73,7 @@ func RunRateLimitStore(t *testing.T, h RateLimitHarness) {
 		require.LessOrEqual(t, wait, interval, "the next refused request waits one interval, not behind the old line")
 	})
 	t.Run("InstancesShareBuckets", func(t *testing.T) {
-		t.Parallel()
+		parallelUnlessClock(t, h.Advance)
 		newStore := h.New(t)
 		stores := []storage.RateLimitStore{newStore(), newStore()}
 		const burst = 5
@@ -100,7 +100,7 @@ func RunRateLimitStore(t *testing.T, h RateLimitHarness) {
 		require.EqualValues(t, 40-burst, refused.Load())
 	})
 	t.Run("RejectsBadParameters", func(t *testing.T) {
-		t.Parallel()
+		parallelUnlessClock(t, h.Advance)
 		s := h.New(t)()
 		_, err := s.Take(ctx, "k", 0, 1)
 		require.Error(t, err)
@@ -116,4 +116,13 @@ func pass(advance Clock, d time.Duration) {
 		return
 	}
 	<-time.After(d) // the condition under test is the time itself
+}
+
+// parallelUnlessClock runs a subtest in parallel unless the suite moves a
+// fake clock: one clock shared by parallel subtests lets one subtest's
+// Advance refill another's bucket in the middle of its checks.
+func parallelUnlessClock(t *testing.T, advance Clock) {
+	if advance == nil {
+		t.Parallel()
+	}
 }
