@@ -23,16 +23,17 @@
 -- (ts desc, id desc) and deleted by retention after retention.audit
 -- (default 30d). Indexes, each paid by every write (about two rows per
 -- event):
---   * the primary key (id): a record written twice is kept once;
+--   * the primary key (event_seq, id): a record written twice is kept once
+--     (the id holds the event_seq), and one event's records are found at
+--     once (event_seq grows, so inserts append to the index's right edge);
 --   * (ts, id): the order of every query, the --since bound and retention;
---   * (entity_type, entity_id, ts, id): one entity's history;
---   * (event_seq): one event's records (event_seq grows, so its inserts
---     append to the index's right edge);
+--   * (entity_id): one entity's history (an entity type alone is a filter
+--     over the (ts, id) walk);
 --   * (ts, id) WHERE status IN ('failed', 'dead'): the recent failures,
 --     costing only the failures' writes;
 --   * GIN (tsv) WHERE tsv IS NOT NULL: free text over the error and the
 --     data's values; records without words (most deliveries) stay out of it.
--- observer_id, action_type, status (other than failures) and event_id are
+-- entity_type, observer_id, action_type, status (other than failures) and event_id are
 -- filters over the (ts, id) walk: a page of newest records finds its rows
 -- early, and an index per column would slow every write.
 
@@ -77,7 +78,7 @@ CREATE INDEX observer_search_documents_tombstones ON observer_search_documents (
     WHERE doc IS NULL;
 
 CREATE TABLE observer_audit (
-    id text COLLATE "C" PRIMARY KEY,
+    id text COLLATE "C" NOT NULL,
     event_id text NOT NULL,
     event_seq bigint NOT NULL,
     entity_type text COLLATE "C" NOT NULL,
@@ -92,11 +93,11 @@ CREATE TABLE observer_audit (
     attempt integer NOT NULL DEFAULT 0,
     duration_ms bigint NOT NULL DEFAULT 0,
     data jsonb,
-    tsv tsvector
+    tsv tsvector,
+    PRIMARY KEY (event_seq, id)
 );
 CREATE INDEX observer_audit_ts ON observer_audit (ts, id);
-CREATE INDEX observer_audit_entity ON observer_audit (entity_type, entity_id, ts, id);
-CREATE INDEX observer_audit_event_seq ON observer_audit (event_seq);
+CREATE INDEX observer_audit_entity ON observer_audit (entity_id);
 CREATE INDEX observer_audit_failures ON observer_audit (ts, id) WHERE status IN ('failed', 'dead');
 -- A small pending list, as for River's GIN indexes (00011): the batch whose
 -- insert finds the list full merges it, inside its own statement.

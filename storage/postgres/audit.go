@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/errors"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fraiseql/fraiseql-observers/storage"
@@ -44,7 +45,7 @@ FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::te
     $8::text[], $9::text[], $10::int[], $11::text[], $12::text[], $13::int[], $14::bigint[], $15::text[], $16::text[])
     AS r(id, event_id, event_seq, entity_type, entity_id, event_kind, ts,
     observer_id, action_type, action_index, status, error, attempt, duration_ms, data, tsv)
-ON CONFLICT (id) DO NOTHING`
+ON CONFLICT (event_seq, id) DO NOTHING`
 
 // auditColumns holds a batch as the statement's arrays.
 type auditColumns struct {
@@ -120,14 +121,48 @@ func (a *Audit) Write(ctx context.Context, recs []storage.AuditRecord) error {
 	return &bulk
 }
 
-// insert writes recs[idx] in one statement.
+// auditCopyColumns are the columns COPY fills, in auditCopyRow's order.
+var auditCopyColumns = []string{"id", "event_id", "event_seq", "entity_type", "entity_id", "event_kind", "ts",
+	"observer_id", "action_type", "action_index", "status", "error", "attempt", "duration_ms", "data", "tsv"}
+
+func auditCopyRow(r *storage.AuditRecord) []any {
+	var data any
+	if len(r.Data) > 0 {
+		data = string(r.Data)
+	}
+	return []any{r.ID, r.EventID, r.EventSeq, r.EntityType, r.EntityID, r.EventKind, auditTime(r.Timestamp),
+		r.ObserverID, r.ActionType, int32(r.ActionIndex), string(r.Status), r.Error, int32(r.Attempt), r.DurationMS,
+		data, tsvector(storage.AuditText(r))}
+}
+
+// insert writes recs[idx]: by COPY, the cheapest way into the table and
+// its indexes, and when that fails on a record (23505: one stored already,
+// by a batch written twice; class 22 or 54: data Postgres refuses) by the
+// statement that skips stored records, whose failure Write isolates.
 func (a *Audit) insert(ctx context.Context, recs []storage.AuditRecord, idx []int) error {
+	ctx, cancel := context.WithTimeout(ctx, AuditOpTimeoutDefault)
+	defer cancel()
+	rows := make([][]any, 0, len(idx))
+	seen := make(map[string]struct{}, len(idx))
+	dup := false
+	for _, i := range idx {
+		if _, ok := seen[recs[i].ID]; ok {
+			dup = true
+			break
+		}
+		seen[recs[i].ID] = struct{}{}
+		rows = append(rows, auditCopyRow(&recs[i]))
+	}
+	if !dup {
+		_, err := a.pool.CopyFrom(ctx, pgx.Identifier{"observer_audit"}, auditCopyColumns, pgx.CopyFromRows(rows))
+		if err == nil || !retryHalves(err) {
+			return interpretError(err)
+		}
+	}
 	var cols auditColumns
 	for _, i := range idx {
 		cols.add(&recs[i])
 	}
-	ctx, cancel := context.WithTimeout(ctx, AuditOpTimeoutDefault)
-	defer cancel()
 	_, err := a.pool.Exec(ctx, auditInsert, cols.args()...)
 	return interpretError(err)
 }

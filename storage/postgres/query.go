@@ -3,9 +3,11 @@ package postgres
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cockroachdb/errors"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/fraiseql/fraiseql-observers/storage"
 )
@@ -26,23 +28,12 @@ const (
 // takes them as they are (no parser, no locale): free-text queries match
 // exactly the words the contract defines. nil when text has no word.
 func tsvectorText(text string) *string {
-	words := storage.Words(text)
+	words := lexemes(text)
 	if len(words) == 0 {
 		return nil
 	}
-	seen := make(map[string]struct{}, len(words))
 	var b strings.Builder
 	for _, w := range words {
-		if len(w) > maxLexemeBytes {
-			continue
-		}
-		if _, ok := seen[w]; ok {
-			continue
-		}
-		if b.Len()+len(w)+3 > maxLexemesBytes {
-			break
-		}
-		seen[w] = struct{}{}
 		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
@@ -50,11 +41,46 @@ func tsvectorText(text string) *string {
 		b.WriteString(w)
 		b.WriteByte('\'')
 	}
-	if b.Len() == 0 {
-		return nil
-	}
 	s := b.String()
 	return &s
+}
+
+// lexemes is the words of text (storage.Words) that a tsvector holds, each
+// once, in first-seen order, within the limits above.
+func lexemes(text string) []string {
+	words := storage.Words(text)
+	seen := make(map[string]struct{}, len(words))
+	out, size := words[:0], 0
+	for _, w := range words {
+		if len(w) > maxLexemeBytes {
+			continue
+		}
+		if _, ok := seen[w]; ok {
+			continue
+		}
+		if size+len(w)+3 > maxLexemesBytes {
+			break
+		}
+		seen[w] = struct{}{}
+		size += len(w) + 3
+		out = append(out, w)
+	}
+	return out
+}
+
+// tsvector is the tsvector of text's words for COPY (binary): lexemes
+// sorted, each once; invalid (NULL) when there is none.
+func tsvector(text string) pgtype.TSVector {
+	words := lexemes(text)
+	if len(words) == 0 {
+		return pgtype.TSVector{}
+	}
+	slices.Sort(words)
+	v := pgtype.TSVector{Lexemes: make([]pgtype.TSVectorLexeme, len(words)), Valid: true}
+	for i, w := range words {
+		v.Lexemes[i].Word = w
+	}
+	return v
 }
 
 // tsqueryText is the text form of the tsquery that requires every word of
