@@ -24,10 +24,10 @@ var searchBackends = []string{BackendPostgres, BackendElasticsearch}
 const (
 	// AuditBufferDefault is how many records wait for the writer before
 	// new ones are dropped (and counted).
-	AuditBufferDefault = 10_000
+	AuditBufferDefault = 50_000
 	AuditBufferMax     = 1_000_000
 	// AuditBatchSizeDefault is the most records one write sends.
-	AuditBatchSizeDefault = 500
+	AuditBatchSizeDefault = 5_000
 	AuditBatchSizeMax     = 10_000
 	// AuditFlushIntervalDefault is the longest a record waits for a full
 	// batch.
@@ -105,9 +105,9 @@ type AuditConfig struct {
 	Backend string // postgres (default) or elasticsearch (needs the elasticsearch: block)
 	// Buffer is how many records may wait for the writer; when it is full
 	// new records are dropped and counted (observer_audit_dropped_total),
-	// never waited for. Default 10,000.
+	// never waited for. Default 50,000.
 	Buffer int
-	// BatchSize is the most records one write sends. Default 500.
+	// BatchSize is the most records one write sends. Default 5,000.
 	BatchSize int
 	// FlushInterval is the longest a record waits for a full batch.
 	// Default 1s.

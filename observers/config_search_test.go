@@ -17,7 +17,7 @@ func TestConfigSearchAndAudit(t *testing.T) {
 	t.Parallel()
 	s := compileSchema(t)
 	env := envOf(map[string]string{"ES_KEY": "k", "ES_USER": "u", "ES_PASS": "p"})
-	defaults := observers.AuditConfig{Backend: "postgres", Buffer: 10_000, BatchSize: 500, FlushInterval: time.Second}
+	defaults := observers.AuditConfig{Backend: "postgres", Buffer: 50_000, BatchSize: 5_000, FlushInterval: time.Second}
 	on := defaults
 	on.Enabled = true
 	for _, tc := range []struct {
@@ -30,12 +30,12 @@ func TestConfigSearchAndAudit(t *testing.T) {
 		{"audit: {}\n", nil, "postgres", on},
 		{"audit: {enabled: false}\n", nil, "postgres", defaults},
 		{"audit: {backend: elasticsearch, enabled: false}\n", nil, "postgres", observers.AuditConfig{
-			Backend: "elasticsearch", Buffer: 10_000, BatchSize: 500, FlushInterval: time.Second}},
+			Backend: "elasticsearch", Buffer: 50_000, BatchSize: 5_000, FlushInterval: time.Second}},
 		{"audit: {buffer: 100, batch_size: 100, flush_interval: 250ms}\n", nil, "postgres", observers.AuditConfig{
 			Enabled: true, Backend: "postgres", Buffer: 100, BatchSize: 100, FlushInterval: 250 * time.Millisecond}},
 		{"elasticsearch: {url: 'https://es.example.com:9200', api_key_env: ES_KEY}\nsearch: {backend: elasticsearch}\naudit: {backend: elasticsearch}\n",
 			&observers.ElasticsearchConfig{URL: "https://es.example.com:9200", APIKeyEnv: "ES_KEY"}, "elasticsearch",
-			observers.AuditConfig{Enabled: true, Backend: "elasticsearch", Buffer: 10_000, BatchSize: 500, FlushInterval: time.Second}},
+			observers.AuditConfig{Enabled: true, Backend: "elasticsearch", Buffer: 50_000, BatchSize: 5_000, FlushInterval: time.Second}},
 		{"elasticsearch: {url: 'http://127.0.0.1:9200/prefix', username_env: ES_USER, password_env: ES_PASS, ca_file: ca.pem}\n",
 			&observers.ElasticsearchConfig{URL: "http://127.0.0.1:9200/prefix", UsernameEnv: "ES_USER", PasswordEnv: "ES_PASS", CAFile: "ca.pem"},
 			"postgres", defaults},

@@ -22,7 +22,7 @@ func TestValidateConfigSearchAndAudit(t *testing.T) {
 	code, out := runValidate(t, env, validateConfigOpts{File: path, Detailed: true})
 	require.Equal(t, exitOK, code, out)
 	require.Contains(t, out, "\nelasticsearch: url=https://es.example.com:9200 auth=basic username_env=ES_USER password_env=ES_PASS ca_file=ca.pem\n"+
-		"search:   backend=elasticsearch\naudit:    backend=postgres buffer=10000 batch_size=200 flush_interval=1s\n")
+		"search:   backend=elasticsearch\naudit:    backend=postgres buffer=50000 batch_size=200 flush_interval=1s\n")
 	require.Contains(t, out, "search.yaml:1:90: warning: environment variable ES_PASS (elasticsearch.password_env) is not set")
 	require.NotContains(t, out, "elastic-never-shown")
 
@@ -33,7 +33,7 @@ func TestValidateConfigSearchAndAudit(t *testing.T) {
 	require.Equal(t, &esView{URL: "https://es.example.com:9200", Auth: "basic", UsernameEnv: "ES_USER", PasswordEnv: "ES_PASS", CAFile: "ca.pem"},
 		report.Elasticsearch)
 	require.Equal(t, &searchView{Backend: "elasticsearch"}, report.Search)
-	require.Equal(t, &auditView{Enabled: true, Backend: "postgres", Buffer: 10000, BatchSize: 200, FlushInterval: "1s"}, report.Audit)
+	require.Equal(t, &auditView{Enabled: true, Backend: "postgres", Buffer: 50000, BatchSize: 200, FlushInterval: "1s"}, report.Audit)
 	require.NotContains(t, out, "elastic-never-shown")
 
 	off := filepath.Join(t.TempDir(), "off.yaml")

@@ -53,12 +53,12 @@ type Params struct {
 	Store storage.Audit // the backend; required
 	// Pool is the database of the outbox (observer_audit_outbox); required.
 	Pool *pgxpool.Pool
-	// Buffer is how many records may wait for the flusher; default 10,000.
+	// Buffer is how many records may wait for the flusher; default 50,000.
 	Buffer int
 	// BufferBytes bounds the data and error text of the waiting records;
 	// default 64 MiB.
 	BufferBytes int64
-	// BatchSize is the most records one write sends; default 500.
+	// BatchSize is the most records one write sends; default 5,000.
 	BatchSize int
 	// FlushInterval is the longest a record waits for a full batch;
 	// default 1s.
