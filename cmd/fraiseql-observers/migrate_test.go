@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
+	"github.com/fraiseql/fraiseql-observers/storage/elasticsearch/estest"
 )
 
 func runMigrateCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -73,4 +76,39 @@ func TestMigrateCommandBadFormat(t *testing.T) {
 	code, _, errOut := runMigrateCLI(t, "migrate", "--database-url", "postgres://x@127.0.0.1/db", "--format", "yaml")
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, errOut, "--format")
+}
+
+// migrate --search installs Elasticsearch's index template and ILM policy
+// when the configuration keeps the audit trail there; says there is
+// nothing to install for Postgres; fails with a hint when the cluster does
+// not answer.
+func TestMigrateSearch(t *testing.T) {
+	t.Parallel()
+	_, url := sqltest.NewDB(t)
+	srv := estest.New(t)
+	dir := t.TempDir()
+	write := func(name, yaml string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(yaml+"observers:\n  o:\n    entity: A\n    events: [INSERT]\n    actions: [{type: log}]\n"), 0o600))
+		return p
+	}
+	es := write("es.yaml", "elasticsearch: {url: "+srv.URL+"}\naudit: {backend: elasticsearch}\n")
+	code, out, errOut := runMigrateCLI(t, "migrate", "--database-url", url, "--search", "--config", es)
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "Elasticsearch's index template and ILM policy are in place")
+	_, ok := srv.Template("fraiseql_events")
+	require.True(t, ok, "the index template is installed")
+	_, ok = srv.Policy("fraiseql_events_policy")
+	require.True(t, ok, "the ILM policy is installed")
+
+	pg := write("pg.yaml", "audit: {backend: postgres}\n")
+	code, out, errOut = runMigrateCLI(t, "migrate", "--database-url", url, "--search", "--config", pg)
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "the postgres backend's tables come with the migrations")
+
+	srv.SetMode(estest.Refuse)
+	code, _, errOut = runMigrateCLI(t, "migrate", "--database-url", url, "--search", "--config", es)
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, errOut, "install the Elasticsearch index template and ILM policy")
+	require.Contains(t, errOut, "check elasticsearch.url")
 }
