@@ -16,5 +16,6 @@ func subcommands() []*cobra.Command {
 		newVersionCmd(),
 		newRetentionCmd(),
 		newSearchCmd(),
+		newVerifySignatureCmd(),
 	}
 }
