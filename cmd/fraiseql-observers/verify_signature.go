@@ -88,8 +88,11 @@ func runVerifySignature(_ context.Context, opts *verifySignatureOpts, stdin io.R
 		fmt.Fprintf(w, "signature ok (%s, %d byte body)\n", scheme, len(body))
 	}
 	if verr != nil {
-		return withExitCode(exitFailure, errors.WithHint(verr,
-			"check that the body is byte for byte what was received, the headers are complete and the secret is the action's"))
+		hint := "check that the body is byte for byte what was received, the headers are complete and the secret is the action's"
+		if strings.Contains(verr.Error(), "tolerance") {
+			hint = "to check a capture, pass --at with its time (the webhook-timestamp, or t= of X-FraiseQL-Signature-256)"
+		}
+		return withExitCode(exitFailure, errors.WithHint(verr, hint))
 	}
 	return nil
 }

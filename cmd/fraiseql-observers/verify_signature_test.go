@@ -48,6 +48,9 @@ func TestVerifySignatureCommand(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &rep), out)
 	require.False(t, rep.Valid)
 	require.Contains(t, rep.Error, "tolerance")
+	code, _, errOut = run("--secret-env", "WH_SECRET", "--headers-file", headers, "--body-file", bodyFile)
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, errOut, "pass --at with its time")
 
 	tampered := filepath.Join(dir, "tampered.json")
 	require.NoError(t, os.WriteFile(tampered, []byte(`{"entity_type":"Order","entity_id":"A-1002"}`), 0o600))
