@@ -60,6 +60,14 @@ func Verify(header http.Header, body []byte, secrets []string, o Options) (Schem
 	if len(secrets) == 0 {
 		return "", errors.WithHint(errors.New("verify: no secret"), "pass the webhook action's signing secret (several during a rotation)")
 	}
+	for i, s := range secrets {
+		if s == "" {
+			// An empty key signs anything anyone can compute: an unset
+			// variable must not turn verification off.
+			return "", errors.WithHintf(errors.Newf("verify: secret %d of %d is empty", i+1, len(secrets)),
+				"is the variable holding it set?")
+		}
+	}
 	scheme := Standard
 	if header.Get(webhook.HeaderFraiseQLSig256) != "" {
 		scheme = FraiseQL

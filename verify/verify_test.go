@@ -121,6 +121,14 @@ func TestFailures(t *testing.T) {
 	require.NoError(t, err)
 	_, err = verify.Verify(h, body, nil, verify.Options{})
 	require.ErrorContains(t, err, "no secret")
+
+	// An unset variable is an empty secret: it must not accept a signature
+	// anyone can make with an empty key.
+	forged := http.Header{}
+	forged.Set("X-FraiseQL-Signature-256", webhook.SignFraiseQL("", now, body))
+	_, err = verify.Verify(forged, body, []string{""}, verify.Options{})
+	require.ErrorContains(t, err, "secret 1 of 1 is empty")
+	require.Error(t, webhook.VerifyFraiseQL("", forged.Get("X-FraiseQL-Signature-256"), body, now, 0))
 }
 
 func TestMiddleware(t *testing.T) {

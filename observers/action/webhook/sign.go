@@ -145,6 +145,9 @@ func fraiseqlMAC(secret string, unix int64, body []byte) []byte {
 // VerifyFraiseQL checks an X-FraiseQL-Signature-256 header value against
 // secret, with the same timestamp tolerance rules as VerifyStandard.
 func VerifyFraiseQL(secret, headerValue string, body []byte, now time.Time, tolerance time.Duration) error {
+	if secret == "" {
+		return errors.New("webhook signing secret is empty") // an empty HMAC key is one anyone has
+	}
 	var tsRaw string
 	var sigs [][]byte
 	for _, part := range strings.Split(headerValue, ",") {
