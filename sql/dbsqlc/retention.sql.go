@@ -45,8 +45,8 @@ func (q *Queries) RetentionCountSkippedEvents(ctx context.Context, before *time.
 
 const retentionDeleteAudit = `-- name: RetentionDeleteAudit :execrows
 DELETE FROM observer_audit
-WHERE id IN (
-    SELECT a.id FROM observer_audit a
+WHERE (event_seq, id) IN (
+    SELECT a.event_seq, a.id FROM observer_audit a
     WHERE a.ts < $1
     ORDER BY a.ts
     LIMIT $2

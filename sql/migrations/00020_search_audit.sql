@@ -54,7 +54,7 @@ INSERT INTO observer_search_documents_v2 ("index", entity_type, entity_id, doc, 
 SELECT o."index",
        CASE WHEN jsonb_typeof(o.doc) = 'object' THEN coalesce(o.doc->>'entity_type', '') ELSE '' END,
        o.id, o.doc,
-       CASE WHEN w.size < 900000 THEN array_to_tsvector(w.words) END,
+       CASE WHEN w.size < 524288 THEN array_to_tsvector(w.words) END,
        o.updated_at
 FROM observer_search_documents o
 CROSS JOIN LATERAL (
@@ -66,8 +66,7 @@ CROSS JOIN LATERAL (
              WHEN 'boolean' THEN leaf.v::text
          END), '[^[:alnum:]]+') AS word
     WHERE word <> '' AND octet_length(word) < 2048
-) w
-ON CONFLICT DO NOTHING;
+) w;
 
 DROP TABLE observer_search_documents;
 ALTER TABLE observer_search_documents_v2 RENAME TO observer_search_documents;

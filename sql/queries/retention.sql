@@ -15,8 +15,8 @@ SELECT count(*) FROM observer_skipped_events WHERE created_at < @before;
 -- At most @max_rows audit records older than @before, the oldest first (on
 -- the (ts, id) index).
 DELETE FROM observer_audit
-WHERE id IN (
-    SELECT a.id FROM observer_audit a
+WHERE (event_seq, id) IN (
+    SELECT a.event_seq, a.id FROM observer_audit a
     WHERE a.ts < @before
     ORDER BY a.ts
     LIMIT @max_rows
