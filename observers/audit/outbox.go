@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -51,7 +52,7 @@ func (r *Recorder) judge(recs []storage.AuditRecord, err error) verdict {
 		}
 		if errors.Is(f.Err, storage.ErrRejected) {
 			v.rejected = append(v.rejected, f.Index)
-			firstRejected = cmpErr(firstRejected, f.Err)
+			firstRejected = cmp.Or(firstRejected, f.Err)
 			continue
 		}
 		v.retry, v.errs = append(v.retry, f.Index), append(v.errs, observers.Shorten(f.Err.Error(), outboxErrorMax))
@@ -65,13 +66,6 @@ func (r *Recorder) judge(recs []storage.AuditRecord, err error) verdict {
 			slog.Int("records", n), slog.String("first_id", recs[v.rejected[0]].ID), slog.String("error", firstRejected.Error()))
 	}
 	return v
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // write stores batch in the backend; what the backend did not take but may

@@ -128,6 +128,10 @@ type Recorder struct {
 	buf   chan storage.AuditRecord
 	bytes atomic.Int64 // data and error bytes of the records in buf and in the flusher's hands
 
+	// mu orders Record's check of closed and its send against Close:
+	// once closed is set under the write lock, no record is still on its
+	// way into buf, so the last flush (or the count of drops) sees all.
+	mu        sync.RWMutex
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeCtx  context.Context // Close's: bounds the last flush; set before stop is closed
@@ -159,6 +163,8 @@ func New(p Params) (*Recorder, error) {
 // Record takes rec for writing. It never blocks: when the buffer is full,
 // or Close has begun, rec is dropped and counted.
 func (r *Recorder) Record(rec storage.AuditRecord) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	if r.closed.Load() {
 		r.drop(1)
 		return
@@ -213,7 +219,21 @@ func (r *Recorder) Run(ctx context.Context) error {
 	flush.Wait()
 	cancel()
 	drain.Wait()
+	// ctx ended without Close: nothing writes any more; what is buffered,
+	// and what comes later, is counted as dropped (after Close, nothing is
+	// left).
+	r.shut()
+	if n := r.discard(); n > 0 {
+		r.drop(n)
+	}
 	return nil
+}
+
+// shut makes Record drop from now on; no record is in flight after it.
+func (r *Recorder) shut() {
+	r.mu.Lock()
+	r.closed.Store(true)
+	r.mu.Unlock()
 }
 
 // Close stops taking records, writes those buffered (to the backend, else
@@ -224,7 +244,7 @@ func (r *Recorder) Close(ctx context.Context) error {
 	first := false
 	r.closeOnce.Do(func() {
 		first = true
-		r.closed.Store(true)
+		r.shut()
 		r.closeCtx = ctx
 		close(r.stop)
 	})
@@ -265,6 +285,9 @@ func (r *Recorder) flushLoop(ctx context.Context) {
 			r.flushRest(batch)
 			return
 		case <-ctx.Done():
+			if len(batch) > 0 {
+				r.drop(len(batch)) // Run's context ended without Close: no last flush
+			}
 			return
 		}
 		if len(batch) > 0 {

@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fraiseql/fraiseql-observers/observers/audit"
+	"github.com/fraiseql/fraiseql-observers/sql/sqltest"
 	"github.com/fraiseql/fraiseql-observers/storage"
 )
 
@@ -243,4 +245,35 @@ func TestBufferBytesBound(t *testing.T) {
 	defer cancel()
 	require.NoError(t, e.rec.Close(ctx))
 	require.Equal(t, ids([]storage.AuditRecord{record(1), record(3)}), e.stored(t))
+}
+
+// Run's context ending without Close (no last flush) loses nothing
+// uncounted: the batch a writer held and what is buffered are counted as
+// dropped, and so is every record after it.
+func TestRunEndedWithoutCloseCountsWhatItHeld(t *testing.T) {
+	t.Parallel()
+	pool, _ := sqltest.NewDB(t)
+	m := audit.NewMetrics(prometheus.NewRegistry())
+	rec, err := audit.New(audit.Params{Store: newFaulty(pool), Pool: pool, Metrics: m, BatchSize: 100, FlushInterval: time.Hour, Writers: 1})
+	require.NoError(t, err)
+	for i := 1; i <= 150; i++ {
+		rec.Record(record(i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		_ = rec.Run(ctx)
+	}()
+	count := func() (n int) {
+		require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM observer_audit`).Scan(&n))
+		return n
+	}
+	require.Eventually(t, func() bool { return count() == 100 }, eventually, 10*time.Millisecond, "the full batch is written")
+	cancel()
+	<-ran
+	require.Equal(t, 50.0, testutil.ToFloat64(m.Dropped), "the 50 held for the hour-long flush interval")
+	rec.Record(record(999))
+	require.Equal(t, 51.0, testutil.ToFloat64(m.Dropped))
+	require.Equal(t, 100, count())
 }
