@@ -122,7 +122,7 @@ func (a *Audit) Search(ctx context.Context, q storage.AuditQuery) (storage.Audit
 		b.term("event_seq", q.EventSeq)
 	}
 	b.between("timestamp", timeBound(q.Since), timeBound(q.Until))
-	b.text(q.Text, "error", "search_text")
+	b.text(q.Text, "search_text") // storage.Words(AuditText), the error included: the words Postgres matches
 	sort := []any{
 		map[string]any{"timestamp": map[string]any{"order": "desc"}},
 		map[string]any{"id": map[string]any{"order": "desc"}},

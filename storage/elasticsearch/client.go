@@ -69,8 +69,9 @@ func (c Config) String() string {
 // LogValue logs c as String does: without its secrets.
 func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
-// redactURL is raw without any user:password@ (New refuses such a URL,
-// but String may describe a Config New has not seen).
+// redactURL is raw without any user:password@, query or fragment (New
+// refuses credentials in the URL, but String may describe a Config New has
+// not seen, and a query may hold a key).
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -79,6 +80,10 @@ func redactURL(raw string) string {
 	if u.User != nil {
 		u.User = url.User("REDACTED")
 	}
+	if u.RawQuery != "" {
+		u.RawQuery = "REDACTED"
+	}
+	u.Fragment, u.RawFragment = "", ""
 	return u.String()
 }
 

@@ -161,7 +161,7 @@ func encodeCursor(kind byte, sort json.RawMessage) string {
 // decodeCursor returns the sort values of cursor s of kind, which must be
 // an array of n values.
 func decodeCursor(kind byte, n int, s string) (json.RawMessage, error) {
-	bad := errors.WithHint(errors.New("elasticsearch: the page cursor is not one"), "pass the Next of the previous page as it was")
+	bad := mark(errors.WithHint(errors.New("elasticsearch: the page cursor is not one"), "pass the Next of the previous page as it was"), storage.ErrRejected)
 	if len(s) < 2 || s[0] != kind {
 		return nil, bad
 	}

@@ -220,10 +220,7 @@ func (s *Search) Get(ctx context.Context, key storage.DocKey) ([]byte, error) {
 // Query returns q's documents, ordered by entity type then entity id
 // (keyword order: bytes), deletions left out.
 func (s *Search) Query(ctx context.Context, q storage.DocQuery) (storage.DocPage, error) {
-	if q.Index == "" {
-		return storage.DocPage{}, errors.WithHint(errors.New("elasticsearch: search: a query needs an index"), "name the search index to query")
-	}
-	index, err := s.indexName(q.Index)
+	index, err := s.indexName(q.Index) // "" is rejected there
 	if err != nil {
 		return storage.DocPage{}, err
 	}

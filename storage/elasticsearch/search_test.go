@@ -107,7 +107,7 @@ func TestSearchIndexNames(t *testing.T) {
 		require.ErrorIs(t, err, storage.ErrRejected, "%q", name)
 	}
 	_, err = s.Query(ctx, storage.DocQuery{})
-	require.ErrorContains(t, err, "needs an index")
+	require.ErrorIs(t, err, storage.ErrRejected, "a query without an index")
 	page, err := s.Query(ctx, storage.DocQuery{Index: "never-written"})
 	require.NoError(t, err, "an index not created yet has no documents")
 	require.Empty(t, page.Hits)
@@ -126,8 +126,6 @@ func TestSearchIndexIsCreatedOnceWithItsMapping(t *testing.T) {
 	for i := range 3 {
 		require.NoError(t, s.Index(ctx, storage.DocKey{Index: "orders", EntityType: "Order", EntityID: fmt.Sprint(i)}, storage.Version{Seq: 1}, []byte(`{}`)))
 	}
-	require.Len(t, requestsWith(srv, "PUT /orders "), 0)
-	require.Len(t, requestsWith(srv, "PUT /orders?"), 0)
 	creates := 0
 	for _, r := range srv.Requests() {
 		if r == "PUT /orders" {
@@ -165,7 +163,7 @@ func TestSearchDocumentsAreStoredAsGiven(t *testing.T) {
 	require.False(t, page.Hits[0].UpdatedAt.IsZero())
 
 	_, err = s.Query(ctx, storage.DocQuery{Index: "orders", After: "a" + page.Next})
-	require.Error(t, err, "a cursor of another kind")
+	require.ErrorIs(t, err, storage.ErrRejected, "a cursor of another kind")
 }
 
 func TestSearchWhenTheServerIsDown(t *testing.T) {
