@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -108,9 +107,7 @@ func runMigrate(ctx context.Context, opts *migrateOpts, w io.Writer) error {
 	}
 
 	if opts.Format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return errors.Wrap(enc.Encode(report), "write output")
+		return writeJSON(w, report)
 	}
 	return writeMigrateText(w, opts, report)
 }

@@ -168,23 +168,37 @@ var pkPattern = regexp.MustCompile(`^[0-9]+$`)
 // parseBound reads --from or --to: a pk, an RFC3339 time, a date (UTC) or
 // an age before now.
 func parseBound(flag, s string, now time.Time) (pk *int64, at *time.Time, err error) {
-	if pkPattern.MatchString(s) {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err == nil {
-			return &n, nil, nil
-		}
+	if n, ok := parsePK(s); ok {
+		return &n, nil, nil
 	}
-	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return nil, &t, nil
-		}
-	}
-	if d, err := observers.ParseDuration(s); err == nil && d > 0 {
-		t := now.Add(-d)
+	if t, ok := parseTime(s, now); ok {
 		return nil, &t, nil
 	}
 	return nil, nil, withExitCode(exitUsage, errors.WithHint(errors.Newf("--%s %q is neither a time nor a change-log pk", flag, s),
 		"use an RFC3339 time (2024-05-01T12:00:00Z), a date (2024-05-01), an age (90m, 24h, 7d, 2w) or a pk (12345)"))
+}
+
+// parsePK reads a change-log pk.
+func parsePK(s string) (int64, bool) {
+	if !pkPattern.MatchString(s) {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// parseTime reads a time flag (replay's --from and --to, search's --since
+// and --until): an RFC3339 time, a date (UTC) or an age before now.
+func parseTime(s string, now time.Time) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	if d, err := observers.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), true
+	}
+	return time.Time{}, false
 }
 
 // selection resolves the options' --from, --to and filters.

@@ -71,7 +71,7 @@ or skipped) and one per outcome of each delivery attempt (succeeded, failed,
 dead, deduplicated, cached), newest first. QUERY is free text over the
 records' errors and their changes' data values: every word must occur,
 case-insensitive (words are runs of letters and digits). The filters narrow
-it; --since and --until take an age (24h, 7d) or a time (RFC 3339).
+it; --since and --until take an age (24h, 7d), a date or an RFC 3339 time.
 
 --index INDEX searches the documents the search action keeps in that index
 instead (QUERY over their values, --entity-type, --entity-id), ordered by
@@ -187,30 +187,16 @@ func runSearch(ctx context.Context, opts *searchOpts, w io.Writer) error {
 	return nil
 }
 
-// ageOrTime reads --since/--until: an age before now (24h, 7d) or an RFC
-// 3339 time; "" is no bound.
+// ageOrTime reads --since/--until (parseTime); "" is no bound.
 func ageOrTime(flag, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+	if t, ok := parseTime(s, time.Now()); ok {
 		return t, nil
 	}
-	d, err := parseAge(flag, s)
-	if err != nil {
-		return time.Time{}, withExitCode(exitUsage, errors.WithHint(errors.Newf("--%s %q is neither an age nor a time", flag, s),
-			"use an age such as 90m, 24h or 7d, or an RFC 3339 time such as 2026-12-01T09:00:00Z"))
-	}
-	return time.Now().Add(-d), nil
-}
-
-// parsePK reads a change's pk.
-func parsePK(s string) (int64, bool) {
-	var n int64
-	if _, err := fmt.Sscan(s, &n); err != nil || n <= 0 || fmt.Sprint(n) != s {
-		return 0, false
-	}
-	return n, true
+	return time.Time{}, withExitCode(exitUsage, errors.WithHint(errors.Newf("--%s %q is neither an age nor a time", flag, s),
+		"use an age such as 90m, 24h or 7d, a date (2026-12-01) or an RFC 3339 time such as 2026-12-01T09:00:00Z"))
 }
 
 func writeAuditText(w io.Writer, r searchReport) {

@@ -141,8 +141,8 @@ func verifyInputs(opts *verifySignatureOpts, stdin io.Reader) ([]string, http.He
 	if err != nil {
 		return nil, nil, nil, vo, errors.Wrap(err, "--body-file")
 	}
-	if vo.Tolerance, err = observers.ParseDuration(opts.Tolerance); err != nil || vo.Tolerance <= 0 {
-		return nil, nil, nil, vo, errors.WithHint(errors.Newf("--tolerance %q is not a positive duration", opts.Tolerance), "e.g. 5m")
+	if vo.Tolerance, err = parseAge("tolerance", opts.Tolerance); err != nil {
+		return nil, nil, nil, vo, err
 	}
 	if opts.At != "" {
 		at, err := parseAt(opts.At)
@@ -156,11 +156,11 @@ func verifyInputs(opts *verifySignatureOpts, stdin io.Reader) ([]string, http.He
 
 func parseAt(s string) (time.Time, error) {
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Unix(n, 0), nil
+		return time.Unix(n, 0), nil // as webhook-timestamp carries it
 	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, errors.WithHint(errors.Newf("--at %q is neither unix seconds nor an RFC 3339 time", s), "e.g. 1764590400 or 2026-12-01T12:00:00Z")
+	if t, ok := parseTime(s, time.Now()); ok {
+		return t, nil
 	}
-	return t, nil
+	return time.Time{}, errors.WithHint(errors.Newf("--at %q is neither unix seconds nor a time", s),
+		"e.g. 1764590400, 2026-12-01T12:00:00Z or an age such as 2h")
 }
